@@ -1,0 +1,80 @@
+"""Shared set-up for the benchmarks.
+
+NumPy and SciPy each ship an OpenBLAS with its own thread pool; on a small
+machine the two pools contend.  Every benchmark therefore runs with a fixed
+BLAS thread count (threadpoolctl, when installed) and after a short pause, so
+that one library's spinning threads do not slow the next one down.  Ratios
+between libraries are only meaningful within one run: compare medians from
+the same ``pytest bench`` invocation.
+"""
+
+import contextlib
+import os
+import time
+
+import numpy as np
+import pytest
+
+PAUSE_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Limit every loaded BLAS (NumPy's and SciPy's) to n threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def pause():
+    time.sleep(PAUSE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist():
+    """Fashion-MNIST training images (60000×784 float32) and labels.
+
+    Falls back to synthetic data of the same size and type when the data set
+    is not installed, so the timings stay comparable.
+    """
+    from fastnn.data import DataNotFoundError, load_mnist
+
+    try:
+        (X, y), _ = load_mnist()
+    except DataNotFoundError:
+        rng = np.random.default_rng(0)
+        X = rng.random((60000, 784), dtype=np.float32)
+        y = rng.integers(0, 10, 60000)
+    return X, y
+
+
+def torch_or_none():
+    if os.environ.get("FASTNN_BENCH_NO_TORCH"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print every benchmark's median as a ratio to the NumPy entry of its group."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    groups = {}
+    for bench in session.benchmarks:
+        groups.setdefault(bench.group, []).append(bench)
+    terminalreporter.section("medians relative to NumPy (same run)")
+    for group, members in groups.items():
+        reference = next((b for b in members if "numpy" in b.name), None)
+        terminalreporter.write_line(group)
+        for bench in sorted(members, key=lambda b: b.stats.median):
+            median = bench.stats.median
+            ratio = f"{reference.stats.median / median:6.2f}x faster than NumPy" if reference else ""
+            terminalreporter.write_line(f"    {bench.name:45s} median {median * 1e3:10.3f} ms  {ratio}")

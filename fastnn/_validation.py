@@ -1,0 +1,117 @@
+"""Input checks at the Python boundary, done once per call before any kernel."""
+
+import numbers
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_dtype(dtype):
+    """numpy float32 or float64 from a name or dtype-like; anything else is an error."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if resolved not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {resolved}")
+    return resolved.type
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_finite_number(name, value, minimum=None, maximum=None, open_min=False):
+    """A real number, optionally bounded; NaN and ±inf are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value < minimum or (open_min and value == minimum)):
+        bound = ">" if open_min else ">="
+        raise ValueError(f"{name} must be {bound} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def _numeric_array(name, values):
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def check_features(X, dtype, n_features):
+    """X as a C-contiguous (n_samples, n_features) array of ``dtype``.
+
+    Integer and other float inputs are converted (a copy); non-contiguous
+    arrays are copied.  Empty input, a wrong width and NaN/Inf are errors.
+    """
+    X = _numeric_array("X", X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: it has no samples")
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, the network expects {n_features}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not all_finite(X):
+        raise ValueError("X contains NaN or infinite values")
+    return X
+
+
+def all_finite(array):
+    """True if no element is NaN or ±inf.
+
+    A sum is finite exactly when no term is NaN or infinite, unless finite
+    terms overflow it; only then is the element-wise test (twice as slow,
+    and it allocates a boolean copy) needed.
+    """
+    return bool(np.isfinite(array.sum())) or bool(np.isfinite(array).all())
+
+
+def check_targets(y, n_samples, n_outputs, dtype):
+    """Split y into (labels, targets): exactly one of them is None.
+
+    1-D y holds integer class labels in [0, n_outputs) (in {0, 1} for a single
+    output); 2-D y holds one target row of n_outputs values per sample.
+    """
+    y = _numeric_array("y", y)
+    if y.shape[:1] != (n_samples,):
+        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0] if y.ndim else 0}")
+    if y.ndim == 1:
+        if not all_finite(y):
+            raise ValueError("y contains NaN or infinite values")
+        labels = y.astype(np.int64)
+        if y.dtype.kind == "f" and not np.array_equal(labels, y):
+            raise ValueError("1-D y must hold integer class labels; got non-integral values")
+        n_classes = 2 if n_outputs == 1 else n_outputs
+        bad = (labels < 0) | (labels >= n_classes)
+        if bad.any():
+            raise ValueError(
+                f"labels must lie in [0, {n_classes - 1}] for a network with "
+                f"{n_outputs} output(s); found {labels[bad][0]}"
+            )
+        return np.ascontiguousarray(labels), None
+    if y.ndim == 2:
+        if y.shape[1] != n_outputs:
+            raise ValueError(f"y has {y.shape[1]} columns, the network has {n_outputs} outputs")
+        targets = np.ascontiguousarray(y, dtype=dtype)
+        if not all_finite(targets):
+            raise ValueError("y contains NaN or infinite values")
+        return None, targets
+    raise ValueError(f"y must be 1-D labels or 2-D targets, got shape {y.shape}")
+
+
+def one_hot(labels, n_outputs, dtype):
+    """Target rows for integer labels (a single column of labels for one output)."""
+    if n_outputs == 1:
+        return labels.astype(dtype).reshape(-1, 1)
+    targets = np.zeros((labels.shape[0], n_outputs), dtype=dtype)
+    targets[np.arange(labels.shape[0]), labels] = 1
+    return targets

@@ -1,0 +1,44 @@
+"""Python-visible dense-layer kernels (thin, checked wrappers)."""
+
+from cython cimport floating
+from fastnn_ext._checks cimport expect_shape, expect_length
+from fastnn_ext.activations cimport ACT_IDENTITY
+
+
+def forward(const floating[:, ::1] x, const floating[:, ::1] w,
+            const floating[::1] b, floating[:, ::1] out,
+            int activation=ACT_IDENTITY, double alpha=0.0):
+    """out = f(x @ w + b) for an activation code from ``fastnn_ext.activations``."""
+    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
+    expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
+    expect_length("b", b.shape[0], n_out)
+    expect_shape("out", out.shape[0], out.shape[1], m, n_out)
+    if m == 0:
+        return
+    with nogil:
+        dense_forward(&x[0, 0], &w[0, 0], &b[0], &out[0, 0], m, n_in, n_out,
+                      activation, <floating> alpha)
+
+
+def backward(const floating[:, ::1] x, const floating[:, ::1] w,
+             const floating[:, ::1] grad_z, floating[:, ::1] grad_w,
+             floating[::1] grad_b, floating[:, ::1] grad_x=None,
+             bint accumulate=False):
+    """grad_w (+)= x.T @ grad_z, grad_b (+)= grad_z.sum(0), grad_x = grad_z @ w.T.
+
+    grad_x=None skips the input gradient.
+    """
+    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
+    expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
+    expect_shape("grad_z", grad_z.shape[0], grad_z.shape[1], m, n_out)
+    expect_shape("grad_w", grad_w.shape[0], grad_w.shape[1], n_in, n_out)
+    expect_length("grad_b", grad_b.shape[0], n_out)
+    cdef floating* grad_x_ptr = NULL
+    if grad_x is not None:
+        expect_shape("grad_x", grad_x.shape[0], grad_x.shape[1], m, n_in)
+        grad_x_ptr = &grad_x[0, 0]
+    if m == 0:
+        raise ValueError("backward needs at least one row")
+    with nogil:
+        dense_backward(&x[0, 0], &w[0, 0], &grad_z[0, 0], grad_x_ptr,
+                       &grad_w[0, 0], &grad_b[0], m, n_in, n_out, accumulate)

@@ -1,0 +1,124 @@
+# Losses fused with their gradient.  Each kernel takes the network's last
+# buffer and a (m×n) target matrix (integer labels are expanded to one-hot
+# rows by the caller), returns the loss summed over the m samples, and, when
+# grad is not NULL, writes grad = scale·∂loss/∂input (scale = 1/batch for the
+# mean over a mini-batch).
+#
+#   mean squared error       input a:  ½ Σ_k (a_k − t_k)²            grad a − t
+#   softmax cross-entropy    input z:  Σ_k t_k (logsumexp(z) − z_k)   grad softmax(z) − t
+#   sigmoid cross-entropy    input z:  Σ_k −t_k log σ(z_k) − (1 − t_k) log(1 − σ(z_k))
+#                                      = Σ_k max(z_k, 0) − z_k t_k + log(1 + e^{−|z_k|})
+#                                                                      grad σ(z) − t
+# The cross-entropies work on logits so that log never sees a probability
+# that underflowed to zero: every term stays finite for finite z.
+
+from cython cimport floating
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, fabs, fabsf
+from fastnn_ext.activations cimport sigmoid
+
+cdef enum Loss:
+    LOSS_MSE = 0
+    LOSS_SOFTMAX_CROSS_ENTROPY = 1
+    LOSS_SIGMOID_CROSS_ENTROPY = 2
+
+
+cdef inline double mean_squared_error(const floating* a, const floating* t,
+                                      floating* grad, Py_ssize_t m, Py_ssize_t n,
+                                      floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef floating diff
+    for i in range(m * n):
+        diff = a[i] - t[i]
+        total += <double> diff * diff
+        if grad != NULL:
+            grad[i] = scale * diff
+    return 0.5 * total
+
+
+cdef inline double softmax_cross_entropy(const floating* z, const floating* t,
+                                         floating* grad, Py_ssize_t m, Py_ssize_t n,
+                                         floating scale) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef double total = 0
+    cdef floating row_max, sum_exp, log_sum_exp, e
+    cdef const floating* z_row
+    cdef const floating* t_row
+    for i in range(m):
+        z_row = z + i * n
+        t_row = t + i * n
+        row_max = z_row[0]
+        for j in range(1, n):
+            if z_row[j] > row_max:
+                row_max = z_row[j]
+        sum_exp = 0
+        for j in range(n):
+            if floating is float:
+                e = expf(z_row[j] - row_max)
+            else:
+                e = exp(z_row[j] - row_max)
+            sum_exp = sum_exp + e
+            if grad != NULL:
+                grad[i * n + j] = e
+        if floating is float:
+            log_sum_exp = row_max + logf(sum_exp)
+        else:
+            log_sum_exp = row_max + log(sum_exp)
+        for j in range(n):
+            if t_row[j] != 0:
+                total += <double> t_row[j] * (log_sum_exp - z_row[j])
+            if grad != NULL:
+                grad[i * n + j] = scale * (grad[i * n + j] / sum_exp - t_row[j])
+    return total
+
+
+cdef inline double sigmoid_cross_entropy(const floating* z, const floating* t,
+                                         floating* grad, Py_ssize_t m, Py_ssize_t n,
+                                         floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef floating v, softplus_neg_abs
+    for i in range(m * n):
+        v = z[i]
+        if floating is float:
+            softplus_neg_abs = log1pf(expf(-fabsf(v)))
+        else:
+            softplus_neg_abs = log1p(exp(-fabs(v)))
+        total += <double> ((v if v > 0 else 0) - v * t[i] + softplus_neg_abs)
+        if grad != NULL:
+            grad[i] = scale * (sigmoid(v) - t[i])
+    return total
+
+
+cdef inline double loss_and_grad(int loss, const floating* output, const floating* t,
+                                 floating* grad, Py_ssize_t m, Py_ssize_t n,
+                                 floating scale) noexcept nogil:
+    if loss == LOSS_SOFTMAX_CROSS_ENTROPY:
+        return softmax_cross_entropy(output, t, grad, m, n, scale)
+    if loss == LOSS_SIGMOID_CROSS_ENTROPY:
+        return sigmoid_cross_entropy(output, t, grad, m, n, scale)
+    return mean_squared_error(output, t, grad, m, n, scale)
+
+
+cdef inline Py_ssize_t count_correct(const floating* output, const floating* t,
+                                     Py_ssize_t m, Py_ssize_t n,
+                                     floating threshold) noexcept nogil:
+    """Rows whose prediction matches the target.
+
+    n > 1: argmax(output) == argmax(t).  n == 1 (binary): (output > threshold)
+    == (t > 0.5); threshold is 0 for logits and 0.5 for probabilities.
+    """
+    cdef Py_ssize_t i, j, best_out, best_t, correct = 0
+    for i in range(m):
+        if n == 1:
+            correct += (output[i] > threshold) == (t[i] > 0.5)
+            continue
+        best_out = 0
+        best_t = 0
+        for j in range(1, n):
+            if output[i * n + j] > output[i * n + best_out]:
+                best_out = j
+            if t[i * n + j] > t[i * n + best_t]:
+                best_t = j
+        correct += best_out == best_t
+    return correct

@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+# float32 kernels are compared with float64 NumPy references to this relative tolerance
+TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def assert_close(actual, expected, dtype, scale=None):
+    """Relative agreement at the precision of dtype, relative to the array's scale."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    if scale is None:
+        scale = max(np.abs(expected).max(initial=0.0), 1.0)
+    error = np.abs(actual - expected).max(initial=0.0) / scale
+    assert error <= TOLERANCE[dtype], f"relative error {error:.3g}"

@@ -1,0 +1,238 @@
+"""The model: both training paths, gradient checks, reproducibility, bad input."""
+
+import numpy as np
+import pytest
+
+from fastnn import layers as L
+from fastnn.gradcheck import check_gradients
+from fastnn.model import NonFiniteError, Sequential
+from fastnn.optimizers import SGD, Adam
+
+
+def blobs(n=200, n_features=6, n_classes=3, seed=0, spread=0.6):
+    """Gaussian clusters around random centres: a learnable synthetic task."""
+    rng = np.random.default_rng(seed)
+    centres = 2 * rng.standard_normal((n_classes, n_features))
+    y = rng.integers(0, n_classes, n)
+    X = centres[y] + spread * rng.standard_normal((n, n_features))
+    return X, y
+
+
+def network(kind, n_in=6, n_out=3):
+    """Small networks covering every layer, activation and loss."""
+    return {
+        "sigmoid_bce": ([L.Dense(n_in, 5), L.Sigmoid(), L.Dense(5, n_out), L.Sigmoid()],
+                        "sigmoid_cross_entropy"),
+        "relu_softmax": ([L.Dense(n_in, 7), L.ReLU(), L.Dense(7, 4), L.ReLU(),
+                          L.Dense(4, n_out), L.Softmax()], "softmax_cross_entropy"),
+        "tanh_mse": ([L.Dense(n_in, 5), L.Tanh(), L.Dense(5, n_out), L.Sigmoid()], "mse"),
+        "leaky_identity_mse": ([L.Dense(n_in, 5), L.LeakyReLU(0.1), L.Dense(5, n_out),
+                                L.Identity()], "mse"),
+        "prelu_softmax": ([L.Dense(n_in, 5), L.PReLU(), L.Dense(5, n_out), L.Softmax()],
+                          "softmax_cross_entropy"),
+        "softmax_hidden_mse": ([L.Dense(n_in, 4), L.Softmax(), L.Dense(4, n_out)], "mse"),
+        "activation_after_activation": ([L.Dense(n_in, 5), L.Tanh(), L.Sigmoid(),
+                                         L.Dense(5, n_out), L.Softmax()],
+                                        "softmax_cross_entropy"),
+    }[kind]
+
+
+KINDS = ["sigmoid_bce", "relu_softmax", "tanh_mse", "leaky_identity_mse", "prelu_softmax",
+         "softmax_hidden_mse", "activation_after_activation"]
+
+
+def make_model(kind, dtype="float64", seed=1, optimizer=None, **options):
+    layers, loss = network(kind)
+    return Sequential(layers, loss=loss, optimizer=optimizer or SGD(lr=0.2), dtype=dtype,
+                      seed=seed, **options)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backprop_matches_finite_differences(kind):
+    X, y = blobs(n=13)
+    model = make_model(kind, l2=0.7, l1=0.05)
+    # Move off the initial point so that no gradient is trivially small.
+    model.fit(X, y, epochs=2, batch_size=4)
+    report = check_gradients(model, X, y)
+    assert set(report) == {f"{i}.{type(layer).__name__}.{name}"
+                           for i, layer in enumerate(model.layers) for name in layer.params}
+    assert max(report.values()) < 1e-7, report
+
+
+def test_gradient_check_detects_a_wrong_gradient():
+    X, y = blobs(n=9)
+    model = make_model("sigmoid_bce")
+    dense = model.layers[0]
+    original = dense.backward
+
+    def broken(grad_out, need_grad_in=True):
+        result = original(grad_out, need_grad_in)
+        dense.grads["W"][0, 0] *= 1.01
+        return result
+
+    dense.backward = broken
+    assert check_gradients(model, X, y)["0.Dense.W"] > 1e-4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("batch_size", [1, 7, 200])
+def test_compiled_and_layer_paths_give_the_same_weights(kind, batch_size):
+    X, y = blobs(n=200)
+    options = dict(l2=3.0, l1=0.1, clip_norm=5.0, clip_value=1.0, gradient_noise=(1e-4, 0.55))
+    fast, slow = make_model(kind, **options), make_model(kind, **options)
+    fast.fit(X, y, epochs=1, batch_size=batch_size, compiled=True)
+    slow.fit(X, y, epochs=1, batch_size=batch_size, compiled=False)
+    assert not np.array_equal(fast.params_, make_model(kind, **options).params_)
+    scale = np.abs(slow.params_).max()
+    assert np.abs(fast.params_ - slow.params_).max() <= 1e-12 * scale
+    assert fast.history_["loss"] == pytest.approx(slow.history_["loss"], rel=1e-12)
+    assert fast.history_["accuracy"] == slow.history_["accuracy"]
+
+
+def test_compiled_and_layer_paths_agree_with_adam_and_targets():
+    X, y = blobs(n=150)
+    targets = np.eye(3)[y] * 0.9 + 0.1 / 3  # soft probability targets
+    fast = make_model("relu_softmax", optimizer=Adam(lr=0.01))
+    slow = make_model("relu_softmax", optimizer=Adam(lr=0.01))
+    fast.fit(X, targets, epochs=2, batch_size=16, compiled=True)
+    slow.fit(X, targets, epochs=2, batch_size=16, compiled=False)
+    np.testing.assert_allclose(fast.params_, slow.params_, rtol=0, atol=1e-12 * np.abs(slow.params_).max())
+
+
+def test_sgd_with_l2_is_nielsens_update():
+    """One full-batch step equals w ← (1 − ηλ/n)w − η∇C₀, computed independently."""
+    X, y = blobs(n=50)
+    eta, lam = 0.3, 5.0
+    model = make_model("sigmoid_bce", optimizer=SGD(lr=eta), l2=lam)
+    reference = make_model("sigmoid_bce", optimizer=SGD(lr=eta))
+    _, grad_c0 = reference.loss_and_gradients(X, y)
+    before = model.params_.copy()
+    model.fit(X, y, epochs=1, batch_size=50, shuffle=False)
+    decay = np.ones_like(before)
+    decay[:model.n_weights_] = 1 - eta * lam / 50
+    np.testing.assert_allclose(model.params_, decay * before - eta * grad_c0, rtol=1e-13, atol=1e-15)
+
+
+def test_same_seed_same_run_bit_for_bit():
+    X, y = blobs(n=120)
+    runs = []
+    for _ in range(2):
+        model = make_model("relu_softmax", dtype="float32", seed=7, gradient_noise=0.01)
+        model.fit(X, y, epochs=3, batch_size=10)
+        runs.append(model.params_.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    other = make_model("relu_softmax", dtype="float32", seed=8)
+    assert not np.array_equal(other.params_, make_model("relu_softmax", dtype="float32", seed=7).params_)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_training_learns_a_separable_task(dtype, compiled):
+    X, y = blobs(n=600, seed=3)
+    X_val, y_val = blobs(n=300, seed=3)[0][:0], None
+    model = make_model("relu_softmax", dtype=dtype, optimizer=SGD(lr=0.1, momentum=0.9))
+    start = model.evaluate(X, y)
+    history = model.fit(X[:450], y[:450], epochs=15, batch_size=16, compiled=compiled,
+                        validation_data=(X[450:], y[450:]))
+    assert history["val_accuracy"][-1] >= 0.95
+    assert history["loss"][-1] < start["loss"] / 4
+    assert set(history.keys()) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    held_out = model.evaluate(X[450:], y[450:])
+    assert held_out["accuracy"] == pytest.approx(history["val_accuracy"][-1])
+    assert (model.predict(X[450:]) == y[450:]).mean() == pytest.approx(held_out["accuracy"])
+    proba = model.predict_proba(X[450:])
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_binary_single_output():
+    X, y = blobs(n=300, n_classes=2, seed=5)
+    model = Sequential([L.Dense(6, 4), L.Tanh(), L.Dense(4, 1), L.Sigmoid()],
+                       loss="sigmoid_cross_entropy", optimizer=SGD(lr=0.5), seed=0)
+    history = model.fit(X, y, epochs=20, batch_size=10)
+    assert history["accuracy"][-1] > 0.95
+    assert set(np.unique(model.predict(X))) <= {0, 1}
+    assert model.evaluate(X, y)["accuracy"] == pytest.approx((model.predict(X) == y).mean())
+
+
+@pytest.mark.parametrize("clip_norm", [None, 1e30])
+def test_divergence_stops_with_the_last_good_weights(clip_norm):
+    """Both paths stop at the same step and keep the weights from before it."""
+    X, y = blobs(n=64)
+    messages, weights = [], []
+    for compiled in (True, False):
+        model = make_model("leaky_identity_mse", optimizer=SGD(lr=1e3), dtype="float32",
+                           clip_norm=clip_norm)
+        with pytest.raises(NonFiniteError, match=r"epoch \d+, step \d+") as error:
+            model.fit(X * 1e3, y, epochs=50, batch_size=8, compiled=compiled)
+        assert np.isfinite(model.params_).all()
+        messages.append(str(error.value))
+        weights.append(model.params_.copy())
+    assert messages[0] == messages[1]
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
+def test_save_and_load_weights(tmp_path):
+    X, y = blobs(n=40)
+    model = make_model("relu_softmax")
+    model.fit(X, y, epochs=1, batch_size=8)
+    path = tmp_path / "weights.npz"
+    model.save_weights(path)
+    clone = make_model("relu_softmax", seed=99)
+    clone.load_weights(path)
+    np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.npz"]  # no temporary left
+    with pytest.raises(ValueError, match="parameters"):
+        make_model("sigmoid_bce").load_weights(path)
+
+
+BAD_FIT = [
+    (lambda X, y: (X[:, :5], y), {}, ValueError, "features"),
+    (lambda X, y: (X[0], y), {}, ValueError, "2-dimensional"),
+    (lambda X, y: (X[:0], y[:0]), {}, ValueError, "empty"),
+    (lambda X, y: (X, y[:-1]), {}, ValueError, "samples"),
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), {}, ValueError, "NaN"),
+    (lambda X, y: (X, np.where(np.arange(y.size) == 3, 3, y)), {}, ValueError, "labels must lie"),
+    (lambda X, y: (X, y - 1), {}, ValueError, "labels must lie"),
+    (lambda X, y: (X, y + 0.5), {}, ValueError, "integer"),
+    (lambda X, y: (X.astype(str), y), {}, TypeError, "real numbers"),
+    (lambda X, y: (X, np.eye(4)[y]), {}, ValueError, "columns"),
+    (lambda X, y: (X, y), {"batch_size": 0}, ValueError, "batch_size"),
+    (lambda X, y: (X, y), {"epochs": -1}, ValueError, "epochs"),
+]
+
+
+@pytest.mark.parametrize("transform, options, error, message", BAD_FIT)
+def test_bad_fit_input_is_refused_before_training(transform, options, error, message):
+    X, y = blobs(n=20)
+    model = make_model("relu_softmax")
+    before = model.params_.copy()
+    with pytest.raises(error, match=message):
+        model.fit(*transform(X, y), **options)
+    np.testing.assert_array_equal(model.params_, before)
+
+
+def test_non_contiguous_and_integer_input_is_converted():
+    X, y = blobs(n=30)
+    wide = np.repeat(X, 2, axis=1)[:, ::2]
+    assert not wide.flags.c_contiguous
+    a, b = make_model("relu_softmax"), make_model("relu_softmax")
+    a.fit(wide, y.astype(np.int32), epochs=1, batch_size=5)
+    b.fit(X, y, epochs=1, batch_size=5)
+    np.testing.assert_array_equal(a.params_, b.params_)
+
+
+@pytest.mark.parametrize("build, error, message", [
+    (lambda: Sequential([L.Dense(3, 2), L.ReLU()], loss="softmax_cross_entropy"), ValueError, "Softmax output"),
+    (lambda: Sequential([L.Dense(3, 2), L.Dense(4, 2), L.Softmax()]), ValueError, "width 2"),
+    (lambda: Sequential([L.ReLU(), L.Dense(3, 2), L.Softmax()]), ValueError, "input width"),
+    (lambda: Sequential([L.Dense(3, 2), L.Softmax()], loss="hinge"), ValueError, "unknown loss"),
+    (lambda: Sequential([L.Dense(3, 2), L.Softmax()], dtype="int32"), TypeError, "dtype"),
+    (lambda: Sequential([L.Dense(3, 2), L.Softmax()], l2=-1), ValueError, "l2"),
+    (lambda: Sequential([]), TypeError, "non-empty"),
+    (lambda: L.Dense(0, 2), ValueError, "n_in"),
+    (lambda: L.Dense(3, 2, init="bogus"), ValueError, "initializer"),
+    (lambda: L.LeakyReLU(-0.1), ValueError, "alpha"),
+])
+def test_bad_construction_is_refused(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
