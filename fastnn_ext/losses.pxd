@@ -14,7 +14,6 @@
 
 from cython cimport floating
 from libc.math cimport exp, expf, log, logf, log1p, log1pf, fabs, fabsf
-from fastnn_ext.activations cimport sigmoid
 
 cdef enum Loss:
     LOSS_MSE = 0
@@ -77,16 +76,20 @@ cdef inline double sigmoid_cross_entropy(const floating* z, const floating* t,
                                          floating scale) noexcept nogil:
     cdef Py_ssize_t i
     cdef double total = 0
-    cdef floating v, softplus_neg_abs
+    cdef floating v, e, softplus_neg_abs
     for i in range(m * n):
         v = z[i]
+        # One exponential serves both terms: e = exp(−|z|) ∈ (0, 1].
         if floating is float:
-            softplus_neg_abs = log1pf(expf(-fabsf(v)))
+            e = expf(-fabsf(v))
+            softplus_neg_abs = log1pf(e)
         else:
-            softplus_neg_abs = log1p(exp(-fabs(v)))
+            e = exp(-fabs(v))
+            softplus_neg_abs = log1p(e)
         total += <double> ((v if v > 0 else 0) - v * t[i] + softplus_neg_abs)
         if grad != NULL:
-            grad[i] = scale * (sigmoid(v) - t[i])
+            # σ(z) = 1/(1 + e) for z ≥ 0 and e/(1 + e) for z < 0
+            grad[i] = scale * ((1 if v >= 0 else e) / (1 + e) - t[i])
     return total
 
 

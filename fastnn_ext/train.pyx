@@ -144,13 +144,32 @@ cdef void backward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
             softmax_backward(work + i_out, delta + i_out, grad_in, m, n_out)
 
 
+cdef extern from *:
+    """
+    static inline void fastnn_prefetch_row(const void* start, size_t bytes) {
+    #if defined(__GNUC__)
+        const char* p = (const char*) start;
+        for (size_t offset = 0; offset < bytes; offset += 64)
+            __builtin_prefetch(p + offset, 0, 1);
+    #endif
+    }
+    """
+    void prefetch_row "fastnn_prefetch_row" (const void* start, size_t bytes) nogil
+
+
 cdef void gather_batch(const floating[:, ::1] X, const floating[:, ::1] T,
-                       const int64_t* labels, const int64_t* rows, Py_ssize_t m,
+                       const int64_t* labels, const int64_t* rows,
+                       const int64_t* next_rows, Py_ssize_t m,
                        floating* batch, floating* targets, Py_ssize_t n_out) noexcept nogil:
     """Copy the batch's rows of X and its targets (one-hot rows for labels)."""
     cdef Py_ssize_t i, r, n_features = X.shape[1]
     for i in range(m):
         r = rows[i]
+        if next_rows != NULL:
+            # The rows are scattered over a large array: start loading the
+            # next batch's rows now, so their memory latency hides behind
+            # this batch's compute.
+            prefetch_row(&X[next_rows[i], 0], n_features * sizeof(floating))
         memcpy(batch + i * n_features, &X[r, 0], n_features * sizeof(floating))
         if labels == NULL:
             memcpy(targets + i * n_out, &T[r, 0], n_out * sizeof(floating))
@@ -203,7 +222,10 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
         start = 0
         while start < n:
             m = min(batch_size, n - start)
-            gather_batch(X, T, label_ptr, &order[start], m, &work[0], &targets[0], n_out)
+            # Prefetch as many rows of the next batch as it has (all but at the end).
+            gather_batch(X, T, label_ptr, &order[start],
+                         &order[start + m] if start + 2 * m <= n else NULL,
+                         m, &work[0], &targets[0], n_out)
             forward_ops(ops, scalars, &params[0], &work[0], m)
             batch_loss = loss_and_grad(loss, &work[out_offset], &targets[0],
                                        &delta[out_offset], m, n_out, <floating> (1.0 / m))
