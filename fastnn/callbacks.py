@@ -57,18 +57,25 @@ class History(Callback):
 
 
 class ProgressBar(Callback):
-    """A one-line progress bar per epoch, then the epoch's metrics."""
+    """A one-line progress bar per epoch, then the epoch's metrics.
+
+    The bar is redrawn in place only on a terminal; written to a file or a
+    pipe, only the line of metrics per epoch appears.
+    """
 
     def __init__(self, epochs, stream=None, width=30):
         self.epochs = epochs
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def on_epoch_begin(self, epoch):
         self._start = time.perf_counter()
         self._label = f"epoch {epoch + 1}/{self.epochs}"
 
     def on_progress(self, done, total):
+        if not self.live:
+            return
         filled = int(self.width * done / total)
         bar = "=" * filled + "." * (self.width - filled)
         elapsed = time.perf_counter() - self._start
@@ -80,7 +87,8 @@ class ProgressBar(Callback):
         metrics = "  ".join(
             f"{key} {value:.4g}" for key, value in logs.items() if value is not None
         )
-        self.stream.write(f"\r{self._label} {elapsed:5.1f}s  {metrics}\033[K\n")
+        erase = "\r\033[K" if self.live else ""
+        self.stream.write(f"{erase}{self._label} {elapsed:5.1f}s  {metrics}\n")
         self.stream.flush()
 
 
@@ -143,7 +151,7 @@ class EarlyStopping(Callback):
                 self.best_state = self.model.get_state()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
