@@ -1,4 +1,4 @@
-"""Layers: a dense layer and one layer per activation.
+"""Layers: dense, one layer per activation, dropout and batch normalization.
 
 Each layer has a forward and a backward method side by side.  ``forward``
 keeps what ``backward`` needs; ``backward`` writes parameter gradients into
@@ -15,7 +15,9 @@ import numpy as np
 from fastnn import initializers
 from fastnn._validation import check_finite_number, check_positive_int
 from fastnn_ext import activations as _act
+from fastnn_ext import batchnorm as _batchnorm
 from fastnn_ext import dense as _dense
+from fastnn_ext import dropout as _dropout
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Layer:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.n_in = None
         self.n_out = None
 
@@ -48,6 +51,9 @@ class Layer:
         return n_in
 
     def param_specs(self):
+        return []
+
+    def buffer_specs(self):
         return []
 
     def forward(self, x, training=False):
@@ -216,3 +222,106 @@ class Softmax(Layer):
         grad_in = np.empty_like(grad_out)
         _act.softmax_grad(self._out, grad_out, grad_in)
         return grad_in
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014).
+
+    While training, each unit is dropped — set to zero — with probability
+    ``rate`` and the kept ones are scaled by 1/(1 − rate), so the expected
+    output equals the input; at evaluation the layer is the identity.  The
+    mask is drawn in compiled code from the model's random generator.
+
+    Parameters
+    ----------
+    rate : float
+        Probability of DROPPING a unit, 0 ≤ rate < 1 (the keep probability
+        is 1 − rate).
+    """
+
+    op = "dropout"
+
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = check_finite_number("rate (probability of dropping a unit)", rate,
+                                        minimum=0.0)
+        if self.rate >= 1:
+            raise ValueError(f"rate (probability of dropping a unit) must be < 1, got {rate}")
+        self.rng = None
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training:
+            self._mask = None
+            return x
+        out, self._mask = np.empty_like(x), np.empty_like(x)
+        _dropout.forward(self.rng, x, out, self._mask, self.rate)
+        return out
+
+    def backward(self, grad_out, need_grad_in=True):
+        if not need_grad_in:
+            return None
+        grad_in = np.empty_like(grad_out)
+        _dropout.backward(grad_out, self._mask, grad_in)
+        return grad_in
+
+    def __repr__(self):
+        return f"Dropout(rate={self.rate})"
+
+
+class BatchNorm(Layer):
+    """Batch normalization of a dense layer's outputs (Ioffe & Szegedy 2015).
+
+    Training: y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch mean and biased
+    variance per feature; the running statistics follow
+    r ← (1 − momentum)·r + momentum·s (unbiased variance), as PyTorch's
+    ``BatchNorm1d``.  Evaluation uses the running statistics.  Training
+    needs batches of at least two rows.
+
+    Parameters
+    ----------
+    momentum : float
+        Weight of each batch in the running statistics, in [0, 1].
+    eps : float
+        Added to the variance, > 0.
+    """
+
+    op = "batchnorm"
+
+    def __init__(self, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.momentum = check_finite_number("momentum", momentum, minimum=0.0, maximum=1.0)
+        self.eps = check_finite_number("eps", eps, minimum=0.0, open_min=True)
+
+    def param_specs(self):
+        ones = lambda rng, shape, fan_in, fan_out: np.ones(shape)  # noqa: E731
+        return [ParamSpec("gamma", (self.n_out,), False, ones, self.n_in, self.n_out),
+                ParamSpec("beta", (self.n_out,), False, initializers.zeros, self.n_in, self.n_out)]
+
+    def buffer_specs(self):
+        """Non-trainable state: (name, shape, initial value)."""
+        return [("running_mean", (self.n_out,), 0.0), ("running_var", (self.n_out,), 1.0)]
+
+    def forward(self, x, training=False):
+        out = np.empty_like(x)
+        if not training:
+            _batchnorm.forward_eval(x, self.params["gamma"], self.params["beta"], out,
+                                    self.buffers["running_mean"], self.buffers["running_var"],
+                                    self.eps)
+            return out
+        n = x.shape[1]
+        self._xhat = np.empty_like(x)
+        mean, self._invstd = np.empty(n, x.dtype), np.empty(n, x.dtype)
+        _batchnorm.forward_train(x, self.params["gamma"], self.params["beta"], out, self._xhat,
+                                 mean, self._invstd, self.buffers["running_mean"],
+                                 self.buffers["running_var"], self.momentum, self.eps)
+        return out
+
+    def backward(self, grad_out, need_grad_in=True):
+        grad_in = np.empty_like(grad_out)
+        _batchnorm.backward(grad_out, self._xhat, self.params["gamma"], self._invstd, grad_in,
+                            self.grads["gamma"], self.grads["beta"])
+        return grad_in
+
+    def __repr__(self):
+        return f"BatchNorm(momentum={self.momentum}, eps={self.eps})"

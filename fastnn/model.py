@@ -115,10 +115,11 @@ class Sequential:
     # ------------------------------------------------------------------ build
 
     def _build(self):
-        first = self.layers[0]
-        if first.n_in is None:
-            raise ValueError(f"the first layer ({first!r}) must fix the input width, e.g. Dense")
-        self.n_features_ = width = first.n_in
+        # Only dense layers change the width: the first one fixes the input's.
+        width = next((layer.n_in for layer in self.layers if layer.n_in is not None), None)
+        if width is None:
+            raise ValueError("the network needs a Dense layer to fix its input width")
+        self.n_features_ = width
         for layer in self.layers:
             width = layer.build(width)
         self.n_outputs_ = width
@@ -147,6 +148,20 @@ class Sequential:
         # draws do not depend on the layers after it.
         for layer, spec in specs:
             layer.params[spec.name][...] = spec.init(self.rng, spec.shape, spec.fan_in, spec.fan_out)
+
+        # Non-trainable state (batch-norm running statistics): one more flat buffer.
+        buffer_specs = [(layer, spec) for layer in self.layers for spec in layer.buffer_specs()]
+        self.buffers_ = np.zeros(sum(math.prod(shape) for _, (_, shape, _) in buffer_specs),
+                                 dtype=self.dtype)
+        offset = 0
+        for layer, (name, shape, value) in buffer_specs:
+            size = math.prod(shape)
+            layer.buffers[name] = self.buffers_[offset:offset + size].reshape(shape)
+            layer.buffers[name][...] = value
+            self._offsets[id(layer), name] = offset
+            offset += size
+        for layer in self.layers:
+            layer.rng = self.rng
         self.optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
         self.stop_training = False
 
@@ -274,6 +289,11 @@ class Sequential:
         labels, targets = check_targets(y, X.shape[0], self.n_outputs_, self.dtype)
         epochs = check_positive_int("epochs", epochs)
         batch_size = check_positive_int("batch_size", batch_size)
+        if any(layer.op == "batchnorm" for layer in self.layers):
+            sizes = {min(batch_size, X.shape[0]), X.shape[0] % batch_size or batch_size}
+            if 1 in sizes:
+                raise ValueError("batch normalization needs at least two rows in every batch: "
+                                 f"choose a batch_size other than {batch_size} for {X.shape[0]} samples")
         if validation_data is not None:
             X_val, y_val = validation_data
             X_val = check_features(X_val, self.dtype, self.n_features_)
@@ -405,6 +425,19 @@ class Sequential:
             row[fields["output"]] = input_offset = work_size
             row[fields["need_grad_in"]] = seen_params
             work_size += batch_size * layer.n_out
+            if layer.op == "dropout":
+                scalars[scalars_index["alpha"]] = layer.rate
+                row[fields["aux"]] = work_size  # the mask
+                work_size += batch_size * layer.n_out
+            elif layer.op == "batchnorm":
+                scalars[scalars_index["alpha"]] = layer.momentum
+                scalars[scalars_index["eps"]] = layer.eps
+                row[fields["param_a"]] = self._offsets[id(layer), "gamma"]
+                row[fields["param_b"]] = self._offsets[id(layer), "beta"]
+                row[fields["state"]] = self._offsets[id(layer), "running_mean"]
+                row[fields["state_b"]] = self._offsets[id(layer), "running_var"]
+                row[fields["aux"]] = work_size  # x̂, then the batch mean and 1/σ
+                work_size += (batch_size + 2) * layer.n_out
             seen_params = seen_params or bool(layer.param_specs())
             rows.append(row)
             scalar_rows.append(scalars)
@@ -457,7 +490,7 @@ class Sequential:
         result = _train.train_epoch(
             X, targets, labels, order[first * batch_size:last * batch_size], batch_size,
             plan["ops"], plan["scalars"], self.loss.code, self.loss.threshold,
-            self.params_, self.grads_, plan["work"], plan["delta"], plan["targets"],
+            self.params_, self.grads_, self.buffers_, plan["work"], plan["delta"], plan["targets"],
             optimizer.kind, optimizer.hyper_, optimizer.state_, optimizer.n_decay_,
             rates[first:last], optimizer.t_ + 1, self.n_weights_, l2, l1,
             self.clip_norm or 0.0, self.clip_value or 0.0, eta, gamma, self.rng,
@@ -489,11 +522,12 @@ class Sequential:
 
     def get_state(self):
         """A copy of everything training changes in the network (for restoring)."""
-        return {"params": self.params_.copy()}
+        return {"params": self.params_.copy(), "buffers": self.buffers_.copy()}
 
     def set_state(self, state):
         """Restore a state from ``get_state``."""
         self.params_[...] = state["params"]
+        self.buffers_[...] = state["buffers"]
 
     def save_weights(self, path):
         """Write the parameters to ``path`` (``.npz``) atomically.

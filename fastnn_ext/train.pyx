@@ -26,6 +26,8 @@ from fastnn_ext.losses cimport loss_and_grad, count_correct
 from fastnn_ext.gradients cimport (add_weight_penalty, squared_norm, scale_inplace,
                                    clip_values, add_gaussian_noise)
 from fastnn_ext.optim cimport optimizer_step
+from fastnn_ext.dropout cimport dropout_forward, dropout_backward
+from fastnn_ext.batchnorm cimport batchnorm_forward_train, batchnorm_backward
 
 # Columns of the integer op table.
 cdef enum:
@@ -38,13 +40,14 @@ cdef enum:
     F_IN = 6          # workspace offset of the input buffer (0: the batch)
     F_OUT = 7         # workspace offset of the output buffer
     F_AUX = 8         # workspace offset of a saved buffer (dropout mask, BN x̂)
-    F_STATE = 9       # offset in the non-trainable state (BN running statistics)
-    F_NEED_GRAD_IN = 10   # 1 if an earlier op has parameters
-    N_FIELDS = 11
+    F_STATE = 9       # offset in the non-trainable buffers: BN running mean
+    F_STATE_B = 10    # offset in the non-trainable buffers: BN running variance
+    F_NEED_GRAD_IN = 11   # 1 if an earlier op has parameters
+    N_FIELDS = 12
 
 # Columns of the float op table.
 cdef enum:
-    S_ALPHA = 0       # LeakyReLU slope, dropout rate, BN momentum
+    S_ALPHA = 0       # LeakyReLU slope, dropout rate (probability of dropping), BN momentum
     S_EPS = 1         # BN epsilon
     N_SCALARS = 2
 
@@ -53,12 +56,15 @@ cdef enum:
     OP_ACTIVATION = 1
     OP_SOFTMAX = 2
     OP_PRELU = 3
+    OP_DROPOUT = 4
+    OP_BATCHNORM = 5
 
 FIELDS = dict(kind=F_KIND, act=F_ACT, n_in=F_N_IN, n_out=F_N_OUT, param_a=F_PARAM_A,
               param_b=F_PARAM_B, input=F_IN, output=F_OUT, aux=F_AUX, state=F_STATE,
-              need_grad_in=F_NEED_GRAD_IN, count=N_FIELDS)
+              state_b=F_STATE_B, need_grad_in=F_NEED_GRAD_IN, count=N_FIELDS)
 SCALARS = dict(alpha=S_ALPHA, eps=S_EPS, count=N_SCALARS)
-OPS = dict(dense=OP_DENSE, activation=OP_ACTIVATION, softmax=OP_SOFTMAX, prelu=OP_PRELU)
+OPS = dict(dense=OP_DENSE, activation=OP_ACTIVATION, softmax=OP_SOFTMAX, prelu=OP_PRELU,
+           dropout=OP_DROPOUT, batchnorm=OP_BATCHNORM)
 
 # Status codes returned with the epoch's totals.
 cdef enum:
@@ -72,8 +78,11 @@ STATUS_NONFINITE_GRADIENT = NONFINITE_GRADIENT
 
 
 cdef void forward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
-                      floating* params, floating* work, Py_ssize_t m) noexcept nogil:
+                      floating* params, floating* buffers, floating* work,
+                      Py_ssize_t m, Py_ssize_t capacity, bitgen_t* rng) noexcept nogil:
+    """Training-mode forward pass of an m-row batch; capacity = rows per buffer."""
     cdef Py_ssize_t k, n_in, n_out
+    cdef floating* aux
     cdef floating* src
     cdef floating* dst
     cdef floating* bias
@@ -95,11 +104,21 @@ cdef void forward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
             softmax_forward(src, dst, m, n_out)
         elif kind == OP_PRELU:
             prelu_forward(src, params + ops[k, F_PARAM_A], dst, m, n_out)
+        elif kind == OP_DROPOUT:
+            dropout_forward(rng, src, dst, work + ops[k, F_AUX], m * n_out,
+                            scalars[k, S_ALPHA])
+        elif kind == OP_BATCHNORM:
+            aux = work + ops[k, F_AUX]
+            batchnorm_forward_train(src, params + ops[k, F_PARAM_A], params + ops[k, F_PARAM_B],
+                                    dst, aux, aux + capacity * n_out,
+                                    aux + (capacity + 1) * n_out,
+                                    buffers + ops[k, F_STATE], buffers + ops[k, F_STATE_B],
+                                    m, n_out, scalars[k, S_ALPHA], scalars[k, S_EPS])
 
 
 cdef void backward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
                        floating* params, floating* grads, floating* work,
-                       floating* delta, Py_ssize_t m, bint fused_sgd,
+                       floating* delta, Py_ssize_t m, Py_ssize_t capacity, bint fused_sgd,
                        floating lr, floating keep) noexcept nogil:
     """Backpropagate delta (same layout as work) from the last op's output.
 
@@ -135,6 +154,10 @@ cdef void backward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
             # The slope gradient is needed even when the input gradient is not.
             prelu_backward(work + i_in, params + ops[k, F_PARAM_A], delta + i_out,
                            delta + i_in, grads + ops[k, F_PARAM_A], m, n_out)
+        elif kind == OP_BATCHNORM:
+            batchnorm_backward(delta + i_out, work + ops[k, F_AUX], params + ops[k, F_PARAM_A],
+                               work + ops[k, F_AUX] + (capacity + 1) * n_out, delta + i_in,
+                               grads + ops[k, F_PARAM_A], grads + ops[k, F_PARAM_B], m, n_out)
         elif grad_in == NULL:
             continue
         elif kind == OP_ACTIVATION:
@@ -142,6 +165,8 @@ cdef void backward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
                                 <floating> scalars[k, S_ALPHA])
         elif kind == OP_SOFTMAX:
             softmax_backward(work + i_out, delta + i_out, grad_in, m, n_out)
+        elif kind == OP_DROPOUT:
+            dropout_backward(delta + i_out, work + ops[k, F_AUX], grad_in, m * n_out)
 
 
 cdef extern from *:
@@ -185,7 +210,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
                 Py_ssize_t batch_size,
                 const int64_t[:, ::1] ops, const double[:, ::1] scalars,
                 int loss, double accuracy_threshold,
-                floating[::1] params, floating[::1] grads,
+                floating[::1] params, floating[::1] grads, floating[::1] buffers,
                 floating[::1] work, floating[::1] delta, floating[::1] targets,
                 int optimizer, const double[::1] hyper, floating[:, ::1] opt_state,
                 Py_ssize_t n_decay, const double[::1] learning_rates, long first_step,
@@ -216,6 +241,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
     cdef int status = OK
     cdef bitgen_t* rng = NULL
     cdef const int64_t* label_ptr = NULL if labels is None else &labels[0]
+    cdef floating* buffer_ptr = NULL if buffers.shape[0] == 0 else &buffers[0]
     bit_generator = generator.bit_generator
     rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
     with bit_generator.lock, nogil:
@@ -226,7 +252,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
             gather_batch(X, T, label_ptr, &order[start],
                          &order[start + m] if start + 2 * m <= n else NULL,
                          m, &work[0], &targets[0], n_out)
-            forward_ops(ops, scalars, &params[0], &work[0], m)
+            forward_ops(ops, scalars, &params[0], buffer_ptr, &work[0], m, batch_size, rng)
             batch_loss = loss_and_grad(loss, &work[out_offset], &targets[0],
                                        &delta[out_offset], m, n_out, <floating> (1.0 / m))
             if not isfinite(batch_loss):
@@ -238,7 +264,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
             lr = learning_rates[step]
             if fused_sgd:
                 backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
-                             True, <floating> lr, <floating> (1 - lr * (l2 + weight_decay)))
+                             batch_size, True, <floating> lr, <floating> (1 - lr * (l2 + weight_decay)))
                 optimizer_step(optimizer, &hyper[0], &params[n_weights], &grads[n_weights],
                                NULL, n_params - n_weights, max(n_decay - n_weights, 0),
                                lr, first_step + step)
@@ -246,7 +272,7 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
                 start += m
                 continue
             backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
-                         False, 0, 1)
+                         batch_size, False, 0, 1)
             if l2 != 0 or l1 != 0:
                 add_weight_penalty(&params[0], &grads[0], n_weights,
                                    <floating> l2, <floating> l1)

@@ -34,11 +34,19 @@ def network(kind, n_in=6, n_out=3):
         "activation_after_activation": ([L.Dense(n_in, 5), L.Tanh(), L.Sigmoid(),
                                          L.Dense(5, n_out), L.Softmax()],
                                         "softmax_cross_entropy"),
+        "dropout": ([L.Dense(n_in, 8), L.ReLU(), L.Dropout(0.3), L.Dense(8, n_out),
+                     L.Softmax()], "softmax_cross_entropy"),
+        "input_dropout": ([L.Dropout(0.2), L.Dense(n_in, 5), L.Tanh(), L.Dense(5, n_out),
+                           L.Sigmoid()], "sigmoid_cross_entropy"),
+        "batchnorm": ([L.Dense(n_in, 6), L.BatchNorm(), L.ReLU(), L.Dense(6, 5),
+                       L.BatchNorm(momentum=0.3), L.Tanh(), L.Dense(5, n_out), L.Softmax()],
+                      "softmax_cross_entropy"),
     }[kind]
 
 
 KINDS = ["sigmoid_bce", "relu_softmax", "tanh_mse", "leaky_identity_mse", "prelu_softmax",
-         "softmax_hidden_mse", "activation_after_activation"]
+         "softmax_hidden_mse", "activation_after_activation", "dropout", "input_dropout",
+         "batchnorm"]
 
 
 def make_model(kind, dtype="float64", seed=1, optimizer=None, **options):
@@ -52,7 +60,7 @@ def test_backprop_matches_finite_differences(kind):
     X, y = blobs(n=13)
     model = make_model(kind, l2=0.7, l1=0.05)
     # Move off the initial point so that no gradient is trivially small.
-    model.fit(X, y, epochs=2, batch_size=4)
+    model.fit(X, y, epochs=2, batch_size=5)
     report = check_gradients(model, X, y)
     assert set(report) == {f"{i}.{type(layer).__name__}.{name}"
                            for i, layer in enumerate(model.layers) for name in layer.params}
@@ -77,6 +85,8 @@ def test_gradient_check_detects_a_wrong_gradient():
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch_size", [1, 7, 200])
 def test_compiled_and_layer_paths_give_the_same_weights(kind, batch_size):
+    if kind == "batchnorm" and batch_size == 1:
+        pytest.skip("batch normalization needs two rows per batch")
     X, y = blobs(n=200)
     options = dict(l2=3.0, l1=0.1, clip_norm=5.0, clip_value=1.0, gradient_noise=(1e-4, 0.55))
     fast, slow = make_model(kind, **options), make_model(kind, **options)
@@ -87,6 +97,7 @@ def test_compiled_and_layer_paths_give_the_same_weights(kind, batch_size):
     assert np.abs(fast.params_ - slow.params_).max() <= 1e-12 * scale
     assert fast.history_["loss"] == pytest.approx(slow.history_["loss"], rel=1e-12)
     assert fast.history_["accuracy"] == slow.history_["accuracy"]
+    np.testing.assert_allclose(fast.buffers_, slow.buffers_, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -225,6 +236,25 @@ def test_bad_fit_input_is_refused_before_training(transform, options, error, mes
     np.testing.assert_array_equal(model.params_, before)
 
 
+@pytest.mark.parametrize("n, batch_size", [(20, 1), (21, 10), (1, 4)])
+def test_batchnorm_refuses_one_row_batches(n, batch_size):
+    X, y = blobs(n=n)
+    with pytest.raises(ValueError, match="two rows"):
+        make_model("batchnorm").fit(X, y, batch_size=batch_size)
+
+
+def test_dropout_is_random_in_training_and_off_in_evaluation():
+    X, y = blobs(n=50)
+    model = make_model("dropout")
+    first, second = model.predict_proba(X), model.predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+    dropout = model.layers[2]
+    hidden = np.ones((400, 8))
+    a, b = dropout.forward(hidden, training=True), dropout.forward(hidden, training=True)
+    assert not np.array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, 1 / 0.7}
+
+
 def test_non_contiguous_and_integer_input_is_converted():
     X, y = blobs(n=30)
     wide = np.repeat(X, 2, axis=1)[:, ::2]
@@ -238,7 +268,7 @@ def test_non_contiguous_and_integer_input_is_converted():
 @pytest.mark.parametrize("build, error, message", [
     (lambda: Sequential([L.Dense(3, 2), L.ReLU()], loss="softmax_cross_entropy"), ValueError, "Softmax output"),
     (lambda: Sequential([L.Dense(3, 2), L.Dense(4, 2), L.Softmax()]), ValueError, "width 2"),
-    (lambda: Sequential([L.ReLU(), L.Dense(3, 2), L.Softmax()]), ValueError, "input width"),
+    (lambda: Sequential([L.ReLU(), L.Softmax()]), ValueError, "input width"),
     (lambda: Sequential([L.Dense(3, 2), L.Softmax()], loss="hinge"), ValueError, "unknown loss"),
     (lambda: Sequential([L.Dense(3, 2), L.Softmax()], dtype="int32"), TypeError, "dtype"),
     (lambda: Sequential([L.Dense(3, 2), L.Softmax()], l2=-1), ValueError, "l2"),
