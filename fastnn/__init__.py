@@ -1,3 +1,25 @@
 """fastnn: a compiled mini deep-learning framework for fully-connected networks."""
 
+from fastnn.callbacks import Callback, EarlyStopping, History, ProgressBar
+from fastnn.data import load_mnist
+from fastnn.gradcheck import check_gradients
+from fastnn.layers import (BatchNorm, Dense, Dropout, Identity, LeakyReLU, PReLU, ReLU,
+                           Sigmoid, Softmax, Tanh)
+from fastnn.losses import MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from fastnn.model import NonFiniteError, Sequential
+from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, RMSProp
+from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, ReduceLROnPlateau,
+                              StepDecay)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Sequential", "NonFiniteError",
+    "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "Softmax", "Identity",
+    "Dropout", "BatchNorm",
+    "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
+    "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW",
+    "Constant", "StepDecay", "ExponentialDecay", "InverseTimeDecay", "ReduceLROnPlateau",
+    "Callback", "History", "ProgressBar", "EarlyStopping",
+    "check_gradients", "load_mnist",
+]
