@@ -239,7 +239,9 @@ FASTNN_ALWAYS_INLINE void OPT_FN(adam_body)(
         m[i] = mi;
         v[i] = vi;
         if (amsgrad) {
-            vi = vi > vmax[i] ? vi : vmax[i];
+            /* Ordered so that a NaN in v reaches p, as with torch.maximum,
+             * instead of being dropped in favour of the old maximum. */
+            vi = vmax[i] > vi ? vmax[i] : vi;
             vmax[i] = vi;
         }
         OPT_T denom = OPT_SQRT(vi) * inv_bc2_sqrt + eps;
