@@ -2,6 +2,7 @@
 
 from fastnn.callbacks import Callback, EarlyStopping, History, ProgressBar
 from fastnn.data import load_mnist
+from fastnn.diagnostics import gradient_norms
 from fastnn.gradcheck import check_gradients
 from fastnn.layers import (BatchNorm, Dense, Dropout, Identity, LeakyReLU, PReLU, ReLU,
                            Sigmoid, Softmax, Tanh)
@@ -21,5 +22,5 @@ __all__ = [
     "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW",
     "Constant", "StepDecay", "ExponentialDecay", "InverseTimeDecay", "ReduceLROnPlateau",
     "Callback", "History", "ProgressBar", "EarlyStopping",
-    "check_gradients", "load_mnist",
+    "check_gradients", "gradient_norms", "load_mnist",
 ]
