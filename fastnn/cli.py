@@ -40,9 +40,11 @@ def build_network(n_in, hidden, n_out, activation):
     return network + [layers.Dense(width, n_out), layers.Softmax()]
 
 
-def build_optimizer(name, lr):
+def build_optimizer(name, lr, decay=0.0):
     from fastnn import optimizers
+    from fastnn.schedules import ExponentialDecay
 
+    lr = ExponentialDecay(lr, k=decay) if decay else lr
     if name == "sgd":
         return optimizers.SGD(lr=lr)
     if name in ("momentum", "nesterov"):
@@ -61,7 +63,7 @@ def train_parser(parser):
     parser.add_argument("--activation", choices=ACTIVATIONS, default="relu")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--l2", type=float, default=0.0,
                         help="L2 strength λ of the penalty λ/2n·Σw² (default: 0)")
@@ -69,11 +71,18 @@ def train_parser(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation", type=int, default=5000,
                         help="training samples held out for validation (default: 5000)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (default: 1; small matrices gain little from more, "
+                             "and a busy machine loses much)")
+    parser.add_argument("--lr-decay", type=float, default=0.1,
+                        help="k of the per-epoch exponential decay lr·e^(−k·epoch) (default: 0.1)")
     parser.add_argument("--save", help="write the trained weights to this .npz file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_train(args):
+    from threadpoolctl import threadpool_limits
+
     from fastnn.data import DataNotFoundError, load_mnist
     from fastnn.model import Sequential
 
@@ -94,14 +103,16 @@ def run_train(args):
 
     model = Sequential(build_network(X.shape[1], args.hidden, n_classes, args.activation),
                        loss="softmax_cross_entropy",
-                       optimizer=build_optimizer(args.optimizer, args.lr),
+                       optimizer=build_optimizer(args.optimizer, args.lr, args.lr_decay),
                        dtype=args.dtype, seed=args.seed, l2=args.l2)
     print(f"fastnn: {X.shape[0]} training, {0 if validation is None else len(validation[0])} "
           f"validation, {X_test.shape[0]} test samples; network "
           f"{[X.shape[1], *args.hidden, n_classes]} {args.activation}, {model.n_params} "
-          f"parameters, {args.optimizer} lr={args.lr}, batch {args.batch_size}, {args.dtype}")
-    model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-              validation_data=validation, verbose=not args.quiet)
+          f"parameters, {args.optimizer} lr={args.lr}·e^(−{args.lr_decay}·epoch), "
+          f"batch {args.batch_size}, {args.dtype}")
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                  validation_data=validation, verbose=not args.quiet)
     test = model.evaluate(X_test, y_test)
     if args.save:
         model.save_weights(args.save)
@@ -123,7 +134,7 @@ def main(argv=None):
         return constrained.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "threads"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return run_train(args)
