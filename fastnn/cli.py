@@ -77,7 +77,8 @@ def train_parser(parser):
     parser.add_argument("--lr-decay", type=float, default=0.1,
                         help="k of the per-epoch exponential decay lr·e^(−k·epoch) (default: 0.1)")
     parser.add_argument("--save", help="write the trained weights to this .npz file")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no per-epoch metrics")
 
 
 def run_train(args):
