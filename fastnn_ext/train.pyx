@@ -264,33 +264,32 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
             lr = learning_rates[step]
             if fused_sgd:
                 backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
-                             batch_size, True, <floating> lr, <floating> (1 - lr * (l2 + weight_decay)))
+                             batch_size, True, <floating> lr,
+                             <floating> (1 - lr * (l2 + weight_decay)))
                 optimizer_step(optimizer, &hyper[0], &params[n_weights], &grads[n_weights],
                                NULL, n_params - n_weights, max(n_decay - n_weights, 0),
                                lr, first_step + step)
-                step += 1
-                start += m
-                continue
-            backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
-                         batch_size, False, 0, 1)
-            if l2 != 0 or l1 != 0:
-                add_weight_penalty(&params[0], &grads[0], n_weights,
-                                   <floating> l2, <floating> l1)
-            if clip_value > 0:
-                clip_values(&grads[0], n_params, <floating> clip_value)
-            if clip_norm > 0:
-                norm = sqrt(squared_norm(&grads[0], n_params))
-                if not isfinite(norm):
-                    status = NONFINITE_GRADIENT
-                    break
-                if norm > clip_norm:
-                    scale_inplace(&grads[0], n_params, <floating> (clip_norm / norm))
-            if noise_eta > 0:
-                # Annealed noise σ_t² = η / (1 + t)^γ, t counting steps from 0.
-                sigma = sqrt(noise_eta / pow(first_step + step, noise_gamma))
-                add_gaussian_noise(rng, &grads[0], n_params, sigma)
-            optimizer_step(optimizer, &hyper[0], &params[0], &grads[0], &opt_state[0, 0],
-                           n_params, n_decay, lr, first_step + step)
+            else:
+                backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
+                             batch_size, False, 0, 1)
+                if l2 != 0 or l1 != 0:
+                    add_weight_penalty(&params[0], &grads[0], n_weights,
+                                       <floating> l2, <floating> l1)
+                if clip_value > 0:
+                    clip_values(&grads[0], n_params, <floating> clip_value)
+                if clip_norm > 0:
+                    norm = sqrt(squared_norm(&grads[0], n_params))
+                    if not isfinite(norm):
+                        status = NONFINITE_GRADIENT
+                        break
+                    if norm > clip_norm:
+                        scale_inplace(&grads[0], n_params, <floating> (clip_norm / norm))
+                if noise_eta > 0:
+                    # Annealed noise σ_t² = η / (1 + t)^γ, t counting steps from 0.
+                    sigma = sqrt(noise_eta / pow(first_step + step, noise_gamma))
+                    add_gaussian_noise(rng, &grads[0], n_params, sigma)
+                optimizer_step(optimizer, &hyper[0], &params[0], &grads[0], &opt_state[0, 0],
+                               n_params, n_decay, lr, first_step + step)
             step += 1
             start += m
     return loss_sum, n_correct, step, status
