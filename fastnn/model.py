@@ -32,7 +32,7 @@ from fastnn_ext import train as _train
 
 #: rows per forward call when predicting or evaluating
 PREDICT_CHUNK = 4096
-#: compiled calls per epoch, so that a progress bar can move
+#: compiled calls per epoch when a callback follows progress (a progress bar)
 PROGRESS_SLICES = 20
 
 
@@ -452,7 +452,11 @@ class Sequential:
 
     def _epoch_compiled(self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks):
         n_steps = len(rates)
-        per_call = -(-n_steps // PROGRESS_SLICES)
+        # One call per epoch unless a callback wants to see progress: each call
+        # snapshots the parameters and optimizer state for the overflow replay.
+        wants_progress = any(type(hook).on_progress is not _callbacks.Callback.on_progress
+                             for hook in hooks)
+        per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress else n_steps
         loss_sum, correct = 0.0, 0
         for first in range(0, n_steps, per_call):
             last = min(n_steps, first + per_call)
