@@ -18,18 +18,30 @@ cdef enum Activation:
     ACT_LEAKY_RELU = 4
 
 
+cdef inline floating exp_of(floating x) noexcept nogil:
+    """exp in the precision of x (expf for float32)."""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating row_max(const floating* row, Py_ssize_t n) noexcept nogil:
+    cdef floating largest = row[0]
+    cdef Py_ssize_t j
+    for j in range(1, n):
+        if row[j] > largest:
+            largest = row[j]
+    return largest
+
+
 cdef inline floating sigmoid(floating z) noexcept nogil:
     # Branch on the sign so exp never overflows: sigmoid(±1000) is exact.
     cdef floating e
-    if floating is float:
-        if z >= 0:
-            return 1.0 / (1.0 + expf(-z))
-        e = expf(z)
-    else:
-        if z >= 0:
-            return 1.0 / (1.0 + exp(-z))
-        e = exp(z)
-    return e / (1.0 + e)
+    if z >= 0:
+        return 1 / (1 + exp_of(-z))
+    e = exp_of(z)
+    return e / (1 + e)
 
 
 cdef inline floating activate(floating z, int act, floating alpha) noexcept nogil:
@@ -101,22 +113,16 @@ cdef inline void softmax_forward(const floating* z, floating* out,
                                  Py_ssize_t m, Py_ssize_t n) noexcept nogil:
     """Row-wise softmax; the row maximum is subtracted so exp never overflows."""
     cdef Py_ssize_t i, j
-    cdef floating row_max, total
+    cdef floating largest, total
     cdef const floating* z_row
     cdef floating* out_row
     for i in range(m):
         z_row = z + i * n
         out_row = out + i * n
-        row_max = z_row[0]
-        for j in range(1, n):
-            if z_row[j] > row_max:
-                row_max = z_row[j]
+        largest = row_max(z_row, n)
         total = 0
         for j in range(n):
-            if floating is float:
-                out_row[j] = expf(z_row[j] - row_max)
-            else:
-                out_row[j] = exp(z_row[j] - row_max)
+            out_row[j] = exp_of(z_row[j] - largest)
             total = total + out_row[j]
         for j in range(n):
             out_row[j] = out_row[j] / total

@@ -13,7 +13,8 @@
 # that underflowed to zero: every term stays finite for finite z.
 
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, fabs, fabsf
+from libc.math cimport log, logf, log1p, log1pf
+from fastnn_ext.activations cimport exp_of, row_max
 
 cdef enum Loss:
     LOSS_MSE = 0
@@ -40,29 +41,23 @@ cdef inline double softmax_cross_entropy(const floating* z, const floating* t,
                                          floating scale) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef double total = 0
-    cdef floating row_max, sum_exp, log_sum_exp, e
+    cdef floating largest, sum_exp, log_sum_exp, e
     cdef const floating* z_row
     cdef const floating* t_row
     for i in range(m):
         z_row = z + i * n
         t_row = t + i * n
-        row_max = z_row[0]
-        for j in range(1, n):
-            if z_row[j] > row_max:
-                row_max = z_row[j]
+        largest = row_max(z_row, n)
         sum_exp = 0
         for j in range(n):
-            if floating is float:
-                e = expf(z_row[j] - row_max)
-            else:
-                e = exp(z_row[j] - row_max)
+            e = exp_of(z_row[j] - largest)
             sum_exp = sum_exp + e
             if grad != NULL:
                 grad[i * n + j] = e
         if floating is float:
-            log_sum_exp = row_max + logf(sum_exp)
+            log_sum_exp = largest + logf(sum_exp)
         else:
-            log_sum_exp = row_max + log(sum_exp)
+            log_sum_exp = largest + log(sum_exp)
         for j in range(n):
             if t_row[j] != 0:
                 total += <double> t_row[j] * (log_sum_exp - z_row[j])
@@ -80,11 +75,10 @@ cdef inline double sigmoid_cross_entropy(const floating* z, const floating* t,
     for i in range(m * n):
         v = z[i]
         # One exponential serves both terms: e = exp(−|z|) ∈ (0, 1].
+        e = exp_of(-v if v > 0 else v)
         if floating is float:
-            e = expf(-fabsf(v))
             softplus_neg_abs = log1pf(e)
         else:
-            e = exp(-fabs(v))
             softplus_neg_abs = log1p(e)
         total += <double> ((v if v > 0 else 0) - v * t[i] + softplus_neg_abs)
         if grad != NULL:
