@@ -5,12 +5,21 @@ from fastnn_ext._checks cimport expect_shape, expect_length
 from fastnn_ext.activations cimport ACT_IDENTITY
 
 
+cdef int check_widths(Py_ssize_t n_in, Py_ssize_t n_out) except -1:
+    # BLAS rejects leading dimensions of 0; a layer of width 0 is a mistake anyway.
+    if n_in == 0 or n_out == 0:
+        raise ValueError(f"a dense layer needs non-zero widths, got {n_in} inputs "
+                         f"and {n_out} outputs")
+    return 0
+
+
 def forward(const floating[:, ::1] x, const floating[:, ::1] w,
             const floating[::1] b, floating[:, ::1] out,
             int activation=ACT_IDENTITY, double alpha=0.0):
     """out = f(x @ w + b) for an activation code from ``fastnn_ext.activations``."""
     cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
     expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
+    check_widths(n_in, n_out)
     expect_length("b", b.shape[0], n_out)
     expect_shape("out", out.shape[0], out.shape[1], m, n_out)
     if m == 0:
@@ -30,6 +39,7 @@ def backward(const floating[:, ::1] x, const floating[:, ::1] w,
     """
     cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
     expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
+    check_widths(n_in, n_out)
     expect_shape("grad_z", grad_z.shape[0], grad_z.shape[1], m, n_out)
     expect_shape("grad_w", grad_w.shape[0], grad_w.shape[1], n_in, n_out)
     expect_length("grad_b", grad_b.shape[0], n_out)
