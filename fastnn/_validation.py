@@ -39,6 +39,23 @@ def check_finite_number(name, value, minimum=None, maximum=None, open_min=False)
     return value
 
 
+def check_real(name, value):
+    """``value`` as a finite float; a non-number's TypeError names its type.
+
+    The hyper-parameter form of :func:`check_finite_number`, for optimizers
+    and schedules, whose messages show the type of a wrong argument (a
+    string or None) rather than its repr.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return check_finite_number(name, value)
+
+
+def check_non_negative(name, value):
+    """``value`` as a finite float >= 0 (messages as :func:`check_real`)."""
+    return check_finite_number(name, check_real(name, value), minimum=0)
+
+
 def _numeric_array(name, values):
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":

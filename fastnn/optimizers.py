@@ -26,37 +26,21 @@ the rates ``opt.learning_rates(epoch, opt.t_ + 1, k)`` and step numbers
 ``t_ + 1 ... t_ + k``, then calls ``opt.advance(k)``.
 """
 
-import math
 import numbers
 
 import numpy as np
 
 from fastnn_ext import optim as _optim
 
+from ._validation import check_non_negative, check_real
 from .schedules import as_schedule
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW",
            "get_optimizer"]
 
 
-def _real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _non_negative(name, value):
-    value = _real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
 def _positive(name, value):
-    value = _real(name, value)
+    value = check_real(name, value)
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return value
@@ -64,7 +48,7 @@ def _positive(name, value):
 
 def _decay_rate(name, value):
     """A moving-average coefficient, in [0, 1)."""
-    value = _real(name, value)
+    value = check_real(name, value)
     if not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value
@@ -111,7 +95,7 @@ class Optimizer:
 
     def __init__(self, lr, weight_decay=0.0, decay_all=False):
         self.lr = as_schedule(lr)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.weight_decay = check_non_negative("weight_decay", weight_decay)
         self.decay_all = _flag("decay_all", decay_all)
         self.t_ = 0
         self.epoch_ = 0
@@ -271,8 +255,8 @@ class SGD(Optimizer):
     def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0, decay_all=False):
         super().__init__(lr, weight_decay, decay_all)
-        self.momentum = _non_negative("momentum", momentum)
-        self.dampening = _real("dampening", dampening)
+        self.momentum = check_non_negative("momentum", momentum)
+        self.dampening = check_real("dampening", dampening)
         if not 0 <= self.dampening <= 1:
             raise ValueError(f"dampening must be in [0, 1], got {self.dampening}")
         self.nesterov = _flag("nesterov", nesterov)
@@ -321,8 +305,8 @@ class AdaGrad(Optimizer):
     def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, decay_all=False):
         super().__init__(lr, weight_decay, decay_all)
-        self.lr_decay = _non_negative("lr_decay", lr_decay)
-        self.initial_accumulator_value = _non_negative(
+        self.lr_decay = check_non_negative("lr_decay", lr_decay)
+        self.initial_accumulator_value = check_non_negative(
             "initial_accumulator_value", initial_accumulator_value)
         self.eps = _positive("eps", eps)
 
@@ -386,7 +370,7 @@ class RMSProp(Optimizer):
         super().__init__(lr, weight_decay, decay_all)
         self.alpha = _decay_rate("alpha", alpha)
         self.eps = _positive("eps", eps)
-        self.momentum = _non_negative("momentum", momentum)
+        self.momentum = check_non_negative("momentum", momentum)
         self.centered = _flag("centered", centered)
 
     def _hyper(self):

@@ -26,6 +26,8 @@ import numbers
 
 import numpy as np
 
+from ._validation import check_non_negative, check_real
+
 __all__ = [
     "Schedule",
     "Constant",
@@ -37,23 +39,6 @@ __all__ = [
 ]
 
 _PER = ("epoch", "step")
-
-
-def _real(name, value):
-    """value as a float; rejects booleans and non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _non_negative(name, value):
-    value = _real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
 
 
 def _count(name, value, minimum):
@@ -81,7 +66,7 @@ class Schedule:
     """
 
     def __init__(self, lr, per="epoch"):
-        self.lr = _non_negative("lr", lr)
+        self.lr = check_non_negative("lr", lr)
         if per not in _PER:
             raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
         self.per = per
@@ -169,7 +154,7 @@ class StepDecay(Schedule):
 
     def __init__(self, lr, factor=0.5, every=10, per="epoch"):
         super().__init__(lr, per)
-        self.factor = _real("factor", factor)
+        self.factor = check_real("factor", factor)
         if not 0 < self.factor <= 1:
             raise ValueError(f"factor must be in (0, 1], got {self.factor}")
         self.every = _count("every", every, 1)
@@ -182,7 +167,19 @@ class StepDecay(Schedule):
                 "per": self.per}
 
 
-class ExponentialDecay(Schedule):
+class _RateDecay(Schedule):
+    """Base of the schedules whose one parameter besides ``lr`` and ``per`` is
+    a decay rate ``k``, >= 0; each subclass supplies ``_rate``."""
+
+    def __init__(self, lr, k, per="epoch"):
+        super().__init__(lr, per)
+        self.k = check_non_negative("k", k)
+
+    def _params(self):
+        return {"lr": self.lr, "k": self.k, "per": self.per}
+
+
+class ExponentialDecay(_RateDecay):
     """Exponential decay: ``α_t = lr · e^(−k t)``.
 
     Parameters
@@ -195,18 +192,11 @@ class ExponentialDecay(Schedule):
         Whether ``t`` counts epochs or updates.
     """
 
-    def __init__(self, lr, k, per="epoch"):
-        super().__init__(lr, per)
-        self.k = _non_negative("k", k)
-
     def _rate(self, t):
         return self.lr * np.exp(-self.k * t)
 
-    def _params(self):
-        return {"lr": self.lr, "k": self.k, "per": self.per}
 
-
-class InverseTimeDecay(Schedule):
+class InverseTimeDecay(_RateDecay):
     """Inverse-time decay: ``α_t = lr / (1 + k t)``.
 
     Parameters
@@ -219,15 +209,8 @@ class InverseTimeDecay(Schedule):
         Whether ``t`` counts epochs or updates.
     """
 
-    def __init__(self, lr, k, per="epoch"):
-        super().__init__(lr, per)
-        self.k = _non_negative("k", k)
-
     def _rate(self, t):
         return self.lr / (1.0 + self.k * t)
-
-    def _params(self):
-        return {"lr": self.lr, "k": self.k, "per": self.per}
 
 
 class ReduceLROnPlateau(Schedule):
@@ -297,17 +280,17 @@ class ReduceLROnPlateau(Schedule):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-        factor = _real("factor", factor)
+        factor = check_real("factor", factor)
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
         self.monitor = monitor
         self.mode = mode
         self.factor = factor
         self.patience = _count("patience", patience, 0)
-        self.threshold = _non_negative("threshold", threshold)
+        self.threshold = check_non_negative("threshold", threshold)
         self.threshold_mode = threshold_mode
         self.cooldown = _count("cooldown", cooldown, 0)
-        self.min_lr = _non_negative("min_lr", min_lr)
+        self.min_lr = check_non_negative("min_lr", min_lr)
         self.reset()
 
     def reset(self):

@@ -9,79 +9,41 @@ dtype.  Every argument is checked before a kernel runs.
 
 cimport numpy as cnp
 
+from fastnn_ext._ndarray_checks cimport (check_dtype, check_layout, check_like,
+                                         check_overlap, data, float_type)
+
 cnp.import_array()
 
 __all__ = ["forward_train", "forward_eval", "backward"]
 
 
-cdef int _float_type(object a, str name) except -1:
-    """The numpy type number of a float32/float64 ndarray in native byte order."""
-    if not cnp.PyArray_Check(a):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
-    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
-            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)):
-        raise TypeError(f"{name} must have dtype float32 or float64 in native "
-                        f"byte order, got {a.dtype}")
-    return typenum
-
-
-cdef int _check_layout(object a, str name, bint writeable) except -1:
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(f"{name} must be C-contiguous")
-    if not cnp.PyArray_ISALIGNED(arr):
-        raise ValueError(f"{name} must be aligned")
-    if writeable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{name} must be writeable")
-    return 0
-
-
-cdef int _check_dtype(object a, str name, int typenum, object like,
-                      str like_name) except -1:
-    if _float_type(a, name) != typenum:
-        raise TypeError(f"{name} has dtype {a.dtype} but {like_name} has "
-                        f"dtype {like.dtype}")
-    return 0
-
-
-cdef int _check_matrix(object a, str name, object like, str like_name,
-                       bint writeable) except -1:
-    """a is an ndarray with the dtype and (m, n) shape of like."""
-    _check_dtype(a, name, cnp.PyArray_TYPE(<cnp.ndarray>like), like, like_name)
-    if not cnp.PyArray_SAMESHAPE(<cnp.ndarray>a, <cnp.ndarray>like):
-        raise ValueError(f"{name} has shape {a.shape} but {like_name} has "
-                         f"shape {like.shape}")
-    return _check_layout(a, name, writeable)
-
-
 cdef int _check_vector(object a, str name, object like, str like_name,
                        bint writeable) except -1:
     """a is a 1-D ndarray of length n with the dtype of the (m, n) like."""
-    _check_dtype(a, name, cnp.PyArray_TYPE(<cnp.ndarray>like), like, like_name)
+    check_dtype(a, name, like, like_name)
     cdef cnp.ndarray arr = <cnp.ndarray>a
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>like, 1)
     if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIM(arr, 0) != n:
         raise ValueError(f"{name} has shape {a.shape}, expected ({n},) to "
                          f"match the {n} features of {like_name}")
-    return _check_layout(a, name, writeable)
+    return check_layout(a, name, writeable)
 
 
 cdef int _check_batch(object x, str name) except -1:
     """x is a 2-D float32/float64 C-contiguous ndarray."""
-    _float_type(x, name)
+    float_type(x, name)
     if cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
         raise ValueError(f"{name} must be 2-D (batch, features), got shape "
                          f"{x.shape}")
-    return _check_layout(x, name, False)
+    return check_layout(x, name, False)
 
 
-cdef bint _overlap(object a, object b):
-    cdef char* a0 = cnp.PyArray_BYTES(<cnp.ndarray>a)
-    cdef char* b0 = cnp.PyArray_BYTES(<cnp.ndarray>b)
-    cdef Py_ssize_t na = cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(<cnp.ndarray>b)
-    return na > 0 and nb > 0 and a0 < b0 + nb and b0 < a0 + na
+cdef int _check_affine(object x, object gamma, object beta, object y) except -1:
+    """The operands of y = gamma * (normalized x) + beta that both forward
+    passes share, checked against the batch x."""
+    _check_vector(gamma, "gamma", x, "x", False)
+    _check_vector(beta, "beta", x, "x", False)
+    return check_like(y, "y", x, "x", True)
 
 
 cdef int _check_disjoint(list outputs, list inputs, tuple in_place) except -1:
@@ -93,18 +55,10 @@ cdef int _check_disjoint(list outputs, list inputs, tuple in_place) except -1:
         out_name, out = outputs[i]
         for j in range(i + 1, len(outputs)):
             other_name, other = outputs[j]
-            if _overlap(out, other):
-                raise ValueError(f"{out_name} overlaps {other_name} in memory")
+            check_overlap(out, out_name, other, other_name, False)
         for in_name, inp in inputs:
-            if not _overlap(out, inp):
-                continue
-            if ((out_name, in_name) in in_place
-                    and cnp.PyArray_BYTES(<cnp.ndarray>out)
-                    == cnp.PyArray_BYTES(<cnp.ndarray>inp)
-                    and cnp.PyArray_SAMESHAPE(<cnp.ndarray>out,
-                                              <cnp.ndarray>inp)):
-                continue
-            raise ValueError(f"{out_name} overlaps {in_name} in memory")
+            check_overlap(out, out_name, inp, in_name,
+                          (out_name, in_name) in in_place)
     return 0
 
 
@@ -115,10 +69,6 @@ cdef int _check_hyper(double momentum, double eps) except -1:
     if not (0.0 <= eps < float("inf")):
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
     return 0
-
-
-cdef inline void* _data(object a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
@@ -175,10 +125,8 @@ def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
         raise ValueError(f"training-mode batch normalization needs a batch of "
                          f"at least 2 rows, got {m}")
     _check_hyper(momentum, eps)
-    _check_vector(gamma, "gamma", x, "x", False)
-    _check_vector(beta, "beta", x, "x", False)
-    _check_matrix(y, "y", x, "x", True)
-    _check_matrix(xhat, "xhat", x, "x", True)
+    _check_affine(x, gamma, beta, y)
+    check_like(xhat, "xhat", x, "x", True)
     _check_vector(mean, "mean", x, "x", True)
     _check_vector(invstd, "invstd", x, "x", True)
     outputs = [("y", y), ("xhat", xhat), ("mean", mean), ("invstd", invstd)]
@@ -191,15 +139,15 @@ def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
         outputs += [("running_mean", running_mean), ("running_var", running_var)]
     _check_disjoint(outputs, [("x", x), ("gamma", gamma), ("beta", beta)],
                     (("y", "x"), ("xhat", "x")))
-    cdef void* prm = NULL if running_mean is None else _data(running_mean)
-    cdef void* prv = NULL if running_var is None else _data(running_var)
-    cdef void* px = _data(x)
-    cdef void* pg = _data(gamma)
-    cdef void* pb = _data(beta)
-    cdef void* py = _data(y)
-    cdef void* pxh = _data(xhat)
-    cdef void* pmu = _data(mean)
-    cdef void* pis = _data(invstd)
+    cdef void* prm = NULL if running_mean is None else data(running_mean)
+    cdef void* prv = NULL if running_var is None else data(running_var)
+    cdef void* px = data(x)
+    cdef void* pg = data(gamma)
+    cdef void* pb = data(beta)
+    cdef void* py = data(y)
+    cdef void* pxh = data(xhat)
+    cdef void* pmu = data(mean)
+    cdef void* pis = data(invstd)
     cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
     with nogil:
         if single:
@@ -246,9 +194,7 @@ def forward_eval(x, gamma, beta, y, running_mean, running_var,
     cdef Py_ssize_t m = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
     _check_hyper(0.0, eps)
-    _check_vector(gamma, "gamma", x, "x", False)
-    _check_vector(beta, "beta", x, "x", False)
-    _check_matrix(y, "y", x, "x", True)
+    _check_affine(x, gamma, beta, y)
     _check_vector(running_mean, "running_mean", x, "x", False)
     _check_vector(running_var, "running_var", x, "x", False)
     _check_disjoint([("y", y)],
@@ -256,12 +202,12 @@ def forward_eval(x, gamma, beta, y, running_mean, running_var,
                      ("running_mean", running_mean),
                      ("running_var", running_var)],
                     (("y", "x"),))
-    cdef void* px = _data(x)
-    cdef void* pg = _data(gamma)
-    cdef void* pb = _data(beta)
-    cdef void* py = _data(y)
-    cdef void* prm = _data(running_mean)
-    cdef void* prv = _data(running_var)
+    cdef void* px = data(x)
+    cdef void* pg = data(gamma)
+    cdef void* pb = data(beta)
+    cdef void* py = data(y)
+    cdef void* prm = data(running_mean)
+    cdef void* prv = data(running_var)
     cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
     with nogil:
         if single:
@@ -311,23 +257,23 @@ def backward(dy, xhat, gamma, invstd, dx, dgamma, dbeta):
     _check_batch(dy, "dy")
     cdef Py_ssize_t m = cnp.PyArray_DIM(<cnp.ndarray>dy, 0)
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>dy, 1)
-    _check_matrix(xhat, "xhat", dy, "dy", False)
+    check_like(xhat, "xhat", dy, "dy", False)
     _check_vector(gamma, "gamma", dy, "dy", False)
     _check_vector(invstd, "invstd", dy, "dy", False)
-    _check_matrix(dx, "dx", dy, "dy", True)
+    check_like(dx, "dx", dy, "dy", True)
     _check_vector(dgamma, "dgamma", dy, "dy", True)
     _check_vector(dbeta, "dbeta", dy, "dy", True)
     _check_disjoint([("dx", dx), ("dgamma", dgamma), ("dbeta", dbeta)],
                     [("dy", dy), ("xhat", xhat), ("gamma", gamma),
                      ("invstd", invstd)],
                     (("dx", "dy"), ("dx", "xhat")))
-    cdef void* pdy = _data(dy)
-    cdef void* pxh = _data(xhat)
-    cdef void* pg = _data(gamma)
-    cdef void* pis = _data(invstd)
-    cdef void* pdx = _data(dx)
-    cdef void* pdg = _data(dgamma)
-    cdef void* pdb = _data(dbeta)
+    cdef void* pdy = data(dy)
+    cdef void* pxh = data(xhat)
+    cdef void* pg = data(gamma)
+    cdef void* pis = data(invstd)
+    cdef void* pdx = data(dx)
+    cdef void* pdg = data(dgamma)
+    cdef void* pdb = data(dbeta)
     cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray>dy) == cnp.NPY_FLOAT32
     with nogil:
         if single:
