@@ -10,11 +10,13 @@ not allowed).  The baseline instruction set stays plain x86-64 so the wheel runs
 on any 64-bit x86 CPU; the few element-wise loops whose speed depends on vector
 width are C helpers in ``fastnn_ext/src`` compiled for several instruction sets
 with GCC/Clang ``target_clones`` and chosen at load time for the running CPU.
+Where glibc's libmvec (vector exp, log1p) links, the loops calling them use it.
 """
 
 import glob
 import os
 import sys
+import tempfile
 
 import numpy
 from Cython.Build import cythonize
@@ -27,7 +29,56 @@ def compile_args():
     return ["-O3", "-fno-math-errno", "-fno-trapping-math"]
 
 
+LIBMVEC_PROBE = r"""
+#include <math.h>
+__attribute__((simd("notinbranch"))) float expf(float);
+__attribute__((simd("notinbranch"))) float log1pf(float);
+__attribute__((simd("notinbranch"))) double exp(double);
+__attribute__((simd("notinbranch"))) double log1p(double);
+float a[64], b[64];
+double c[64], d[64];
+__attribute__((target("avx512f"))) void wide(void) {
+    for (int i = 0; i < 64; ++i) { a[i] = expf(b[i]) + log1pf(b[i]); c[i] = exp(d[i]) + log1p(d[i]); }
+}
+__attribute__((target("avx2,fma"))) void mid(void) {
+    for (int i = 0; i < 64; ++i) { a[i] = expf(b[i]) + log1pf(b[i]); c[i] = exp(d[i]) + log1p(d[i]); }
+}
+void base(void) {
+    for (int i = 0; i < 64; ++i) { a[i] = expf(b[i]) + log1pf(b[i]); c[i] = exp(d[i]) + log1p(d[i]); }
+}
+int main(void) { wide(); mid(); base(); return 0; }
+"""
+
+
+def libmvec_links():
+    """True if a program calling the vector exp/log1p of every ISA level links.
+
+    Linking an executable fails on a missing symbol, where a shared library
+    would only fail at import.
+    """
+    if sys.platform != "linux" or os.environ.get("FASTNN_NO_LIBMVEC"):
+        return False
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.errors import CompileError, LinkError
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as f:
+            f.write(LIBMVEC_PROBE)
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=compile_args())
+            compiler.link_executable(objects, os.path.join(tmp, "probe"),
+                                     libraries=["mvec", "m"])
+        except (CompileError, LinkError):
+            return False
+    return True
+
+
 def extensions():
+    vector_math = libmvec_links()
     modules = []
     for source in sorted(glob.glob(os.path.join("fastnn_ext", "*.pyx"))):
         name = "fastnn_ext." + os.path.splitext(os.path.basename(source))[0]
@@ -36,7 +87,9 @@ def extensions():
                 name,
                 [source],
                 include_dirs=[numpy.get_include(), os.path.join("fastnn_ext", "src")],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+                + ([("FASTNN_LIBMVEC", "1")] if vector_math else []),
+                libraries=["mvec", "m"] if vector_math else [],
                 extra_compile_args=compile_args(),
             )
         )

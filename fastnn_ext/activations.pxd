@@ -10,6 +10,12 @@
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf, log, logf
 
+cdef extern from "elementwise_kernels.h" nogil:
+    void fastnn_sigmoid_rows_f32(const float* z, const float* bias, float* out,
+                                 Py_ssize_t m, Py_ssize_t n)
+    void fastnn_sigmoid_rows_f64(const double* z, const double* bias, double* out,
+                                 Py_ssize_t m, Py_ssize_t n)
+
 cdef enum Activation:
     ACT_IDENTITY = 0
     ACT_SIGMOID = 1
@@ -35,18 +41,8 @@ cdef inline floating row_max(const floating* row, Py_ssize_t n) noexcept nogil:
     return largest
 
 
-cdef inline floating sigmoid(floating z) noexcept nogil:
-    # Branch on the sign so exp never overflows: sigmoid(±1000) is exact.
-    cdef floating e
-    if z >= 0:
-        return 1 / (1 + exp_of(-z))
-    e = exp_of(z)
-    return e / (1 + e)
-
-
 cdef inline floating activate(floating z, int act, floating alpha) noexcept nogil:
-    if act == ACT_SIGMOID:
-        return sigmoid(z)
+    """f(z) for the activations computed one element at a time (not sigmoid)."""
     if act == ACT_TANH:
         if floating is float:
             return tanhf(z)
@@ -62,10 +58,19 @@ cdef inline floating activate(floating z, int act, floating alpha) noexcept nogi
 cdef inline void bias_activation_forward(const floating* z, const floating* bias,
                                          floating* out, Py_ssize_t m, Py_ssize_t n,
                                          int act, floating alpha) noexcept nogil:
-    """out[i, j] = f(z[i, j] + bias[j]); bias may be NULL; out may alias z."""
+    """out[i, j] = f(z[i, j] + bias[j]); bias may be NULL; out may alias z.
+
+    The sigmoid goes to a vectorized C loop (elementwise_kernels.h).
+    """
     cdef Py_ssize_t i, j
     cdef const floating* z_row
     cdef floating* out_row
+    if act == ACT_SIGMOID:
+        if floating is float:
+            fastnn_sigmoid_rows_f32(z, bias, out, m, n)
+        else:
+            fastnn_sigmoid_rows_f64(z, bias, out, m, n)
+        return
     for i in range(m):
         z_row = z + i * n
         out_row = out + i * n
