@@ -101,6 +101,8 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.optimize import BFGS, SR1, Bounds, NonlinearConstraint, minimize
 
+from fastnn._files import atomic_write
+
 __all__ = [
     "MODES", "TOLERANCES", "FASTNN_OPTIONS", "Constraint", "Problem", "Result",
     "LocalMinimum", "MultistartReport", "HS071", "hs071", "solve", "compare",
@@ -1077,9 +1079,10 @@ def write_csv(rows, path):
     rows : list of dict
         As returned by :func:`table_rows`.
     path : str or path-like
-        File to write (overwritten).
+        File to write (replaced atomically: an interrupted write leaves the
+        previous file in place).
     """
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
         writer.writeheader()
         writer.writerows(rows)

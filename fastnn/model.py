@@ -14,13 +14,12 @@ in the same order and give the same weights.
 """
 
 import math
-import os
-import tempfile
 
 import numpy as np
 
 from fastnn import callbacks as _callbacks
 from fastnn import losses as _losses
+from fastnn._files import atomic_write
 from fastnn._validation import (all_finite, as_dtype, check_features, check_finite_number,
                                 check_positive_int, check_targets, one_hot)
 from fastnn.layers import Layer
@@ -539,19 +538,9 @@ class Sequential:
         The file is written beside the target and renamed over it only when
         complete, so an interrupted save never leaves a truncated file.
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, params=self.params_, n_weights=self.n_weights_,
-                         architecture=repr(self))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, params=self.params_, n_weights=self.n_weights_,
+                     architecture=repr(self))
 
     def load_weights(self, path):
         """Read parameters saved by ``save_weights`` into this network."""

@@ -280,3 +280,21 @@ def test_non_contiguous_and_integer_input_is_converted():
 def test_bad_construction_is_refused(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    X, y = blobs(n=20)
+    model = make_model("relu_softmax")
+    path = tmp_path / "weights.npz"
+    model.save_weights(path)
+    before = path.read_bytes()
+
+    def failing_savez(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    model.fit(X, y, epochs=1)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_weights(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.npz"]
