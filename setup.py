@@ -58,22 +58,21 @@ def libmvec_links():
     """
     if sys.platform != "linux" or os.environ.get("FASTNN_NO_LIBMVEC"):
         return False
-    from setuptools._distutils.ccompiler import new_compiler
-    from setuptools._distutils.errors import CompileError, LinkError
-    from setuptools._distutils.sysconfig import customize_compiler
+    try:
+        from setuptools._distutils.ccompiler import new_compiler
+        from setuptools._distutils.sysconfig import customize_compiler
 
-    compiler = new_compiler()
-    customize_compiler(compiler)
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "probe.c")
-        with open(source, "w") as f:
-            f.write(LIBMVEC_PROBE)
-        try:
+        compiler = new_compiler()
+        customize_compiler(compiler)
+        with tempfile.TemporaryDirectory() as tmp:
+            source = os.path.join(tmp, "probe.c")
+            with open(source, "w") as f:
+                f.write(LIBMVEC_PROBE)
             objects = compiler.compile([source], output_dir=tmp, extra_postargs=compile_args())
             compiler.link_executable(objects, os.path.join(tmp, "probe"),
                                      libraries=["mvec", "m"])
-        except (CompileError, LinkError):
-            return False
+    except Exception:  # any failure to build the probe means: no vector math
+        return False
     return True
 
 
