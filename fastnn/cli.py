@@ -60,15 +60,19 @@ def train_parser(parser):
                         "(default: $FASTNN_DATA or /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--hidden", type=_hidden_sizes, default=[256, 128],
                         help="hidden layer widths, comma-separated (default: 256,128)")
-    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu",
+                        help="hidden-layer activation (default: relu)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                        help="update rule (default: adam; momentum and nesterov use μ = 0.9)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=15, help="(default: 15)")
+    parser.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
     parser.add_argument("--l2", type=float, default=0.0,
                         help="L2 strength λ of the penalty λ/2n·Σw² (default: 0)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="(default: float32)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of initialization, shuffling and the validation split (default: 0)")
     parser.add_argument("--validation", type=int, default=5000,
                         help="training samples held out for validation (default: 5000)")
     parser.add_argument("--threads", type=int, default=1,
@@ -123,7 +127,10 @@ def run_train(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnn",
+        description="Train fully-connected networks with compiled kernels, or run the "
+                    "constrained-optimization exercise.")
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser(commands.add_parser("train", help="train a network on Fashion-MNIST"))
     commands.add_parser("constrained", add_help=False,
