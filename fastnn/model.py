@@ -129,6 +129,9 @@ class Sequential:
             raise ValueError(f"{self.loss!r} needs a {required} output layer, the network ends with {last}")
         # Cross-entropies take the logits: the output layer is applied only when predicting.
         self._loss_layers = self.layers[:-1] if required is not None else self.layers
+        # Layers before the first one with parameters need no input gradient.
+        self._first_with_params = next((i for i, layer in enumerate(self._loss_layers)
+                                        if layer.param_specs()), len(self._loss_layers))
 
         specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
         layout = [item for item in specs if item[1].decay] + [item for item in specs if not item[1].decay]
@@ -231,7 +234,7 @@ class Sequential:
         batch_targets = self._batch_targets(labels, targets, slice(None))
         loss = self._forward_backward(X, batch_targets, training)[0] / X.shape[0]
         _gradients.weight_penalty(self.params_[:self.n_weights_], self.grads_[:self.n_weights_],
-                                  self.l2 / X.shape[0], self.l1 / X.shape[0])
+                                  *self._penalty_coefficients(X.shape[0]))
         return loss + self.penalty(X.shape[0]), self.grads_.copy()
 
     def _forward_backward(self, X, batch_targets, training=True):
@@ -240,10 +243,8 @@ class Sequential:
         delta = np.empty_like(out)
         loss = _loss_kernels.loss_grad(self.loss.code, out, batch_targets, delta, 1.0 / X.shape[0])
         correct = _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        first_with_params = next((i for i, layer in enumerate(self._loss_layers)
-                                  if layer.param_specs()), len(self._loss_layers))
         for i in range(len(self._loss_layers) - 1, -1, -1):
-            delta = self._loss_layers[i].backward(delta, need_grad_in=i > first_with_params)
+            delta = self._loss_layers[i].backward(delta, need_grad_in=i > self._first_with_params)
         return loss, correct
 
     # -------------------------------------------------------------- training
@@ -460,30 +461,33 @@ class Sequential:
         for first in range(0, n_steps, per_call):
             last = min(n_steps, first + per_call)
             snapshot = self._snapshot()
-            batch_loss, batch_correct, done, status = self._run_compiled(
-                plan, X, labels, targets, order, batch_size, rates, first, last)
-            if status != _train.STATUS_OK or not all_finite(self.params_):
+            runs = [self._run_compiled(plan, X, labels, targets, order, batch_size, rates,
+                                       first, last)]
+            if self._slice_failed(runs[0][3]):
                 # Something overflowed in this slice: replay it one step at a
                 # time from its start (same order, same random draws) and stop
                 # right before the step that fails, keeping the weights before it.
                 self._restore(snapshot)
+                runs = []
                 for step in range(first, last):
                     snapshot = self._snapshot()
-                    batch_loss, batch_correct, done, status = self._run_compiled(
-                        plan, X, labels, targets, order, batch_size, rates, step, step + 1)
-                    if status != _train.STATUS_OK or not all_finite(self.params_):
+                    runs.append(self._run_compiled(plan, X, labels, targets, order, batch_size,
+                                                   rates, step, step + 1))
+                    status = runs[-1][3]
+                    if self._slice_failed(status):
                         self._restore(snapshot)
                         what = {_train.STATUS_NONFINITE_LOSS: "loss",
                                 _train.STATUS_NONFINITE_GRADIENT: "gradient"}.get(status, "update")
                         self._raise_nonfinite(what, epoch, step)
-                    loss_sum += batch_loss
-                    correct += batch_correct
-            else:
-                loss_sum += batch_loss
-                correct += batch_correct
+            loss_sum += sum(run[0] for run in runs)
+            correct += sum(run[1] for run in runs)
             for hook in hooks:
                 hook.on_progress(last, n_steps)
         return loss_sum, correct
+
+    def _slice_failed(self, status):
+        """A compiled call stopped on a non-finite value, or left one in the weights."""
+        return status != _train.STATUS_OK or not all_finite(self.params_)
 
     def _run_compiled(self, plan, X, labels, targets, order, batch_size, rates, first, last):
         """Steps first..last-1 of the epoch in one compiled call."""
@@ -497,7 +501,7 @@ class Sequential:
             optimizer.kind, optimizer.hyper_, optimizer.state_, optimizer.n_decay_,
             rates[first:last], optimizer.t_ + 1, self.n_weights_, l2, l1,
             self.clip_norm or 0.0, self.clip_value or 0.0, eta, gamma, self.rng,
-            fused_sgd=self._can_fuse_sgd(), weight_decay=getattr(optimizer, "weight_decay", 0.0))
+            fused_sgd=self._can_fuse_sgd(), weight_decay=optimizer.weight_decay)
         optimizer.advance(result[2])
         return result
 
