@@ -71,9 +71,9 @@ The quasi-Newton trap.  With an analytic gradient, BFGS Hessians and
 bounds, stalls at f ≈ 17.445: its first BFGS update of the sum-of-squares
 constraint's Hessian is of order 1e13 (the true Hessian is 2·v·I), BFGS only
 corrects curvature along the steps it takes, and those steps are now ~1e-14
-long.  The iterate stops moving, the objective gradient stops changing and
-BFGS skips an update with a ``delta_grad == 0`` warning (a symptom, also seen
-in healthy runs), and trust-constr would spend all of ``maxiter`` there.
+long.  The iterate stops moving, the objective gradient stops changing (BFGS may
+skip updates with a ``delta_grad == 0`` warning, which healthy runs raise
+too), and trust-constr would spend all of ``maxiter`` there.
 fastnn (1) keeps bounds soft by default (``keep_feasible=False``, scipy's
 default too), which avoids the trap; (2) records every warning scipy raises
 in ``Result.warnings``; and (3) watches the iterates: when for
