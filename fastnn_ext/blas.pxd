@@ -8,6 +8,31 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+cdef extern from "small_gemm_kernels.h" nogil:
+    bint small_gemm_available "fastnn_small_gemm_available" ()
+    void small_gemm_f32 "fastnn_small_gemm_f32" (
+        Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+        const float* a, Py_ssize_t a_row, Py_ssize_t a_col,
+        const float* b, Py_ssize_t ldb, float beta, float* c, Py_ssize_t ldc)
+    void small_gemm_f64 "fastnn_small_gemm_f64" (
+        Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+        const double* a, Py_ssize_t a_row, Py_ssize_t a_col,
+        const double* b, Py_ssize_t ldb, double beta, double* c, Py_ssize_t ldc)
+
+# The in-place kernels of small_gemm_kernels.h read B once per 12 rows of C.
+# They beat OpenBLAS's packed GEMM whenever C has at most this many rows, or B
+# stays in the 1 MiB L2 cache across those passes; beyond, BLAS's blocking wins.
+cdef enum:
+    SMALL_GEMM_MAX_ROWS = 128
+    SMALL_GEMM_MAX_B_BYTES = 1 << 20
+
+
+cdef inline bint use_small_gemm(bint transpose_b, int m, int n, int k,
+                                size_t item_size) noexcept nogil:
+    return (not transpose_b and m > 0 and n > 0 and k > 0
+            and (m <= SMALL_GEMM_MAX_ROWS or <size_t> k * n * item_size <= SMALL_GEMM_MAX_B_BYTES)
+            and small_gemm_available())
+
 
 cdef inline void gemm(bint transpose_a, bint transpose_b,
                       int m, int n, int k,
@@ -21,6 +46,15 @@ cdef inline void gemm(bint transpose_a, bint transpose_b,
     """
     cdef char op_a = b'T' if transpose_a else b'N'
     cdef char op_b = b'T' if transpose_b else b'N'
+    # Element (i, p) of op(A): a[i·lda + p], or a[p·lda + i] when transposed.
+    cdef Py_ssize_t a_row = 1 if transpose_a else lda
+    cdef Py_ssize_t a_col = lda if transpose_a else 1
+    if use_small_gemm(transpose_b, m, n, k, sizeof(floating)):
+        if floating is float:
+            small_gemm_f32(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc)
+        else:
+            small_gemm_f64(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc)
+        return
     if floating is float:
         sgemm(&op_b, &op_a, &n, &m, &k, &alpha, <float*> b, &ldb,
               <float*> a, &lda, &beta, c, &ldc)
