@@ -3,6 +3,7 @@
 from cython cimport floating
 from fastnn_ext._checks cimport expect_shape, expect_length
 from fastnn_ext.activations cimport ACT_IDENTITY
+from fastnn_ext.blas cimport small_gemm_available as small_gemm_available_c
 
 
 cdef int check_widths(Py_ssize_t n_in, Py_ssize_t n_out) except -1:
@@ -52,3 +53,8 @@ def backward(const floating[:, ::1] x, const floating[:, ::1] w,
     with nogil:
         dense_backward(&x[0, 0], &w[0, 0], &grad_z[0, 0], grad_x_ptr,
                        &grad_w[0, 0], &grad_b[0], m, n_in, n_out, accumulate)
+
+
+def small_gemm_available():
+    """Whether products with few rows run on the AVX-512 kernels (else BLAS)."""
+    return bool(small_gemm_available_c())
