@@ -10,7 +10,8 @@ not allowed).  The baseline instruction set stays plain x86-64 so the wheel runs
 on any 64-bit x86 CPU; the few element-wise loops whose speed depends on vector
 width are C helpers in ``fastnn_ext/src`` compiled for several instruction sets
 with GCC/Clang ``target_clones`` and chosen at load time for the running CPU.
-Where glibc's libmvec (vector exp, log1p) links, the loops calling them use it.
+Where glibc's libmvec (vector exp, log1p) links, the loops calling them use it;
+where OpenMP links, the optimizer steps of the compiled epoch use several threads.
 """
 
 import glob
@@ -50,14 +51,23 @@ int main(void) { wide(); mid(); base(); return 0; }
 """
 
 
-def libmvec_links():
-    """True if a program calling the vector exp/log1p of every ISA level links.
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) {
+    int total = 0;
+    #pragma omp parallel for reduction(+:total)
+    for (int i = 0; i < 4; ++i) total += omp_get_num_threads();
+    return total > 0 ? 0 : 1;
+}
+"""
+
+
+def program_links(source_text, extra_compile=(), extra_link=(), libraries=()):
+    """True if a C program compiles and links into an executable.
 
     Linking an executable fails on a missing symbol, where a shared library
-    would only fail at import.
+    would only fail at import.  Any failure of the probe means: no.
     """
-    if sys.platform != "linux" or os.environ.get("FASTNN_NO_LIBMVEC"):
-        return False
     try:
         from setuptools._distutils.ccompiler import new_compiler
         from setuptools._distutils.sysconfig import customize_compiler
@@ -67,17 +77,38 @@ def libmvec_links():
         with tempfile.TemporaryDirectory() as tmp:
             source = os.path.join(tmp, "probe.c")
             with open(source, "w") as f:
-                f.write(LIBMVEC_PROBE)
-            objects = compiler.compile([source], output_dir=tmp, extra_postargs=compile_args())
+                f.write(source_text)
+            objects = compiler.compile([source], output_dir=tmp,
+                                       extra_postargs=compile_args() + list(extra_compile))
             compiler.link_executable(objects, os.path.join(tmp, "probe"),
-                                     libraries=["mvec", "m"])
-    except Exception:  # any failure to build the probe means: no vector math
+                                     libraries=list(libraries),
+                                     extra_postargs=list(extra_link))
+    except Exception:
         return False
     return True
 
 
+def libmvec_links():
+    """True if a program calling the vector exp/log1p of every ISA level links."""
+    if sys.platform != "linux" or os.environ.get("FASTNN_NO_LIBMVEC"):
+        return False
+    return program_links(LIBMVEC_PROBE, libraries=["mvec", "m"])
+
+
+def openmp_flags():
+    """Compiler and linker flags for OpenMP, or none where it is unavailable.
+
+    Without OpenMP the ``prange`` loops run on one thread.
+    ``FASTNN_NO_OPENMP=1`` builds without it.
+    """
+    if sys.platform == "win32" or os.environ.get("FASTNN_NO_OPENMP"):
+        return []
+    return ["-fopenmp"] if program_links(OPENMP_PROBE, ["-fopenmp"], ["-fopenmp"]) else []
+
+
 def extensions():
     vector_math = libmvec_links()
+    openmp = openmp_flags()
     modules = []
     for source in sorted(glob.glob(os.path.join("fastnn_ext", "*.pyx"))):
         name = "fastnn_ext." + os.path.splitext(os.path.basename(source))[0]
@@ -89,7 +120,8 @@ def extensions():
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
                 + ([("FASTNN_LIBMVEC", "1")] if vector_math else []),
                 libraries=["mvec", "m"] if vector_math else [],
-                extra_compile_args=compile_args(),
+                extra_compile_args=compile_args() + openmp,
+                extra_link_args=openmp,
             )
         )
     return cythonize(

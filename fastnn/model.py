@@ -501,7 +501,8 @@ class Sequential:
             optimizer.kind, optimizer.hyper_, optimizer.state_, optimizer.n_decay_,
             rates[first:last], optimizer.t_ + 1, self.n_weights_, l2, l1,
             self.clip_norm or 0.0, self.clip_value or 0.0, eta, gamma, self.rng,
-            fused_sgd=self._can_fuse_sgd(), weight_decay=optimizer.weight_decay)
+            fused_sgd=self._can_fuse_sgd(), weight_decay=optimizer.weight_decay,
+            n_threads=_train.max_threads())
         optimizer.advance(result[2])
         return result
 

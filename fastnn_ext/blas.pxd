@@ -18,20 +18,38 @@ cdef extern from "small_gemm_kernels.h" nogil:
         Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
         const double* a, Py_ssize_t a_row, Py_ssize_t a_col,
         const double* b, Py_ssize_t ldb, double beta, double* c, Py_ssize_t ldc)
+    void small_gemm_nt_f32 "fastnn_small_gemm_nt_f32" (
+        Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha, const float* a, Py_ssize_t lda,
+        const float* b, Py_ssize_t ldb, float beta, float* c, Py_ssize_t ldc)
+    void small_gemm_nt_f64 "fastnn_small_gemm_nt_f64" (
+        Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha, const double* a, Py_ssize_t lda,
+        const double* b, Py_ssize_t ldb, double beta, double* c, Py_ssize_t ldc)
 
-# The in-place kernels of small_gemm_kernels.h read B once per 12 rows of C.
-# They beat OpenBLAS's packed GEMM whenever C has at most this many rows, or B
-# stays in the 1 MiB L2 cache across those passes; beyond, BLAS's blocking wins.
+# When the small-GEMM kernels (small_gemm_kernels.h) beat OpenBLAS on this
+# library's shapes, measured.  Without a transpose of B they read B once per
+# 12 rows of C: faster whenever C has at most 128 rows, or B stays in the
+# 1 MiB L2 cache across the passes.  With Bᵀ they compute dot products of
+# rows, whose horizontal sums cost as much as a short row: faster from 64
+# elements per row with up to 16 rows of C, or from 256 elements per row.
 cdef enum:
     SMALL_GEMM_MAX_ROWS = 128
     SMALL_GEMM_MAX_B_BYTES = 1 << 20
+    SMALL_DOT_MIN_LENGTH = 64
+    SMALL_DOT_MAX_ROWS = 16
+    SMALL_DOT_LONG_LENGTH = 256
 
 
-cdef inline bint use_small_gemm(bint transpose_b, int m, int n, int k,
+cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n, int k,
                                 size_t item_size) noexcept nogil:
-    return (not transpose_b and m > 0 and n > 0 and k > 0
-            and (m <= SMALL_GEMM_MAX_ROWS or <size_t> k * n * item_size <= SMALL_GEMM_MAX_B_BYTES)
-            and small_gemm_available())
+    cdef bint fits
+    if m <= 0 or n <= 0 or k <= 0 or (transpose_a and transpose_b):
+        return False
+    if transpose_b:
+        fits = k >= SMALL_DOT_LONG_LENGTH or (k >= SMALL_DOT_MIN_LENGTH
+                                              and m <= SMALL_DOT_MAX_ROWS)
+    else:
+        fits = m <= SMALL_GEMM_MAX_ROWS or <size_t> k * n * item_size <= SMALL_GEMM_MAX_B_BYTES
+    return fits and small_gemm_available()
 
 
 cdef inline void gemm(bint transpose_a, bint transpose_b,
@@ -49,8 +67,13 @@ cdef inline void gemm(bint transpose_a, bint transpose_b,
     # Element (i, p) of op(A): a[i·lda + p], or a[p·lda + i] when transposed.
     cdef Py_ssize_t a_row = 1 if transpose_a else lda
     cdef Py_ssize_t a_col = lda if transpose_a else 1
-    if use_small_gemm(transpose_b, m, n, k, sizeof(floating)):
-        if floating is float:
+    if use_small_gemm(transpose_a, transpose_b, m, n, k, sizeof(floating)):
+        if transpose_b:
+            if floating is float:
+                small_gemm_nt_f32(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            else:
+                small_gemm_nt_f64(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        elif floating is float:
             small_gemm_f32(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc)
         else:
             small_gemm_f64(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc)

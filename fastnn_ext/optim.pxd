@@ -143,7 +143,7 @@ cdef inline void sgd_run(const double* hyper, floating* p, const floating* g,
 
 
 cdef inline void sgd_step(const double* hyper, floating* param, const floating* grad,
-                          floating* state, Py_ssize_t n, Py_ssize_t n_decay,
+                          floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
                           double lr, long step) noexcept nogil:
     cdef floating* buf = state if hyper[0] != 0 else NULL
     sgd_run(hyper, param, grad, buf, n_decay, lr, hyper[3], step)
@@ -163,7 +163,7 @@ cdef inline void adagrad_run(floating* p, const floating* g, floating* s,
 
 
 cdef inline void adagrad_step(const double* hyper, floating* param, const floating* grad,
-                              floating* state, Py_ssize_t n, Py_ssize_t n_decay,
+                              floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
                               double lr, long step) noexcept nogil:
     cdef double clr = lr / (1.0 + (step - 1) * hyper[0])
     adagrad_run(param, grad, state, n_decay, clr, hyper[1], hyper[2])
@@ -186,15 +186,15 @@ cdef inline void rmsprop_run(const double* hyper, floating* p, const floating* g
 
 
 cdef inline void rmsprop_step(const double* hyper, floating* param, const floating* grad,
-                              floating* state, Py_ssize_t n, Py_ssize_t n_decay,
+                              floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
                               double lr, long step) noexcept nogil:
     cdef floating* sq = state
     cdef floating* avg = NULL
     cdef floating* buf = NULL
-    cdef floating* next_slot = state + n
+    cdef floating* next_slot = state + stride
     if hyper[4] != 0:
         avg = next_slot
-        next_slot += n
+        next_slot += stride
     if hyper[3] != 0:
         buf = next_slot
     rmsprop_run(hyper, param, grad, sq, avg, buf, n_decay, lr, hyper[2])
@@ -216,11 +216,11 @@ cdef inline void adadelta_run(const double* hyper, floating* p, const floating* 
 
 
 cdef inline void adadelta_step(const double* hyper, floating* param, const floating* grad,
-                               floating* state, Py_ssize_t n, Py_ssize_t n_decay,
+                               floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
                                double lr, long step) noexcept nogil:
-    adadelta_run(hyper, param, grad, state, state + n, n_decay, lr, hyper[2])
+    adadelta_run(hyper, param, grad, state, state + stride, n_decay, lr, hyper[2])
     adadelta_run(hyper, param + n_decay, grad + n_decay, state + n_decay,
-                 state + n + n_decay, n - n_decay, lr, 0.0)
+                 state + stride + n_decay, n - n_decay, lr, 0.0)
 
 
 cdef inline void adam_run(const double* hyper, floating* p, const floating* g,
@@ -241,7 +241,8 @@ cdef inline void adam_run(const double* hyper, floating* p, const floating* g,
 
 cdef inline void adam_step(bint decoupled, const double* hyper, floating* param,
                            const floating* grad, floating* state, Py_ssize_t n,
-                           Py_ssize_t n_decay, double lr, long step) noexcept nogil:
+                           Py_ssize_t n_decay, Py_ssize_t stride, double lr,
+                           long step) noexcept nogil:
     cdef double step_size = lr / (1.0 - pow(hyper[0], <double> step))
     cdef double inv_bc2_sqrt = 1.0 / sqrt(1.0 - pow(hyper[1], <double> step))
     cdef double wd = 0.0
@@ -250,12 +251,42 @@ cdef inline void adam_step(bint decoupled, const double* hyper, floating* param,
         shrink = 1.0 - lr * hyper[3]
     else:
         wd = hyper[3]
-    cdef floating* vmax = state + 2 * n if hyper[4] != 0 else NULL
-    adam_run(hyper, param, grad, state, state + n, vmax, n_decay,
+    cdef floating* vmax = state + 2 * stride if hyper[4] != 0 else NULL
+    adam_run(hyper, param, grad, state, state + stride, vmax, n_decay,
              step_size, inv_bc2_sqrt, wd, shrink)
     adam_run(hyper, param + n_decay, grad + n_decay, state + n_decay,
-             state + n + n_decay, vmax + n_decay if vmax != NULL else NULL,
+             state + stride + n_decay, vmax + n_decay if vmax != NULL else NULL,
              n - n_decay, step_size, inv_bc2_sqrt, 0.0, 1.0)
+
+
+cdef inline void optimizer_step_slice(int kind, const double* hyper, floating* param,
+                                      const floating* grad, floating* state,
+                                      Py_ssize_t n, Py_ssize_t n_decay, double lr, long step,
+                                      Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """The update of entries [start, stop) of an n-entry buffer, as optimizer_step.
+
+    Slices of one step are independent of each other: a step run slice by
+    slice, in any order or at once, gives the same parameters bit for bit.
+    """
+    if stop <= start:
+        return
+    cdef Py_ssize_t count = stop - start
+    cdef Py_ssize_t decayed = min(max(n_decay - start, 0), count)
+    cdef floating* state_at = state + start if state != NULL else NULL
+    param += start
+    grad += start
+    if kind == OPT_SGD:
+        sgd_step(hyper, param, grad, state_at, count, decayed, n, lr, step)
+    elif kind == OPT_ADAGRAD:
+        adagrad_step(hyper, param, grad, state_at, count, decayed, n, lr, step)
+    elif kind == OPT_RMSPROP:
+        rmsprop_step(hyper, param, grad, state_at, count, decayed, n, lr, step)
+    elif kind == OPT_ADADELTA:
+        adadelta_step(hyper, param, grad, state_at, count, decayed, n, lr, step)
+    elif kind == OPT_ADAM:
+        adam_step(False, hyper, param, grad, state_at, count, decayed, n, lr, step)
+    elif kind == OPT_ADAMW:
+        adam_step(True, hyper, param, grad, state_at, count, decayed, n, lr, step)
 
 
 cdef inline void optimizer_step(int kind, const double* hyper, floating* param,
@@ -269,15 +300,4 @@ cdef inline void optimizer_step(int kind, const double* hyper, floating* param,
     before its loop (optim.step checks them on every call).  An unknown kind
     leaves everything untouched.
     """
-    if kind == OPT_SGD:
-        sgd_step(hyper, param, grad, state, n, n_decay, lr, step)
-    elif kind == OPT_ADAGRAD:
-        adagrad_step(hyper, param, grad, state, n, n_decay, lr, step)
-    elif kind == OPT_RMSPROP:
-        rmsprop_step(hyper, param, grad, state, n, n_decay, lr, step)
-    elif kind == OPT_ADADELTA:
-        adadelta_step(hyper, param, grad, state, n, n_decay, lr, step)
-    elif kind == OPT_ADAM:
-        adam_step(False, hyper, param, grad, state, n, n_decay, lr, step)
-    elif kind == OPT_ADAMW:
-        adam_step(True, hyper, param, grad, state, n, n_decay, lr, step)
+    optimizer_step_slice(kind, hyper, param, grad, state, n, n_decay, lr, step, 0, n)

@@ -6,7 +6,7 @@ import pytest
 from fastnn import layers as L
 from fastnn.gradcheck import check_gradients
 from fastnn.model import NonFiniteError, Sequential
-from fastnn.optimizers import SGD, Adam
+from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, RMSProp
 
 
 def blobs(n=200, n_features=6, n_classes=3, seed=0, spread=0.6):
@@ -298,3 +298,36 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
         model.save_weights(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["weights.npz"]
+
+
+# Networks above the size (2¹⁵ parameters) from which the compiled epoch splits
+# its optimizer step across threads; the end of the decayed weights then falls
+# inside the second thread's slice.
+PARALLEL_STEP_OPTIMIZERS = {
+    "sgd_nesterov": lambda: SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adagrad": lambda: AdaGrad(lr=0.05, lr_decay=0.01, weight_decay=0.01),
+    "rmsprop_centered": lambda: RMSProp(lr=0.01, centered=True, momentum=0.5, weight_decay=0.01),
+    "adadelta": lambda: AdaDelta(weight_decay=0.01),
+    "adam_amsgrad": lambda: Adam(lr=0.01, amsgrad=True, weight_decay=0.01),
+    "adamw": lambda: AdamW(lr=0.01),
+}
+
+
+@pytest.mark.parametrize("name", PARALLEL_STEP_OPTIMIZERS)
+def test_threaded_optimizer_step_gives_the_same_weights(name):
+    from threadpoolctl import threadpool_limits
+
+    X, y = blobs(n=60, n_features=40)
+
+    def trained(threads, compiled):
+        model = Sequential([L.Dense(40, 200), L.Tanh(), L.Dense(200, 200), L.ReLU(),
+                            L.Dense(200, 3), L.Softmax()], loss="softmax_cross_entropy",
+                           optimizer=PARALLEL_STEP_OPTIMIZERS[name](), seed=3)
+        assert model.params_.size > 2 ** 15
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            model.fit(X, y, epochs=2, batch_size=8, compiled=compiled)
+        return model.params_
+
+    one_thread, two_threads = trained(1, True), trained(2, True)
+    assert np.array_equal(one_thread, two_threads)
+    assert np.array_equal(two_threads, trained(2, False))

@@ -1,10 +1,11 @@
 """The small-batch matrix products (small_gemm_kernels.h) behind the dense kernels.
 
 On AVX-512 CPUs, products whose result has few rows bypass BLAS; these tests
-sweep the shapes around the kernel's block boundaries (12 rows, 16 and 32
-columns of float32, 8 and 16 of float64, 128 rows, a 1 MiB right operand)
-against NumPy, and check that its whole-vector loads never read past the end
-of an operand that ends right before an unmapped page.
+sweep the shapes around the kernels' block boundaries (12 rows, 16 and 32
+columns of float32, 8 and 16 of float64, 128 rows, a 1 MiB right operand;
+4×4 dot products of 64 or more elements for a transposed right operand)
+against NumPy, and check that no load reads past the end of an operand that
+ends right before an unmapped page.
 """
 
 import ctypes
@@ -43,6 +44,20 @@ def test_weight_gradient_at_block_boundaries(m, n_in, n_out, accumulate, dtype, 
     dense.backward(x, w, g, grad_w, grad_b, None, accumulate=accumulate)
     expected = x.astype(np.float64).T @ g.astype(np.float64) + (start if accumulate else 0)
     assert_close(grad_w, expected, dtype, scale=np.sqrt(m) + 1)
+
+
+@pytest.mark.parametrize("m", [1, 3, 4, 5, 16, 17, 129])
+@pytest.mark.parametrize("n_in", [1, 3, 4, 5, 17])
+@pytest.mark.parametrize("n_out", [10, 64, 65, 100, 256, 300])
+def test_input_gradient_at_block_boundaries(m, n_in, n_out, dtype, rng):
+    # grad_x = grad_z·wᵀ: dot products of rows, in blocks of 4×4, masked past
+    # the last whole vector of each row
+    x, w, g = (rng.standard_normal(s).astype(dtype) for s in [(m, n_in), (n_in, n_out), (m, n_out)])
+    grad_w, grad_b = np.empty((n_in, n_out), dtype), np.empty(n_out, dtype)
+    grad_x = np.full((m, n_in), np.nan, dtype)
+    dense.backward(x, w, g, grad_w, grad_b, grad_x)
+    assert_close(grad_x, g.astype(np.float64) @ w.astype(np.float64).T, dtype,
+                 scale=np.sqrt(n_out))
 
 
 def test_large_right_operand_with_many_rows(dtype, rng):
@@ -106,6 +121,23 @@ def test_no_read_past_the_last_element(guarded, n_in, n_out, dtype, rng):
     grad_w, grad_b = np.empty((n_in, n_out), dtype), np.empty(n_out, dtype)
     dense.backward(x, rng.standard_normal((n_in, n_out)).astype(dtype), g, grad_w, grad_b)
     assert_close(grad_w, x.astype(np.float64).T @ g.astype(np.float64), dtype, scale=np.sqrt(m))
+
+
+@pytest.mark.parametrize("n_in, n_out", [(3, 64), (5, 70), (2, 300)])
+def test_no_read_past_the_last_element_of_transposed_rows(guarded, n_in, n_out, dtype, rng):
+    m = 5
+    x = rng.standard_normal((m, n_in)).astype(dtype)
+    w = guarded.ending_at_guard(rng.standard_normal((n_in, n_out)).astype(dtype))
+    g = rng.standard_normal((m, n_out)).astype(dtype)
+    grad_w, grad_b, grad_x = np.empty((n_in, n_out), dtype), np.empty(n_out, dtype), np.empty_like(x)
+    dense.backward(x, w, g, grad_w, grad_b, grad_x)
+    assert_close(grad_x, g.astype(np.float64) @ w.astype(np.float64).T, dtype, scale=np.sqrt(n_out))
+
+    # the guarded region is reused: w's values are gone from here on
+    g = guarded.ending_at_guard(g)
+    w = rng.standard_normal((n_in, n_out)).astype(dtype)
+    dense.backward(x, w, g, grad_w, grad_b, grad_x)
+    assert_close(grad_x, g.astype(np.float64) @ w.astype(np.float64).T, dtype, scale=np.sqrt(n_out))
 
 
 def test_availability_is_reported():

@@ -62,17 +62,26 @@ static int fastnn_small_gemm_available(void)
 
 #define FASTNN_SG_TEMPLATE
 
+#if defined(FASTNN_SMALL_GEMM)
+#include <immintrin.h>
+#endif
+
+/* Per type: the element, the names, the vector type and the suffix of its
+ * AVX-512 intrinsics (_mm512_loadu_ps / _pd, ...); the template undefines
+ * them at its end. */
 #define SG_T float
 #define SG_FN(name) fastnn_##name##_f32
+#define SG_ZMM __m512
+#define SG_MASK __mmask16
+#define SG_SUFFIX ps
 #include "small_gemm_kernels.h"
-#undef SG_T
-#undef SG_FN
 
 #define SG_T double
 #define SG_FN(name) fastnn_##name##_f64
+#define SG_ZMM __m512d
+#define SG_MASK __mmask8
+#define SG_SUFFIX pd
 #include "small_gemm_kernels.h"
-#undef SG_T
-#undef SG_FN
 
 #undef FASTNN_SG_TEMPLATE
 
@@ -83,6 +92,9 @@ static int fastnn_small_gemm_available(void)
 #if defined(FASTNN_SMALL_GEMM)
 
 #define SG_LANES ((ptrdiff_t) (64 / sizeof(SG_T)))
+#define SG_PASTE(a, b) a##b
+#define SG_EXPAND_PASTE(a, b) SG_PASTE(a, b)
+#define SG_MM(op) SG_EXPAND_PASTE(_mm512_##op##_, SG_SUFFIX) /* SG_MM(loadu): _mm512_loadu_ps */
 #define SG_BLOCK (2 * SG_LANES) /* columns of C per block: two vectors */
 
 typedef SG_T SG_FN(vec) __attribute__((vector_size(64)));
@@ -187,8 +199,94 @@ static void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
     }
 }
 
+/* Rows of A and of B per block of the transposed-B product: 4×4 dot products
+ * in 16 accumulators, with 4 + 4 loaded vectors. */
+#define FASTNN_SG_DOT_ROWS 4
+
+/* C[i, j] = alpha·Σ_p A[i, p]·B[j, p] + beta·C[i, j] for an MR×NR block:
+ * dot products of rows, so both operands are read along their rows.  The
+ * last, partial vector of each row is a masked load, which reads nothing
+ * past the row's end. */
+FASTNN_SG_INLINE void SG_FN(dot_block)(const int MR, const int NR, ptrdiff_t k, SG_T alpha,
+                                       const SG_T *a, ptrdiff_t lda,
+                                       const SG_T *b, ptrdiff_t ldb,
+                                       SG_T beta, SG_T *c, ptrdiff_t ldc)
+{
+    SG_ZMM acc[FASTNN_SG_DOT_ROWS][FASTNN_SG_DOT_ROWS], a_v[FASTNN_SG_DOT_ROWS],
+        b_v[FASTNN_SG_DOT_ROWS];
+    for (int r = 0; r < MR; ++r)
+        for (int s = 0; s < NR; ++s)
+            acc[r][s] = SG_MM(setzero)();
+    ptrdiff_t p = 0;
+    for (; p + SG_LANES <= k; p += SG_LANES) {
+        for (int r = 0; r < MR; ++r)
+            a_v[r] = SG_MM(loadu)(a + r * lda + p);
+        for (int s = 0; s < NR; ++s)
+            b_v[s] = SG_MM(loadu)(b + s * ldb + p);
+        for (int r = 0; r < MR; ++r)
+            for (int s = 0; s < NR; ++s)
+                acc[r][s] = SG_MM(fmadd)(a_v[r], b_v[s], acc[r][s]);
+    }
+    if (p < k) {
+        unsigned int mask = (1u << (k - p)) - 1u;
+        for (int r = 0; r < MR; ++r)
+            a_v[r] = SG_MM(maskz_loadu)((SG_MASK) mask, a + r * lda + p);
+        for (int s = 0; s < NR; ++s)
+            b_v[s] = SG_MM(maskz_loadu)((SG_MASK) mask, b + s * ldb + p);
+        for (int r = 0; r < MR; ++r)
+            for (int s = 0; s < NR; ++s)
+                acc[r][s] = SG_MM(fmadd)(a_v[r], b_v[s], acc[r][s]);
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int s = 0; s < NR; ++s) {
+            SG_T value = alpha * SG_MM(reduce_add)(acc[r][s]);
+            SG_T *c_rs = c + r * ldc + s;
+            *c_rs = beta != 0 ? value + beta * *c_rs : value;
+        }
+}
+
+/* The MR rows of A at a against every row of B. */
+FASTNN_SG_INLINE void SG_FN(dot_rows)(const int MR, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                                      const SG_T *a, ptrdiff_t lda,
+                                      const SG_T *b, ptrdiff_t ldb,
+                                      SG_T beta, SG_T *c, ptrdiff_t ldc)
+{
+    ptrdiff_t j0 = 0;
+    for (; j0 + FASTNN_SG_DOT_ROWS <= n; j0 += FASTNN_SG_DOT_ROWS)
+        SG_FN(dot_block)(MR, FASTNN_SG_DOT_ROWS, k, alpha, a, lda, b + j0 * ldb, ldb,
+                         beta, c + j0, ldc);
+    switch (n - j0) {
+    case 1: SG_FN(dot_block)(MR, 1, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
+    case 2: SG_FN(dot_block)(MR, 2, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
+    case 3: SG_FN(dot_block)(MR, 3, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
+    default: break;
+    }
+}
+
+/* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C with A (m×k) and B (n×k) row-major. */
+FASTNN_SG_TARGET
+static void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                                 const SG_T *a, ptrdiff_t lda,
+                                 const SG_T *b, ptrdiff_t ldb, SG_T beta,
+                                 SG_T *c, ptrdiff_t ldc)
+{
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += FASTNN_SG_DOT_ROWS) {
+        const SG_T *a_i = a + i0 * lda;
+        SG_T *c_i = c + i0 * ldc;
+        switch (m - i0 < FASTNN_SG_DOT_ROWS ? m - i0 : FASTNN_SG_DOT_ROWS) {
+        case 1: SG_FN(dot_rows)(1, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        case 2: SG_FN(dot_rows)(2, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        case 3: SG_FN(dot_rows)(3, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        default: SG_FN(dot_rows)(4, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        }
+    }
+}
+
 #undef SG_LANES
 #undef SG_BLOCK
+#undef SG_PASTE
+#undef SG_EXPAND_PASTE
+#undef SG_MM
 
 #else /* no AVX-512 build: never called, fastnn_small_gemm_available() is 0 */
 
@@ -201,6 +299,21 @@ static void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
     (void) b; (void) ldb; (void) beta; (void) c; (void) ldc;
 }
 
+static void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                                 const SG_T *a, ptrdiff_t lda,
+                                 const SG_T *b, ptrdiff_t ldb, SG_T beta,
+                                 SG_T *c, ptrdiff_t ldc)
+{
+    (void) m; (void) n; (void) k; (void) alpha; (void) a; (void) lda;
+    (void) b; (void) ldb; (void) beta; (void) c; (void) ldc;
+}
+
 #endif /* FASTNN_SMALL_GEMM */
+
+#undef SG_T
+#undef SG_FN
+#undef SG_ZMM
+#undef SG_MASK
+#undef SG_SUFFIX
 
 #endif /* FASTNN_SG_TEMPLATE */
