@@ -52,6 +52,19 @@ cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n
     return fits and small_gemm_available()
 
 
+# OpenBLAS runs a product of at most 65536·4 multiply-adds on the calling
+# thread; larger ones wake its thread pool (interface/gemm.c).
+cdef enum:
+    BLAS_ONE_THREAD_MAX_WORK = 65536 * 4
+
+
+cdef inline bint gemm_may_use_blas_threads(bint transpose_a, bint transpose_b, int m, int n,
+                                           int k, size_t item_size) noexcept nogil:
+    """Whether gemm() hands this product to BLAS at a size BLAS may thread."""
+    return (<double> m * n * k > BLAS_ONE_THREAD_MAX_WORK
+            and not use_small_gemm(transpose_a, transpose_b, m, n, k, item_size))
+
+
 cdef inline void gemm(bint transpose_a, bint transpose_b,
                       int m, int n, int k,
                       floating alpha, const floating* a, int lda,

@@ -4,7 +4,7 @@
 # where dZ is the gradient with respect to the pre-activation X·W + b.
 
 from cython cimport floating
-from fastnn_ext.blas cimport gemm
+from fastnn_ext.blas cimport gemm, gemm_may_use_blas_threads
 from fastnn_ext.activations cimport bias_activation_forward
 
 
@@ -16,6 +16,16 @@ cdef inline void dense_forward(const floating* x, const floating* w,
     gemm(False, False, <int> m, <int> n_out, <int> n_in,
          <floating> 1, x, <int> n_in, w, <int> n_out, <floating> 0, y, <int> n_out)
     bias_activation_forward(y, b, y, m, n_out, act, alpha)
+
+
+cdef inline bint dense_may_use_blas_threads(Py_ssize_t m, Py_ssize_t n_in,
+                                            Py_ssize_t n_out, bint grad_x,
+                                            size_t item_size) noexcept nogil:
+    """Whether a training step of an m-row batch may wake BLAS's threads."""
+    return (gemm_may_use_blas_threads(False, False, <int> m, <int> n_out, <int> n_in, item_size)
+            or gemm_may_use_blas_threads(True, False, <int> n_in, <int> n_out, <int> m, item_size)
+            or (grad_x and gemm_may_use_blas_threads(False, True, <int> m, <int> n_in,
+                                                     <int> n_out, item_size)))
 
 
 cdef inline void column_sums(const floating* a, floating* sums, Py_ssize_t m,

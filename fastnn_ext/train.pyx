@@ -22,7 +22,8 @@ from numpy.random cimport bitgen_t
 from fastnn_ext.activations cimport (ACT_IDENTITY, bias_activation_forward,
                                      activation_backward, softmax_forward,
                                      softmax_backward, prelu_forward, prelu_backward)
-from fastnn_ext.dense cimport dense_forward, dense_backward, dense_backward_sgd
+from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
+                               dense_may_use_blas_threads)
 from fastnn_ext.losses cimport loss_and_grad, count_correct
 from fastnn_ext.gradients cimport (add_weight_penalty, squared_norm, scale_inplace,
                                    clip_values, add_gaussian_noise)
@@ -199,6 +200,17 @@ cdef void backward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
             dropout_backward(delta + i_out, work + ops[k, F_AUX], grad_in, m * n_out)
 
 
+cdef bint steps_may_use_blas_threads(const int64_t[:, ::1] ops, Py_ssize_t m,
+                                    size_t item_size) noexcept nogil:
+    """Whether a training step of an m-row batch may wake BLAS's threads."""
+    cdef Py_ssize_t k
+    for k in range(ops.shape[0]):
+        if ops[k, F_KIND] == OP_DENSE and dense_may_use_blas_threads(
+                m, ops[k, F_N_IN], ops[k, F_N_OUT], ops[k, F_NEED_GRAD_IN] != 0, item_size):
+            return True
+    return False
+
+
 cdef void parallel_optimizer_step(int kind, const double* hyper, floating* param,
                                   const floating* grad, floating* state, Py_ssize_t n,
                                   Py_ssize_t n_decay, double lr, long step,
@@ -276,7 +288,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
     the weight-gradient GEMM; the remaining parameters (after the leading
     ``n_weights``) still go through the optimizer kernel.
     The optimizer step runs on up to ``n_threads`` threads (see
-    ``max_threads``); the result does not depend on the number.
+    ``max_threads``) when no product of the step may wake BLAS's threads;
+    the result does not depend on the number.
     Stops before the update of a step whose loss or gradient is not finite and
     reports it through ``status``; ``n_steps`` counts the updates applied.
     All arrays are validated by the caller, ``fastnn.model.Sequential``.
@@ -293,6 +306,12 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
     cdef floating* buffer_ptr = NULL if buffers.shape[0] == 0 else &buffers[0]
     bit_generator = generator.bit_generator
     rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
+    if steps_may_use_blas_threads(ops, batch_size, sizeof(floating)):
+        # BLAS's own threads spin for a while after each product; threads of
+        # ours started meanwhile would fight them for the cores (measured: ten
+        # times slower with two of each on two cores).  A smaller batch never
+        # makes a product go to BLAS, so the full batch size decides.
+        n_threads = 1
     with bit_generator.lock, nogil:
         start = 0
         while start < n:
