@@ -77,7 +77,8 @@ def train_parser(parser):
                         help="training samples held out for validation (default: 5000)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (default: 1; small matrices gain little from more, "
-                             "and a busy machine loses much)")
+                             "and a busy machine loses much); fastnn's own kernels follow "
+                             "OMP_NUM_THREADS")
     parser.add_argument("--lr-decay", type=float, default=0.1,
                         help="k of the per-epoch exponential decay lr·e^(−k·epoch) (default: 0.1)")
     parser.add_argument("--save", help="write the trained weights to this .npz file")
