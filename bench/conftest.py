@@ -30,6 +30,18 @@ def blas_threads(n):
         yield
 
 
+@contextlib.contextmanager
+def openmp_limit(n):
+    """Limit OpenMP (fastnn's own threads) to n threads; None: no limit."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="openmp"):
+        yield
+
+
 def pause():
     time.sleep(PAUSE_SECONDS)
 

@@ -9,13 +9,20 @@ C2 — the same network at batch 128: one epoch over 60,000 images.
 C3 — [784, 2048, 2048, 10] ReLU, softmax cross-entropy, SGD with momentum,
 batch 512, float32: 100 steps (51,200 images), two BLAS threads.
 
+fastnn splits its optimizer step across OpenMP threads (all cores here)
+when no matrix product of the step may wake BLAS's threads: in C4, not in C2
+or C3.  ``fastnn-1-thread`` is the same run with OpenMP limited to one
+thread.
+
 Run ``pytest bench --benchmark-only``; each group prints medians, and the
 summary at the end gives every entry's median as a ratio to NumPy's.
 """
 
+import os
+
 import numpy as np
 import pytest
-from conftest import blas_threads, pause, torch_or_none
+from conftest import blas_threads, openmp_limit, pause, torch_or_none
 from numpy_reference import NumpyMLP
 
 from fastnn import layers as L
@@ -135,7 +142,7 @@ def torch_relu_trainer(torch, widths, optimizer, batch):
     return epoch
 
 
-@pytest.mark.parametrize("library", ["fastnn", "numpy", "torch"])
+@pytest.mark.parametrize("library", ["fastnn", "fastnn-1-thread", "numpy", "torch"])
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_relu_networks(benchmark, fashion_mnist, workload, library):
     widths, batch, optimizer, samples, threads, rounds = WORKLOADS[workload]
@@ -143,9 +150,13 @@ def test_relu_networks(benchmark, fashion_mnist, workload, library):
     X, y = X[:samples], y[:samples]
     benchmark.group = f"{workload} {widths} ReLU {optimizer}, batch {batch}, {samples // batch} steps"
     benchmark.extra_info["steps"] = -(-samples // batch)
-    if library == "fastnn":
+    openmp_threads = None
+    if library.startswith("fastnn"):
         model = fastnn_relu_net(widths, optimizer)
         run = lambda: model.fit(X, y, epochs=1, batch_size=batch)  # noqa: E731
+        # Explicit either way: PyTorch sets the count of the OpenMP runtime
+        # it shares with fastnn when its benchmarks run first.
+        openmp_threads = 1 if library == "fastnn-1-thread" else os.cpu_count()
     elif library == "numpy":
         model = NumpyMLP(widths, hidden="relu", output="softmax", optimizer=optimizer,
                          lr=1e-3 if optimizer == "adam" else 0.01)
@@ -160,5 +171,5 @@ def test_relu_networks(benchmark, fashion_mnist, workload, library):
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
         run = lambda: epoch(Xt, yt)  # noqa: E731
     pause()
-    with blas_threads(threads):
+    with blas_threads(threads), openmp_limit(openmp_threads):
         benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)

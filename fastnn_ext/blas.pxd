@@ -30,7 +30,8 @@ cdef extern from "small_gemm_kernels.h" nogil:
 # 12 rows of C: faster whenever C has at most 128 rows, or B stays in the
 # 1 MiB L2 cache across the passes.  With Bᵀ they compute dot products of
 # rows, whose horizontal sums cost as much as a short row: faster from 64
-# elements per row with up to 16 rows of C, or from 256 elements per row.
+# elements per row with up to 16 rows of C, or from 256 elements per row
+# with up to 128 (at 512 rows, OpenBLAS on two threads is far ahead).
 cdef enum:
     SMALL_GEMM_MAX_ROWS = 128
     SMALL_GEMM_MAX_B_BYTES = 1 << 20
@@ -45,8 +46,8 @@ cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n
     if m <= 0 or n <= 0 or k <= 0 or (transpose_a and transpose_b):
         return False
     if transpose_b:
-        fits = k >= SMALL_DOT_LONG_LENGTH or (k >= SMALL_DOT_MIN_LENGTH
-                                              and m <= SMALL_DOT_MAX_ROWS)
+        fits = m <= SMALL_GEMM_MAX_ROWS and (
+            k >= SMALL_DOT_LONG_LENGTH or (k >= SMALL_DOT_MIN_LENGTH and m <= SMALL_DOT_MAX_ROWS))
     else:
         fits = m <= SMALL_GEMM_MAX_ROWS or <size_t> k * n * item_size <= SMALL_GEMM_MAX_B_BYTES
     return fits and small_gemm_available()
