@@ -14,6 +14,7 @@ in the same order and give the same weights.
 """
 
 import math
+import os
 
 import numpy as np
 
@@ -33,6 +34,27 @@ from fastnn_ext import train as _train
 PREDICT_CHUNK = 4096
 #: compiled calls per epoch when a callback follows progress (a progress bar)
 PROGRESS_SLICES = 20
+
+
+# GNU OpenMP cannot start threads in a child of fork() once the parent has
+# used them: the child would wait forever for workers that do not exist.  A
+# forked child (multiprocessing's default on Linux) therefore trains on its
+# own thread.
+_forked_child = False
+
+
+def _after_fork_in_child():
+    global _forked_child
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _training_threads():
+    """Threads the compiled epoch may start (see fastnn_ext.train.max_threads)."""
+    return 1 if _forked_child else _train.max_threads()
 
 
 class NonFiniteError(FloatingPointError):
@@ -502,7 +524,7 @@ class Sequential:
             rates[first:last], optimizer.t_ + 1, self.n_weights_, l2, l1,
             self.clip_norm or 0.0, self.clip_value or 0.0, eta, gamma, self.rng,
             fused_sgd=self._can_fuse_sgd(), weight_decay=optimizer.weight_decay,
-            n_threads=_train.max_threads())
+            n_threads=_training_threads())
         optimizer.advance(result[2])
         return result
 

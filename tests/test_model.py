@@ -1,5 +1,7 @@
 """The model: both training paths, gradient checks, reproducibility, bad input."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -331,3 +333,26 @@ def test_threaded_optimizer_step_gives_the_same_weights(name):
     one_thread, two_threads = trained(1, True), trained(2, True)
     assert np.array_equal(one_thread, two_threads)
     assert np.array_equal(two_threads, trained(2, False))
+
+
+def _train_threaded_network(seed):
+    X, y = blobs(n=60, n_features=40, seed=seed)
+    model = Sequential([L.Dense(40, 200), L.ReLU(), L.Dense(200, 200), L.ReLU(),
+                        L.Dense(200, 3), L.Softmax()], loss="softmax_cross_entropy",
+                       optimizer=Adam(lr=0.01), seed=seed)
+    model.fit(X, y, epochs=1, batch_size=8)
+    return model.params_
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_training_in_a_forked_child_after_threaded_training():
+    # GNU OpenMP's threads do not survive fork(); a child that started them
+    # again would hang, so children train on one thread, to the same weights.
+    import multiprocessing
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="openmp"):
+        in_parent = _train_threaded_network(0)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            in_child = pool.apply_async(_train_threaded_network, (0,)).get(timeout=60)
+    assert np.array_equal(in_parent, in_child)
