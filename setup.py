@@ -12,6 +12,7 @@ width are C helpers in ``fastnn_ext/src`` compiled for several instruction sets
 with GCC/Clang ``target_clones`` and chosen at load time for the running CPU.
 Where glibc's libmvec (vector exp, log1p) links, the loops calling them use it;
 where OpenMP links, the optimizer steps of the compiled epoch use several threads.
+``FASTNN_NO_SMALL_GEMM=1`` builds without the AVX-512 small-batch matrix kernels.
 """
 
 import glob
@@ -118,7 +119,9 @@ def extensions():
                 [source],
                 include_dirs=[numpy.get_include(), os.path.join("fastnn_ext", "src")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
-                + ([("FASTNN_LIBMVEC", "1")] if vector_math else []),
+                + ([("FASTNN_LIBMVEC", "1")] if vector_math else [])
+                + ([("FASTNN_NO_SMALL_GEMM", "1")] if os.environ.get("FASTNN_NO_SMALL_GEMM")
+                   else []),
                 libraries=["mvec", "m"] if vector_math else [],
                 extra_compile_args=compile_args() + openmp,
                 extra_link_args=openmp,

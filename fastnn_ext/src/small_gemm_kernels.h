@@ -38,7 +38,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__ELF__) && \
+/* FASTNN_NO_SMALL_GEMM (setup.py: the environment variable of that name)
+ * builds without them: every product then goes to BLAS. */
+#if !defined(FASTNN_NO_SMALL_GEMM) && defined(__x86_64__) && defined(__ELF__) && \
     ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
      (defined(__clang__) && __clang_major__ >= 12))
 #define FASTNN_SMALL_GEMM 1
