@@ -356,3 +356,15 @@ def test_training_in_a_forked_child_after_threaded_training():
         with multiprocessing.get_context("fork").Pool(1) as pool:
             in_child = pool.apply_async(_train_threaded_network, (0,)).get(timeout=60)
     assert np.array_equal(in_parent, in_child)
+
+
+def test_thread_count_follows_openmp_limits():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastnn_ext import train
+
+    if not any(pool["user_api"] == "openmp" for pool in threadpool_info()):
+        pytest.skip("built without OpenMP")
+    for limit in (1, 3):
+        with threadpool_limits(limits=limit, user_api="openmp"):
+            assert train.max_threads() == limit
