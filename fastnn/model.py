@@ -57,6 +57,20 @@ def _training_threads():
     return 1 if _forked_child else _train.max_threads()
 
 
+_blas_pools = None
+
+
+def _blas_threaded():
+    """Whether a loaded BLAS may use more than one thread (its current limit)."""
+    global _blas_pools
+    if _blas_pools is None:  # finding the libraries takes milliseconds; once
+        from threadpoolctl import ThreadpoolController
+
+        _blas_pools = [pool for pool in ThreadpoolController().lib_controllers
+                       if pool.user_api == "blas"]
+    return any(pool.num_threads > 1 for pool in _blas_pools)
+
+
 class NonFiniteError(FloatingPointError):
     """The loss or the gradient stopped being finite; the last good weights remain."""
 
@@ -524,7 +538,7 @@ class Sequential:
             rates[first:last], optimizer.t_ + 1, self.n_weights_, l2, l1,
             self.clip_norm or 0.0, self.clip_value or 0.0, eta, gamma, self.rng,
             fused_sgd=self._can_fuse_sgd(), weight_decay=optimizer.weight_decay,
-            n_threads=_training_threads())
+            n_threads=_training_threads(), blas_threaded=_blas_threaded())
         optimizer.advance(result[2])
         return result
 

@@ -212,6 +212,28 @@ cdef bint steps_may_use_blas_threads(const int64_t[:, ::1] ops, Py_ssize_t m,
     return False
 
 
+cdef int threads_for_steps(const int64_t[:, ::1] ops, Py_ssize_t batch_size,
+                           size_t item_size, int n_threads, bint blas_threaded) noexcept nogil:
+    """Threads the steps of an epoch may start: n_threads, or 1 where BLAS's may run.
+
+    BLAS's own threads spin for a while after each product; threads of ours
+    started meanwhile would fight them for the cores (measured: ten times
+    slower with two of each on two cores).  blas_threaded says whether BLAS
+    may use more than one thread at all.  A smaller batch never makes a
+    product go to BLAS, so the full batch size decides.
+    """
+    if blas_threaded and steps_may_use_blas_threads(ops, batch_size, item_size):
+        return 1
+    return n_threads
+
+
+def step_threads(const int64_t[:, ::1] ops, Py_ssize_t batch_size, dtype, int n_threads,
+                 bint blas_threaded):
+    """The thread count train_epoch uses for these ops, for a float32/float64 dtype."""
+    return threads_for_steps(ops, batch_size, 4 if dtype == "float32" else 8, n_threads,
+                             blas_threaded)
+
+
 cdef void parallel_optimizer_step(int kind, const double* hyper, floating* param,
                                   const floating* grad, floating* state, Py_ssize_t n,
                                   Py_ssize_t n_decay, double lr, long step,
@@ -277,7 +299,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
                 Py_ssize_t n_weights, double l2, double l1,
                 double clip_norm, double clip_value,
                 double noise_eta, double noise_gamma, generator,
-                bint fused_sgd=False, double weight_decay=0.0, int n_threads=1):
+                bint fused_sgd=False, double weight_decay=0.0, int n_threads=1,
+                bint blas_threaded=True):
     """Train one epoch over ``order``; returns (loss_sum, n_correct, n_steps, status).
 
     Either ``labels`` (int64, one per row of X) or ``T`` (targets, one row per
@@ -289,8 +312,9 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
     the weight-gradient GEMM; the remaining parameters (after the leading
     ``n_weights``) still go through the optimizer kernel.
     The optimizer step runs on up to ``n_threads`` threads (see
-    ``max_threads``) when no product of the step may wake BLAS's threads;
-    the result does not depend on the number.
+    ``max_threads``) unless BLAS may run threads of its own
+    (``blas_threaded``) for a product of the step; the result does not
+    depend on the number.
     Stops before the update of a step whose loss or gradient is not finite and
     reports it through ``status``; ``n_steps`` counts the updates applied.
     All arrays are validated by the caller, ``fastnn.model.Sequential``.
@@ -307,12 +331,8 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
     cdef floating* buffer_ptr = NULL if buffers.shape[0] == 0 else &buffers[0]
     bit_generator = generator.bit_generator
     rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
-    if steps_may_use_blas_threads(ops, batch_size, sizeof(floating)):
-        # BLAS's own threads spin for a while after each product; threads of
-        # ours started meanwhile would fight them for the cores (measured: ten
-        # times slower with two of each on two cores).  A smaller batch never
-        # makes a product go to BLAS, so the full batch size decides.
-        n_threads = 1
+    n_threads = threads_for_steps(ops, batch_size, sizeof(floating), n_threads,
+                                  blas_threaded)
     with bit_generator.lock, nogil:
         start = 0
         while start < n:

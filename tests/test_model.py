@@ -368,3 +368,26 @@ def test_thread_count_follows_openmp_limits():
     for limit in (1, 3):
         with threadpool_limits(limits=limit, user_api="openmp"):
             assert train.max_threads() == limit
+
+
+def test_own_threads_only_where_blas_threads_cannot_run():
+    from fastnn_ext import train
+    from fastnn_ext.dense import small_gemm_available
+
+    def threads(widths, batch_size, blas_threaded):
+        layers = []
+        for n_in, n_out in zip(widths[:-1], widths[1:]):
+            layers += [L.Dense(n_in, n_out), L.ReLU()]
+        model = Sequential(layers[:-1] + [L.Softmax()], loss="softmax_cross_entropy",
+                           dtype="float32")
+        ops = model._compiled_plan(batch_size)["ops"]
+        return train.step_threads(ops, batch_size, "float32", 2, blas_threaded)
+
+    # every product of [784, 256, 128, 10] at batch 10 runs in fastnn's kernels
+    # where the CPU has them (else in BLAS, and then large enough to thread)
+    assert threads([784, 256, 128, 10], 10, True) == (2 if small_gemm_available() else 1)
+    # at batch 128 the input gradient 128×128 · (256×128)ᵀ goes to BLAS
+    assert threads([784, 256, 128, 10], 128, True) == 1
+    assert threads([784, 256, 128, 10], 128, False) == 2
+    # products too small for BLAS to thread leave the threads on
+    assert threads([20, 16, 3], 8, True) == 2
