@@ -4,7 +4,7 @@
  * A dense layer on a batch of ten rows multiplies a 10×784 matrix by a
  * 784×256 one.  OpenBLAS repacks both operands into its panel format on every
  * call; with ten rows there is too little arithmetic to pay for copying the
- * weight matrix, and these products ran at a quarter of the machine's speed.
+ * weight matrix, and these products ran at about a sixth of the machine's speed.
  * The kernels here read both operands in place: they produce MR rows of C at a
  * time as a sum of k rank-1 updates, loading each row of B once per MR rows
  * and multiplying it by MR broadcast elements of A, with the MR×32 block of C
