@@ -19,27 +19,24 @@ PAUSE_SECONDS = 1.0
 
 
 @contextlib.contextmanager
-def blas_threads(n):
-    """Limit every loaded BLAS (NumPy's and SciPy's) to n threads."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
-@contextlib.contextmanager
-def openmp_limit(n):
-    """Limit OpenMP (fastnn's own threads) to n threads; None: no limit."""
+def _limit(n, user_api):
     if n is None:
         yield
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=n, user_api="openmp"):
+    with threadpool_limits(limits=n, user_api=user_api):
         yield
+
+
+def blas_threads(n):
+    """Limit every loaded BLAS (NumPy's and SciPy's) to n threads."""
+    return _limit(n, "blas")
+
+
+def openmp_limit(n):
+    """Limit OpenMP (fastnn's own threads) to n threads; None: no limit."""
+    return _limit(n, "openmp")
 
 
 def pause():

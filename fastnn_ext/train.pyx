@@ -11,6 +11,8 @@ the same kernel-for-kernel as the layer-by-layer path in ``fastnn.layers``, so
 both paths produce the same weights.
 """
 
+import numpy as np
+
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
@@ -229,8 +231,8 @@ cdef int threads_for_steps(const int64_t[:, ::1] ops, Py_ssize_t batch_size,
 
 def step_threads(const int64_t[:, ::1] ops, Py_ssize_t batch_size, dtype, int n_threads,
                  bint blas_threaded):
-    """The thread count train_epoch uses for these ops, for a float32/float64 dtype."""
-    return threads_for_steps(ops, batch_size, 4 if dtype == "float32" else 8, n_threads,
+    """The thread count train_epoch uses for these ops and a float32/float64 dtype."""
+    return threads_for_steps(ops, batch_size, np.dtype(dtype).itemsize, n_threads,
                              blas_threaded)
 
 

@@ -315,6 +315,14 @@ PARALLEL_STEP_OPTIMIZERS = {
 }
 
 
+def wide_network(optimizer, seed):
+    model = Sequential([L.Dense(40, 200), L.Tanh(), L.Dense(200, 200), L.ReLU(),
+                        L.Dense(200, 3), L.Softmax()], loss="softmax_cross_entropy",
+                       optimizer=optimizer, seed=seed)
+    assert model.params_.size > 2 ** 15
+    return model
+
+
 @pytest.mark.parametrize("name", PARALLEL_STEP_OPTIMIZERS)
 def test_threaded_optimizer_step_gives_the_same_weights(name):
     from threadpoolctl import threadpool_limits
@@ -322,10 +330,7 @@ def test_threaded_optimizer_step_gives_the_same_weights(name):
     X, y = blobs(n=60, n_features=40)
 
     def trained(threads, compiled):
-        model = Sequential([L.Dense(40, 200), L.Tanh(), L.Dense(200, 200), L.ReLU(),
-                            L.Dense(200, 3), L.Softmax()], loss="softmax_cross_entropy",
-                           optimizer=PARALLEL_STEP_OPTIMIZERS[name](), seed=3)
-        assert model.params_.size > 2 ** 15
+        model = wide_network(PARALLEL_STEP_OPTIMIZERS[name](), seed=3)
         with threadpool_limits(limits=threads, user_api="openmp"):
             model.fit(X, y, epochs=2, batch_size=8, compiled=compiled)
         return model.params_
@@ -337,9 +342,7 @@ def test_threaded_optimizer_step_gives_the_same_weights(name):
 
 def _train_threaded_network(seed):
     X, y = blobs(n=60, n_features=40, seed=seed)
-    model = Sequential([L.Dense(40, 200), L.ReLU(), L.Dense(200, 200), L.ReLU(),
-                        L.Dense(200, 3), L.Softmax()], loss="softmax_cross_entropy",
-                       optimizer=Adam(lr=0.01), seed=seed)
+    model = wide_network(Adam(lr=0.01), seed)
     model.fit(X, y, epochs=1, batch_size=8)
     return model.params_
 

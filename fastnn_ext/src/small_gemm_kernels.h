@@ -16,16 +16,16 @@
  * a[i·a_row + p·a_col], which covers A and Aᵀ; B is row-major and not
  * transposed.  beta = 0 overwrites C without reading it.
  *
- * The product with a transposed B (a layer's input gradient dZ·Wᵀ) cannot
- * read B's columns as vectors; small_gemm_nt computes it as dot products of
- * rows instead, 4 rows of A by 4 rows of B at a time, the last partial
- * vector of each row a masked load.
- *
  * Loads of B are whole vectors.  Where the block of columns is narrower than
  * the vectors, a load reads past the block's last column into the following
  * row; every lane read past the last column is discarded.  Rows whose load
  * would run past the end of B (the last element, (k−1)·ldb + n−1) are copied
  * into a zero-padded buffer first, so no read leaves the matrix.
+ *
+ * The product with a transposed B (a layer's input gradient dZ·Wᵀ) cannot
+ * read B's columns as vectors; small_gemm_nt computes it as dot products of
+ * rows instead, 4 rows of A by 4 rows of B at a time, the last partial
+ * vector of each row a masked load.
  *
  * Written once for float and double: this header includes itself with SG_T
  * and the function names defined for each type.
