@@ -5,10 +5,10 @@ from fastnn.data import load_mnist
 from fastnn.diagnostics import gradient_norms
 from fastnn.gradcheck import check_gradients
 from fastnn.layers import (BatchNorm, Dense, Dropout, Identity, LeakyReLU, PReLU, ReLU,
-                           Sigmoid, Softmax, Tanh)
+                           Sigmoid, SiLU, Softmax, Tanh)
 from fastnn.losses import MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from fastnn.model import NonFiniteError, Sequential
-from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, RMSProp
+from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, Lion, RMSProp
 from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, ReduceLROnPlateau,
                               StepDecay)
 
@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "NonFiniteError",
-    "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "Softmax", "Identity",
+    "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "SiLU", "Softmax", "Identity",
     "Dropout", "BatchNorm",
     "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-    "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW",
+    "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "Lion",
     "Constant", "StepDecay", "ExponentialDecay", "InverseTimeDecay", "ReduceLROnPlateau",
     "Callback", "History", "ProgressBar", "EarlyStopping",
     "check_gradients", "gradient_norms", "load_mnist",

@@ -1,13 +1,21 @@
 """Layers: dense, one layer per activation, dropout and batch normalization.
 
-Each layer has a forward and a backward method side by side.  ``forward``
-keeps what ``backward`` needs; ``backward`` writes parameter gradients into
-the layer's ``grads`` views (slices of the model's flat gradient buffer) and
-returns the gradient with respect to the input.  The arithmetic is done by the
-compiled kernels of ``fastnn_ext``; the same kernels run in the compiled epoch
-loop, so this layer-by-layer path gives the same numbers as the fast path.
+Each layer is the one place that says how it runs, both ways:
+
+- in Python, a ``forward`` and a ``backward`` method side by side.
+  ``forward`` keeps what ``backward`` needs; ``backward`` writes parameter
+  gradients into the layer's ``grads`` views (slices of the model's flat
+  gradient buffer) and returns the gradient with respect to the input;
+- compiled, ``compile(plan)``: the op records it adds to the model's plan
+  (``fastnn.plan``) — its kernel table, parameter slices, saved tensors and
+  settings.  A layer without a compiled form leaves ``compile`` as it is and
+  trains on the layer-by-layer path.
+
+Both forms call the same kernels of ``fastnn_ext`` in the same order, so
+the two training paths give the same numbers.
 """
 
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +26,8 @@ from fastnn_ext import activations as _act
 from fastnn_ext import batchnorm as _batchnorm
 from fastnn_ext import dense as _dense
 from fastnn_ext import dropout as _dropout
+from fastnn_ext import layer_ops as _ops
+from fastnn_ext import silu as _silu
 
 
 @dataclass(frozen=True)
@@ -33,17 +43,28 @@ class ParamSpec:
 
 
 class Layer:
-    """Base layer.  ``params`` and ``grads`` map names to views set by the model."""
+    """Base layer.
 
-    #: op code of the compiled epoch loop, or None if the layer has no compiled form
-    op = None
+    ``params``, ``grads`` and ``buffers`` map names to views into the owning
+    model's flat buffers; they are read-only mappings (write into a view, or
+    use :meth:`set_weights`), so an array cannot be detached from the model
+    by assignment.
+    """
+
+    #: whether the layer has a compiled form (a ``compile`` of its own)
+    compiled = False
 
     def __init__(self):
-        self.params = {}
-        self.grads = {}
-        self.buffers = {}
+        self._attach({}, {}, {})
         self.n_in = None
         self.n_out = None
+        self.model = None
+
+    def _attach(self, params, grads, buffers):
+        """Set the views into a model's buffers (called by the model)."""
+        self.params = types.MappingProxyType(params)
+        self.grads = types.MappingProxyType(grads)
+        self.buffers = types.MappingProxyType(buffers)
 
     def build(self, n_in):
         """Fix the input width; return the output width."""
@@ -61,6 +82,51 @@ class Layer:
 
     def backward(self, grad_out, need_grad_in=True):
         raise NotImplementedError
+
+    def compile(self, plan):
+        """Add this layer's op records to ``plan``; return how many layers they cover.
+
+        A layer may cover the one after it too (a dense layer takes the
+        activation that follows it into its own op).  The base layer has no
+        compiled form.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no compiled form")
+
+    def get_weights(self):
+        """Copies of the layer's parameters, by name."""
+        return {name: array.copy() for name, array in self.params.items()}
+
+    def set_weights(self, weights):
+        """Write parameters (a mapping of name → array) into the layer, in place.
+
+        Each array must have the parameter's shape and finite values; it is
+        converted to the model's dtype (values outside that dtype's range are
+        refused rather than turned into ∞).
+        """
+        if not self.params:
+            raise ValueError(f"{self!r} holds no parameters until it is part of a Sequential")
+        if not hasattr(weights, "items"):
+            raise TypeError(f"weights must be a mapping of parameter names to arrays, "
+                            f"got {type(weights).__name__}")
+        unknown = set(weights) - set(self.params)
+        if unknown:
+            raise ValueError(f"{self!r} has no parameter {sorted(unknown)[0]!r}; "
+                             f"it has {sorted(self.params)}")
+        checked = {}
+        for name, value in weights.items():
+            target = self.params[name]
+            array = np.asarray(value)
+            if array.shape != target.shape:
+                raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name} holds NaN or infinite values")
+            if np.abs(array).max(initial=0) > np.finfo(target.dtype).max:
+                raise ValueError(f"{name} holds values beyond {target.dtype}'s range")
+            checked[name] = array
+        for name, array in checked.items():
+            self.params[name][...] = array
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -81,7 +147,7 @@ class Dense(Layer):
         ``"normal"``).
     """
 
-    op = "dense"
+    compiled = True
 
     def __init__(self, n_in, n_out, init="glorot_uniform", bias_init="zeros"):
         super().__init__()
@@ -114,57 +180,81 @@ class Dense(Layer):
                         self.grads["b"], grad_in)
         return grad_in
 
+    def compile(self, plan):
+        # The activation after a dense layer runs inside its op, on the
+        # product while it is in cache; an activation whose derivative needs
+        # its input keeps the pre-activation in the op's saved region.
+        follower = plan.next_layer
+        fused = follower if isinstance(follower, Activation) else None
+        kernels = fused.kernels if fused is not None else _act.IDENTITY
+        saved = plan.rows * self.n_out if _act.needs_input(kernels) else 0
+        plan.add(self, _ops.DENSE, self.n_in, self.n_out, activation=kernels,
+                 alpha=fused.alpha if fused is not None else 0.0, saved_size=saved,
+                 weight="W", bias="b")
+        return 2 if fused is not None else 1
+
     def __repr__(self):
         return f"Dense({self.n_in}, {self.n_out})"
 
 
 class Activation(Layer):
-    """Element-wise activation with its derivative taken from the saved output."""
+    """Element-wise activation f with its kernel table ``kernels``.
 
-    op = "activation"
-    code = _act.IDENTITY
+    The derivative is taken from the saved output, or from the saved input
+    when the activation's table says it needs it (``needs_input``).  A new
+    activation is a subclass naming its table (see ``fastnn_ext/silu.pyx``).
+    """
+
+    compiled = True
+    kernels = _act.IDENTITY
     alpha = 0.0
 
     def forward(self, x, training=False):
         out = np.empty_like(x)
-        _act.forward(x, out, self.code, self.alpha)
+        _act.forward(x, out, self.kernels, self.alpha)
+        self._x = x if _act.needs_input(self.kernels) else None
         self._out = out
         return out
 
     def backward(self, grad_out, need_grad_in=True):
         grad_in = np.empty_like(grad_out)
-        _act.backward(self._out, grad_out, grad_in, self.code, self.alpha)
+        _act.backward(self._out, grad_out, grad_in, self.kernels, self.alpha, self._x)
         return grad_in
+
+    def compile(self, plan):
+        plan.add(self, _ops.ACTIVATION, self.n_in, self.n_out, activation=self.kernels,
+                 alpha=self.alpha)
+        return 1
 
 
 class Identity(Activation):
     """f(z) = z."""
 
-    code = _act.IDENTITY
+    kernels = _act.IDENTITY
 
 
 class Sigmoid(Activation):
     """f(z) = 1 / (1 + e^{−z}),  f' = f(1 − f)."""
 
-    code = _act.SIGMOID
+    kernels = _act.SIGMOID
 
 
 class Tanh(Activation):
     """f(z) = tanh z,  f' = 1 − f²."""
 
-    code = _act.TANH
+    kernels = _act.TANH
 
 
 class ReLU(Activation):
     """f(z) = max(z, 0),  f' = [z > 0]."""
 
-    code = _act.RELU
+    kernels = _act.RELU
 
 
 class LeakyReLU(Activation):
     """f(z) = z if z > 0 else α·z, with a fixed slope α ≥ 0 (default 0.01)."""
 
-    code = _act.LEAKY_RELU
+    kernels = _act.LEAKY_RELU
 
     def __init__(self, alpha=0.01):
         super().__init__()
@@ -172,6 +262,12 @@ class LeakyReLU(Activation):
 
     def __repr__(self):
         return f"LeakyReLU(alpha={self.alpha})"
+
+
+class SiLU(Activation):
+    """f(z) = z·σ(z) (SiLU, swish),  f' = σ(z)·(1 + z·(1 − σ(z))); backward keeps z."""
+
+    kernels = _silu.SILU
 
 
 class PReLU(Layer):
@@ -183,7 +279,7 @@ class PReLU(Layer):
         Initial value of every slope (default 0.25).
     """
 
-    op = "prelu"
+    compiled = True
 
     def __init__(self, init_slope=0.25):
         super().__init__()
@@ -206,11 +302,15 @@ class PReLU(Layer):
         _act.prelu_grad(self._x, self.params["slope"], grad_out, grad_in, self.grads["slope"])
         return grad_in
 
+    def compile(self, plan):
+        plan.add(self, _ops.PRELU, self.n_in, self.n_out, weight="slope")
+        return 1
+
 
 class Softmax(Layer):
     """Row-wise f(z)_k = e^{z_k} / Σ_j e^{z_j}, computed with the row maximum subtracted."""
 
-    op = "softmax"
+    compiled = True
 
     def forward(self, x, training=False):
         out = np.empty_like(x)
@@ -222,6 +322,10 @@ class Softmax(Layer):
         grad_in = np.empty_like(grad_out)
         _act.softmax_grad(self._out, grad_out, grad_in)
         return grad_in
+
+    def compile(self, plan):
+        plan.add(self, _ops.SOFTMAX, self.n_in, self.n_out)
+        return 1
 
 
 class Dropout(Layer):
@@ -239,7 +343,7 @@ class Dropout(Layer):
         is 1 − rate).
     """
 
-    op = "dropout"
+    compiled = True
 
     def __init__(self, rate):
         super().__init__()
@@ -265,6 +369,11 @@ class Dropout(Layer):
         _dropout.backward(grad_out, self._mask, grad_in)
         return grad_in
 
+    def compile(self, plan):
+        plan.add(self, _ops.DROPOUT, self.n_in, self.n_out, rate=self.rate,
+                 saved_size=plan.rows * self.n_out)  # the mask
+        return 1
+
     def __repr__(self):
         return f"Dropout(rate={self.rate})"
 
@@ -286,7 +395,10 @@ class BatchNorm(Layer):
         Added to the variance, > 0.
     """
 
-    op = "batchnorm"
+    compiled = True
+    #: batches of one row have no variance to normalize by
+    min_batch_rows = 2
+    min_batch_rows_reason = "batch normalization needs at least two rows in every batch"
 
     def __init__(self, momentum=0.1, eps=1e-5):
         super().__init__()
@@ -322,6 +434,13 @@ class BatchNorm(Layer):
         _batchnorm.backward(grad_out, self._xhat, self.params["gamma"], self._invstd, grad_in,
                             self.grads["gamma"], self.grads["beta"])
         return grad_in
+
+    def compile(self, plan):
+        plan.add(self, _ops.BATCHNORM, self.n_in, self.n_out, weight="gamma", bias="beta",
+                 state="running_mean", state_size=2 * self.n_out,  # then running_var
+                 momentum=self.momentum, eps=self.eps,
+                 saved_size=_ops.batchnorm_saved_size(self.n_out, plan.rows))
+        return 1
 
     def __repr__(self):
         return f"BatchNorm(momentum={self.momentum}, eps={self.eps})"

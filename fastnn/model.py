@@ -7,72 +7,38 @@ that weight penalties and weight decay apply to the leading ``n_weights_``
 elements in one pass.  Randomness (initialization, shuffling, dropout,
 gradient noise) comes from one ``numpy.random.Generator`` seeded by ``seed``.
 
-Training runs either one compiled call per slice of an epoch (the default,
-``fastnn_ext.train``) or layer by layer in Python (``compiled=False``, for
-debugging and for layers without a compiled form); both call the same kernels
-in the same order and give the same weights.
+Training runs either compiled (the default, ``fastnn.training``) or layer by
+layer in Python (``compiled=False``, for debugging and for layers without a
+compiled form); both call the same kernels in the same order and give the
+same weights.
 """
 
 import math
-import os
+import weakref
 
 import numpy as np
 
 from fastnn import callbacks as _callbacks
 from fastnn import losses as _losses
-from fastnn._files import atomic_write
-from fastnn._validation import (all_finite, as_dtype, check_features, check_finite_number,
+from fastnn import serialization as _files
+from fastnn import training as _training
+from fastnn._validation import (as_dtype, check_features, check_finite_number,
                                 check_positive_int, check_targets, one_hot)
 from fastnn.layers import Layer
 from fastnn.optimizers import SGD, Optimizer
+from fastnn.plan import build_plan
+from fastnn.training import NonFiniteError  # noqa: F401  (public here since 0.1)
 from fastnn_ext import gradients as _gradients
 from fastnn_ext import losses as _loss_kernels
-from fastnn_ext import optim as _optim
 from fastnn_ext import train as _train
 
 #: rows per forward call when predicting or evaluating
 PREDICT_CHUNK = 4096
-#: compiled calls per epoch when a callback follows progress (a progress bar)
-PROGRESS_SLICES = 20
 
 
-# GNU OpenMP cannot start threads in a child of fork() once the parent has
-# used them: the child would wait forever for workers that do not exist.  A
-# forked child (multiprocessing's default on Linux) therefore trains on its
-# own thread.
-_forked_child = False
-
-
-def _after_fork_in_child():
-    global _forked_child
-    _forked_child = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _training_threads():
-    """Threads the compiled epoch may start (see fastnn_ext.train.max_threads)."""
-    return 1 if _forked_child else _train.max_threads()
-
-
-_blas_pools = None
-
-
-def _blas_threaded():
-    """Whether a loaded BLAS may use more than one thread (its current limit)."""
-    global _blas_pools
-    if _blas_pools is None:  # finding the libraries takes milliseconds; once
-        from threadpoolctl import ThreadpoolController
-
-        _blas_pools = [pool for pool in ThreadpoolController().lib_controllers
-                       if pool.user_api == "blas"]
-    return any(pool.num_threads > 1 for pool in _blas_pools)
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or the gradient stopped being finite; the last good weights remain."""
+def _owner(obj):
+    ref = getattr(obj, "_owner_ref", None)
+    return ref() if ref is not None else None
 
 
 class Sequential:
@@ -82,12 +48,15 @@ class Sequential:
     ----------
     layers : list of Layer
         The network, input to output.  The first layer fixes the input width.
+        A layer object belongs to one model only.
     loss : str or Loss
         ``"softmax_cross_entropy"`` (needs a ``Softmax`` last layer),
         ``"sigmoid_cross_entropy"`` (needs a ``Sigmoid`` last layer) or
         ``"mse"``; see ``fastnn.losses``.
     optimizer : Optimizer, optional
-        Update rule (default ``SGD(lr=0.1)``); see ``fastnn.optimizers``.
+        Update rule (default ``SGD(lr=0.1)``); see ``fastnn.optimizers``.  An
+        optimizer object belongs to one model only; ``model.optimizer = ...``
+        replaces it (the new one starts with fresh state).
     dtype : {"float32", "float64"}
         Precision of parameters, activations and gradients.
     seed : int or None
@@ -111,6 +80,8 @@ class Sequential:
     ----------
     params_, grads_ : ndarray
         Flat parameter and gradient buffers.
+    buffers_ : ndarray
+        Flat non-trainable state (batch-norm running statistics).
     n_weights_ : int
         Number of leading elements of ``params_`` that are weights.
     history_ : History
@@ -120,13 +91,11 @@ class Sequential:
     def __init__(self, layers, loss="softmax_cross_entropy", optimizer=None,
                  dtype="float32", seed=None, l2=0.0, l1=0.0, clip_norm=None,
                  clip_value=None, gradient_noise=None):
-        self.layers = list(layers)
-        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+        self.layers = list(layers) if isinstance(layers, (list, tuple)) else layers
+        if (not isinstance(self.layers, list) or not self.layers
+                or not all(isinstance(layer, Layer) for layer in self.layers)):
             raise TypeError("layers must be a non-empty list of fastnn layers")
         self.loss = _losses.get(loss)
-        self.optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-        if not isinstance(self.optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a fastnn optimizer, got {self.optimizer!r}")
         self.dtype = as_dtype(dtype)
         self.seed = seed
         self.l2 = check_finite_number("l2", l2, minimum=0.0)
@@ -138,18 +107,36 @@ class Sequential:
         self.gradient_noise = self._check_noise(gradient_noise)
         self.rng = np.random.default_rng(seed)
         self._build()
+        self.optimizer = SGD(lr=0.1) if optimizer is None else optimizer
 
     @staticmethod
     def _check_noise(noise):
         if noise is None:
             return None
-        eta, gamma = (noise, 0.55) if np.isscalar(noise) else tuple(noise)
-        return (check_finite_number("gradient noise eta", eta, minimum=0.0, open_min=True),
-                check_finite_number("gradient noise gamma", gamma, minimum=0.0))
+        if np.isscalar(noise):
+            eta, gamma = noise, 0.55
+        else:
+            try:
+                eta, gamma = noise
+            except (TypeError, ValueError):
+                raise ValueError("gradient_noise must be η or a pair (η, γ), "
+                                 f"got {noise!r}") from None
+        return (check_finite_number("gradient_noise η", eta, minimum=0.0, open_min=True),
+                check_finite_number("gradient_noise γ", gamma, minimum=0.0))
 
     # ------------------------------------------------------------------ build
 
     def _build(self):
+        seen = set()
+        for layer in self.layers:
+            if id(layer) in seen:
+                raise ValueError(f"{layer!r} appears twice in the network; a layer is used "
+                                 "once (make a second layer for a second use)")
+            seen.add(id(layer))
+            if _owner(layer) is not None:
+                raise ValueError(f"{layer!r} already belongs to another Sequential; layers "
+                                 "are not shared between models (build new layers, or "
+                                 "copy.deepcopy the other model)")
         # Only dense layers change the width: the first one fixes the input's.
         width = next((layer.n_in for layer in self.layers if layer.n_in is not None), None)
         if width is None:
@@ -168,6 +155,15 @@ class Sequential:
         # Layers before the first one with parameters need no input gradient.
         self._first_with_params = next((i for i, layer in enumerate(self._loss_layers)
                                         if layer.param_specs()), len(self._loss_layers))
+        self._lay_out()
+        for layer in self.layers:
+            layer.rng = self.rng
+            layer._owner_ref = weakref.ref(self)
+        self.stop_training = False
+
+    def _lay_out(self):
+        """Allocate the flat buffers and point every layer's views into them."""
+        from fastnn.layers import Dense
 
         specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
         layout = [item for item in specs if item[1].decay] + [item for item in specs if not item[1].decay]
@@ -175,33 +171,53 @@ class Sequential:
         self.params_ = np.zeros(sum(sizes), dtype=self.dtype)
         self.grads_ = np.zeros(sum(sizes), dtype=self.dtype)
         self.n_weights_ = sum(size for (_, spec), size in zip(layout, sizes) if spec.decay)
+        self._weights_are_dense = all(isinstance(layer, Dense) for layer, spec in specs
+                                      if spec.decay)
         self._offsets = {}
+        views = {id(layer): ({}, {}, {}) for layer in self.layers}
         offset = 0
         for (layer, spec), size in zip(layout, sizes):
-            layer.params[spec.name] = self.params_[offset:offset + size].reshape(spec.shape)
-            layer.grads[spec.name] = self.grads_[offset:offset + size].reshape(spec.shape)
+            params, grads, _ = views[id(layer)]
+            params[spec.name] = self.params_[offset:offset + size].reshape(spec.shape)
+            grads[spec.name] = self.grads_[offset:offset + size].reshape(spec.shape)
             self._offsets[id(layer), spec.name] = offset
             offset += size
-        # Initialize in network order, not buffer order, so that a layer's
-        # draws do not depend on the layers after it.
-        for layer, spec in specs:
-            layer.params[spec.name][...] = spec.init(self.rng, spec.shape, spec.fan_in, spec.fan_out)
-
-        # Non-trainable state (batch-norm running statistics): one more flat buffer.
         buffer_specs = [(layer, spec) for layer in self.layers for spec in layer.buffer_specs()]
         self.buffers_ = np.zeros(sum(math.prod(shape) for _, (_, shape, _) in buffer_specs),
                                  dtype=self.dtype)
         offset = 0
         for layer, (name, shape, value) in buffer_specs:
             size = math.prod(shape)
-            layer.buffers[name] = self.buffers_[offset:offset + size].reshape(shape)
-            layer.buffers[name][...] = value
+            views[id(layer)][2][name] = self.buffers_[offset:offset + size].reshape(shape)
+            views[id(layer)][2][name][...] = value
             self._offsets[id(layer), name] = offset
             offset += size
         for layer in self.layers:
-            layer.rng = self.rng
-        self.optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
-        self.stop_training = False
+            layer._attach(*views[id(layer)])
+        # Initialize in network order, not buffer order, so that a layer's
+        # draws do not depend on the layers after it.
+        for layer, spec in specs:
+            layer.params[spec.name][...] = spec.init(self.rng, spec.shape, spec.fan_in,
+                                                     spec.fan_out)
+
+    @property
+    def optimizer(self):
+        """The update rule; assigning another optimizer binds it with fresh state."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastnn optimizer, got {optimizer!r}")
+        if _owner(optimizer) not in (None, self):
+            raise ValueError(f"{optimizer!r} already belongs to another Sequential; an "
+                             "optimizer holds one model's state (make a new one)")
+        optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
+        optimizer._owner_ref = weakref.ref(self)
+        old = getattr(self, "_optimizer", None)
+        if old is not None and old is not optimizer:
+            old._owner_ref = None
+        self._optimizer = optimizer
 
     @property
     def n_params(self):
@@ -270,7 +286,7 @@ class Sequential:
         batch_targets = self._batch_targets(labels, targets, slice(None))
         loss = self._forward_backward(X, batch_targets, training)[0] / X.shape[0]
         _gradients.weight_penalty(self.params_[:self.n_weights_], self.grads_[:self.n_weights_],
-                                  *self._penalty_coefficients(X.shape[0]))
+                                  self.l2 / X.shape[0], self.l1 / X.shape[0])
         return loss + self.penalty(X.shape[0]), self.grads_.copy()
 
     def _forward_backward(self, X, batch_targets, training=True):
@@ -279,7 +295,8 @@ class Sequential:
         delta = np.empty_like(out)
         loss = _loss_kernels.loss_grad(self.loss.code, out, batch_targets, delta, 1.0 / X.shape[0])
         correct = _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        for i in range(len(self._loss_layers) - 1, -1, -1):
+        # Layers before the first with parameters need no gradient at all.
+        for i in range(len(self._loss_layers) - 1, self._first_with_params - 1, -1):
             delta = self._loss_layers[i].backward(delta, need_grad_in=i > self._first_with_params)
         return loss, correct
 
@@ -290,7 +307,7 @@ class Sequential:
         """Train by mini-batch gradient descent.
 
         ``batch_size=1`` is stochastic gradient descent, ``batch_size=len(X)``
-        full-batch gradient descent.
+        (or more) full-batch gradient descent.
 
         Parameters
         ----------
@@ -318,30 +335,32 @@ class Sequential:
         Raises
         ------
         NonFiniteError
-            When the loss or the gradient stops being finite; the weights are
-            those of the last good step.
+            When the loss, the gradient or the update stops being finite; the
+            weights are those of the last good step.
+        KeyboardInterrupt
+            On Ctrl-C, within a fraction of a second; the weights are those of
+            the last finished step.
         """
         X = check_features(X, self.dtype, self.n_features_)
         labels, targets = check_targets(y, X.shape[0], self.n_outputs_, self.dtype)
         epochs = check_positive_int("epochs", epochs)
-        batch_size = check_positive_int("batch_size", batch_size)
-        if any(layer.op == "batchnorm" for layer in self.layers):
-            sizes = {min(batch_size, X.shape[0]), X.shape[0] % batch_size or batch_size}
-            if 1 in sizes:
-                raise ValueError("batch normalization needs at least two rows in every batch: "
-                                 f"choose a batch_size other than {batch_size} for {X.shape[0]} samples")
-        if validation_data is not None:
-            X_val, y_val = validation_data
-            X_val = check_features(X_val, self.dtype, self.n_features_)
-            check_targets(y_val, X_val.shape[0], self.n_outputs_, self.dtype)
-        plan = self._compiled_plan(min(batch_size, X.shape[0])) if compiled is not False else None
+        batch_size = min(check_positive_int("batch_size", batch_size), X.shape[0])
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if compiled not in (None, True, False):
+            raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
+        self._check_batch_rows(batch_size, X.shape[0])
+        validation = self._check_validation(validation_data)
+        hooks = self._hooks(callbacks, verbose, epochs, validation is not None)
+        update = _train.UpdateStep(
+            self.params_, self.grads_, self.optimizer, self.n_weights_,
+            self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
+            self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0))
+        plan = None if compiled is False else build_plan(
+            self, self._loss_layers, batch_size, update, _training.fused_sgd_decay(self))
         if compiled and plan is None:
             raise ValueError("a layer of this network has no compiled form; use compiled=False")
 
-        history = _callbacks.History()
-        hooks = [history, *callbacks]
-        if verbose:
-            hooks.append(_callbacks.ProgressBar(epochs))
         self.stop_training = False
         for hook in hooks:
             hook.on_train_begin(self)
@@ -350,14 +369,19 @@ class Sequential:
         for epoch in range(epochs):
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
-            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            order = _training.shuffled_order(self, n, shuffle)
             # The optimizer counts epochs and steps across fits, so schedules continue.
-            rates = self.optimizer.learning_rates(self.optimizer.epoch_, self.optimizer.t_ + 1, n_steps)
-            run = self._epoch_compiled if plan is not None else self._epoch_layers
-            loss_sum, correct = run(plan, X, labels, targets, order, batch_size, rates, epoch, hooks)
+            rates = self.optimizer.learning_rates(self.optimizer.epoch_, self.optimizer.t_ + 1,
+                                                  n_steps)
+            if plan is not None:
+                loss_sum, correct = _training.compiled_epoch(
+                    self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks)
+            else:
+                loss_sum, correct = _training.layer_epoch(
+                    self, update, X, labels, targets, order, batch_size, rates, epoch, hooks)
             logs = {"loss": loss_sum / n, "accuracy": correct / n, "lr": float(rates[0])}
-            if validation_data is not None:
-                val = self.evaluate(X_val, y_val)
+            if validation is not None:
+                val = self.evaluate(*validation)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             self.optimizer.on_epoch_end(self.optimizer.epoch_, logs)
             for hook in hooks:
@@ -366,201 +390,40 @@ class Sequential:
                 break
         for hook in hooks:
             hook.on_train_end()
-        self.history_ = history
-        return history
+        self.history_ = hooks[0]
+        return self.history_
 
-    def _penalty_coefficients(self, n_samples):
-        return self.l2 / n_samples, self.l1 / n_samples
+    def _check_batch_rows(self, batch_size, n):
+        smallest = min(batch_size, n % batch_size or batch_size)
+        for layer in self.layers:
+            if smallest < getattr(layer, "min_batch_rows", 1):
+                raise ValueError(f"{layer.min_batch_rows_reason}: choose a batch_size other "
+                                 f"than {batch_size} for {n} samples")
 
-    def _epoch_layers(self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks):
-        n = X.shape[0]
-        n_steps = len(rates)
-        l2, l1 = self._penalty_coefficients(n)
-        weights, weight_grads = self.params_[:self.n_weights_], self.grads_[:self.n_weights_]
-        loss_sum, correct = 0.0, 0
-        for step in range(n_steps):
-            snapshot = self._snapshot()
-            rows = order[step * batch_size:(step + 1) * batch_size]
-            batch_targets = self._batch_targets(labels, targets, rows)
-            batch_loss, batch_correct = self._forward_backward(X[rows], batch_targets)
-            if not math.isfinite(batch_loss):
-                self._restore(snapshot)
-                self._raise_nonfinite("loss", epoch, step)
-            loss_sum += batch_loss
-            correct += batch_correct
-            if l2 or l1:
-                _gradients.weight_penalty(weights, weight_grads, l2, l1)
-            if self.clip_value is not None:
-                _gradients.clip_by_value(self.grads_, self.clip_value)
-            if self.clip_norm is not None:
-                if not math.isfinite(_gradients.clip_by_global_norm(self.grads_, self.clip_norm)):
-                    self._restore(snapshot)
-                    self._raise_nonfinite("gradient", epoch, step)
-            if self.gradient_noise is not None:
-                eta, gamma = self.gradient_noise
-                t = self.optimizer.t_  # steps taken before this one
-                _gradients.gaussian_noise(self.rng, self.grads_, math.sqrt(eta / (1 + t) ** gamma))
-            self.optimizer.step(self.params_, self.grads_)
-            if not all_finite(self.params_):
-                self._restore(snapshot)
-                self._raise_nonfinite("update", epoch, step)
-            if step % max(1, n_steps // PROGRESS_SLICES) == 0 or step == n_steps - 1:
-                for hook in hooks:
-                    hook.on_progress(step + 1, n_steps)
-        return loss_sum, correct
+    def _check_validation(self, validation_data):
+        if validation_data is None:
+            return None
+        try:
+            X_val, y_val = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+        try:
+            X_val = check_features(X_val, self.dtype, self.n_features_)
+            check_targets(y_val, X_val.shape[0], self.n_outputs_, self.dtype)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"validation_data: {error}") from None
+        return X_val, y_val
 
-    def _raise_nonfinite(self, what, epoch, step):
-        self.stop_training = True
-        raise NonFiniteError(
-            f"the {what} became NaN or infinite at epoch {epoch + 1}, step {step + 1}; "
-            "training stopped and the weights from before that step were kept"
-        )
-
-    # ------------------------------------------------------- compiled epochs
-
-    def _compiled_plan(self, batch_size):
-        """The op table of ``fastnn_ext.train`` for this network, or None.
-
-        A Dense layer followed by an element-wise activation becomes one op
-        (fused bias + activation).  Buffers are allocated here, once per fit,
-        for ``batch_size`` rows; the epoch loop allocates nothing.
-        """
-        from fastnn.layers import Activation
-
-        fields, scalars_index, codes = _train.FIELDS, _train.SCALARS, _train.OPS
-        layers = self._loss_layers
-        rows, scalar_rows = [], []
-        work_size = batch_size * self.n_features_
-        input_offset = 0
-        seen_params = False
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            if layer.op not in codes:
-                return None
-            row = np.full(fields["count"], -1, dtype=np.int64)
-            scalars = np.zeros(scalars_index["count"])
-            row[fields["kind"]] = codes[layer.op]
-            row[fields["act"]] = 0
-            row[fields["n_in"]] = layer.n_in
-            row[fields["n_out"]] = layer.n_out
-            if layer.op == "dense":
-                follower = layers[i + 1] if i + 1 < len(layers) else None
-                if isinstance(follower, Activation):
-                    row[fields["act"]] = follower.code
-                    scalars[scalars_index["alpha"]] = follower.alpha
-                    i += 1
-                row[fields["param_a"]] = self._offsets[id(layer), "W"]
-                row[fields["param_b"]] = self._offsets[id(layer), "b"]
-            elif layer.op == "activation":
-                row[fields["act"]] = layer.code
-                scalars[scalars_index["alpha"]] = layer.alpha
-            elif layer.op == "prelu":
-                row[fields["param_a"]] = self._offsets[id(layer), "slope"]
-            row[fields["input"]] = input_offset
-            row[fields["output"]] = input_offset = work_size
-            row[fields["need_grad_in"]] = seen_params
-            work_size += batch_size * layer.n_out
-            if layer.op == "dropout":
-                scalars[scalars_index["alpha"]] = layer.rate
-                row[fields["aux"]] = work_size  # the mask
-                work_size += batch_size * layer.n_out
-            elif layer.op == "batchnorm":
-                scalars[scalars_index["alpha"]] = layer.momentum
-                scalars[scalars_index["eps"]] = layer.eps
-                row[fields["param_a"]] = self._offsets[id(layer), "gamma"]
-                row[fields["param_b"]] = self._offsets[id(layer), "beta"]
-                row[fields["state"]] = self._offsets[id(layer), "running_mean"]
-                row[fields["state_b"]] = self._offsets[id(layer), "running_var"]
-                row[fields["aux"]] = work_size  # x̂, then the batch mean and 1/σ
-                work_size += (batch_size + 2) * layer.n_out
-            seen_params = seen_params or bool(layer.param_specs())
-            rows.append(row)
-            scalar_rows.append(scalars)
-            i += 1
-        return {
-            "ops": np.array(rows),
-            "scalars": np.array(scalar_rows),
-            "work": np.zeros(work_size, dtype=self.dtype),
-            "delta": np.zeros(work_size, dtype=self.dtype),
-            "targets": np.zeros(batch_size * self.n_outputs_, dtype=self.dtype),
-        }
-
-    def _epoch_compiled(self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks):
-        n_steps = len(rates)
-        # One call per epoch unless a callback wants to see progress: each call
-        # snapshots the parameters and optimizer state for the overflow replay.
-        wants_progress = any(type(hook).on_progress is not _callbacks.Callback.on_progress
-                             for hook in hooks)
-        per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress else n_steps
-        loss_sum, correct = 0.0, 0
-        for first in range(0, n_steps, per_call):
-            last = min(n_steps, first + per_call)
-            snapshot = self._snapshot()
-            runs = [self._run_compiled(plan, X, labels, targets, order, batch_size, rates,
-                                       first, last)]
-            if self._slice_failed(runs[0][3]):
-                # Something overflowed in this slice: replay it one step at a
-                # time from its start (same order, same random draws) and stop
-                # right before the step that fails, keeping the weights before it.
-                self._restore(snapshot)
-                runs = []
-                for step in range(first, last):
-                    snapshot = self._snapshot()
-                    runs.append(self._run_compiled(plan, X, labels, targets, order, batch_size,
-                                                   rates, step, step + 1))
-                    status = runs[-1][3]
-                    if self._slice_failed(status):
-                        self._restore(snapshot)
-                        what = {_train.STATUS_NONFINITE_LOSS: "loss",
-                                _train.STATUS_NONFINITE_GRADIENT: "gradient"}.get(status, "update")
-                        self._raise_nonfinite(what, epoch, step)
-            loss_sum += sum(run[0] for run in runs)
-            correct += sum(run[1] for run in runs)
-            for hook in hooks:
-                hook.on_progress(last, n_steps)
-        return loss_sum, correct
-
-    def _slice_failed(self, status):
-        """A compiled call stopped on a non-finite value, or left one in the weights."""
-        return status != _train.STATUS_OK or not all_finite(self.params_)
-
-    def _run_compiled(self, plan, X, labels, targets, order, batch_size, rates, first, last):
-        """Steps first..last-1 of the epoch in one compiled call."""
-        l2, l1 = self._penalty_coefficients(X.shape[0])
-        eta, gamma = self.gradient_noise or (0.0, 0.0)
-        optimizer = self.optimizer
-        result = _train.train_epoch(
-            X, targets, labels, order[first * batch_size:last * batch_size], batch_size,
-            plan["ops"], plan["scalars"], self.loss.code, self.loss.threshold,
-            self.params_, self.grads_, self.buffers_, plan["work"], plan["delta"], plan["targets"],
-            optimizer.kind, optimizer.hyper_, optimizer.state_, optimizer.n_decay_,
-            rates[first:last], optimizer.t_ + 1, self.n_weights_, l2, l1,
-            self.clip_norm or 0.0, self.clip_value or 0.0, eta, gamma, self.rng,
-            fused_sgd=self._can_fuse_sgd(), weight_decay=optimizer.weight_decay,
-            n_threads=_training_threads(), blas_threaded=_blas_threaded())
-        optimizer.advance(result[2])
-        return result
-
-    def _can_fuse_sgd(self):
-        """Plain SGD with at most an L2 term: its update can ride on the gradient GEMM."""
-        optimizer = self.optimizer
-        return (optimizer.kind == _optim.SGD and optimizer.momentum == 0
-                and optimizer.n_decay_ in (self.n_weights_, self.params_.size)
-                and self.l1 == 0 and self.clip_norm is None and self.clip_value is None
-                and self.gradient_noise is None)
-
-    def _snapshot(self):
-        """Everything a training step changes, for undoing steps that overflowed."""
-        return (self.get_state(), self.optimizer.state_.copy(), self.optimizer.t_,
-                self.rng.bit_generator.state)
-
-    def _restore(self, snapshot):
-        state, moments, t, rng_state = snapshot
-        self.set_state(state)
-        self.optimizer.state_[...] = moments
-        self.optimizer.t_ = t
-        self.rng.bit_generator.state = rng_state
+    def _hooks(self, callbacks, verbose, epochs, with_validation):
+        """History first, then the user's callbacks, then the progress bar."""
+        callbacks = _callbacks.check_callbacks(callbacks)
+        self.metric_names_ = ("loss", "accuracy", "lr") + (
+            ("val_loss", "val_accuracy") if with_validation else ())
+        self.optimizer.lr.check_metrics(self.metric_names_)
+        hooks = [_callbacks.History(), *callbacks]
+        if verbose:
+            hooks.append(_callbacks.ProgressBar(epochs))
+        return hooks
 
     # ------------------------------------------------------- state and files
 
@@ -573,25 +436,28 @@ class Sequential:
         self.params_[...] = state["params"]
         self.buffers_[...] = state["buffers"]
 
-    def save_weights(self, path):
-        """Write the parameters to ``path`` (``.npz``) atomically.
+    def get_weights(self):
+        """Every layer's parameters as copies: a list with one dict per layer."""
+        return [layer.get_weights() for layer in self.layers]
 
-        The file is written beside the target and renamed over it only when
-        complete, so an interrupted save never leaves a truncated file.
+    def set_weights(self, weights):
+        """Write a list like ``get_weights()``'s into the layers (checked, in place)."""
+        weights = list(weights)
+        if len(weights) != len(self.layers):
+            raise ValueError(f"weights has {len(weights)} entries, the network "
+                             f"{len(self.layers)} layers")
+        for layer, layer_weights in zip(self.layers, weights):
+            if layer_weights or layer.params:
+                layer.set_weights(layer_weights)
+
+    def save_weights(self, path):
+        """Write parameters and batch-norm statistics to ``path`` (``.npz``), atomically.
+
+        The file records what it belongs to (layer kinds and shapes, dtype,
+        fastnn version); ``load_weights`` refuses another network's file.
         """
-        with atomic_write(path) as f:
-            np.savez(f, params=self.params_, n_weights=self.n_weights_,
-                     architecture=repr(self))
+        _files.save_weights(self, path)
 
     def load_weights(self, path):
-        """Read parameters saved by ``save_weights`` into this network."""
-        with np.load(path) as data:
-            params = data["params"]
-            if params.shape != self.params_.shape or int(data["n_weights"]) != self.n_weights_:
-                raise ValueError(
-                    f"{path} holds {params.size} parameters for {data['architecture']}; "
-                    f"this network has {self.params_.size}"
-                )
-            if not np.isfinite(params).all():
-                raise ValueError(f"{path} holds NaN or infinite parameters")
-            self.params_[...] = params
+        """Read a file written by ``save_weights`` into this network."""
+        _files.load_weights(self, path)

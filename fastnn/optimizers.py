@@ -20,10 +20,16 @@ Life cycle, as driven by the model::
             opt.step(params, grads)       # or a compiled loop, see below
         opt.on_epoch_end(epoch, logs)
 
-A compiled epoch loop calls ``optimizer_step`` (``fastnn_ext/optim.pxd``)
-directly with ``opt.kind``, ``opt.hyper_``, ``opt.state_``, ``opt.n_decay_``,
-the rates ``opt.learning_rates(epoch, opt.t_ + 1, k)`` and step numbers
-``t_ + 1 ... t_ + k``, then calls ``opt.advance(k)``.
+The compiled training step (``fastnn_ext.train.UpdateStep``) calls the
+optimizer's kernel table (``opt.kernel``, an ``OptimizerKernel``) directly
+with ``opt.hyper_`` (a record of named hyper-parameters), ``opt.state_``,
+``opt.n_decay_`` and the rates ``opt.learning_rates(epoch, opt.t_ + 1, k)``,
+and continues its step counter ``t_``.
+
+A new optimizer is a subclass naming its ``kernel`` (from its own module in
+``fastnn_ext``, as ``optim_lion.pyx``), a ``name``, and a ``_hyper`` that
+returns the kernel's hyper-parameters by field name; the registry below
+picks it up.
 """
 
 import numbers
@@ -31,12 +37,13 @@ import numbers
 import numpy as np
 
 from fastnn_ext import optim as _optim
+from fastnn_ext import optim_lion as _optim_lion
 
 from ._validation import check_non_negative, check_real
 from .schedules import as_schedule
 
-__all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW",
-           "get_optimizer"]
+__all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "Lion",
+           "OPTIMIZERS", "get_optimizer"]
 
 
 def _positive(name, value):
@@ -52,6 +59,15 @@ def _decay_rate(name, value):
     if not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value
+
+
+def _betas(betas):
+    """A pair of moving-average coefficients (β1, β2), each in [0, 1)."""
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return (_decay_rate("beta1", beta1), _decay_rate("beta2", beta2))
 
 
 def _flag(name, value):
@@ -75,12 +91,14 @@ class Optimizer:
 
     Attributes
     ----------
-    kind : int
-        Kernel code of the optimizer (``fastnn_ext.optim.KINDS``).
+    kernel : fastnn_ext.optim.OptimizerKernel
+        The compiled step (a class attribute).
+    name : str
+        Registry name (a class attribute), e.g. ``"adam"``.
     n_slots : int
         Rows of ``state_``: per-parameter moments the optimizer keeps.
-    hyper_ : ndarray of float64
-        Hyper-parameters in the kernel's layout (set by :meth:`bind`).
+    hyper_ : record array
+        Named hyper-parameters in the kernel's struct (set by :meth:`bind`).
     state_ : ndarray, shape (n_slots, n_params)
         The moments, in ``params``' dtype (set by :meth:`bind`).
     n_decay_ : int
@@ -91,7 +109,8 @@ class Optimizer:
         0-based index of the current epoch (advanced by :meth:`on_epoch_end`).
     """
 
-    kind = None
+    kernel = None
+    name = None
 
     def __init__(self, lr, weight_decay=0.0, decay_all=False):
         self.lr = as_schedule(lr)
@@ -103,12 +122,15 @@ class Optimizer:
     # -- kernel layout ---------------------------------------------------
 
     def _hyper(self):
-        """Hyper-parameters in the kernel's order (optim.pxd)."""
+        """The kernel's hyper-parameters, by the field names of its struct."""
         raise NotImplementedError
+
+    def _hyper_record(self):
+        return self.kernel.hyper(**self._hyper())
 
     @property
     def n_slots(self):
-        return _optim.n_slots(self.kind, np.asarray(self._hyper(), dtype=np.float64))
+        return self.kernel.n_slots(self._hyper_record())
 
     def _initial_state(self):
         return 0.0
@@ -146,7 +168,7 @@ class Optimizer:
             raise TypeError(f"n_decay must be an integer, got {type(n_decay).__name__}")
         if not 0 <= n_decay <= n_params:
             raise ValueError(f"n_decay must be in [0, {n_params}], got {n_decay}")
-        self.hyper_ = np.asarray(self._hyper(), dtype=np.float64)
+        self.hyper_ = self._hyper_record()
         self.state_ = np.full((self.n_slots, n_params), self._initial_state(), dtype=dtype)
         self.n_params_ = n_params
         self.n_decay_ = int(n_decay)
@@ -185,8 +207,7 @@ class Optimizer:
                             f"bound for {self.state_.dtype}")
         t = self.t_ + 1
         lr = self.lr.rate(self.epoch_, t)
-        _optim.step(self.kind, self.hyper_, params, grads, self.state_,
-                    self.n_decay_, lr, t)
+        self.kernel.step(self.hyper_, params, grads, self.state_, self.n_decay_, lr, t)
         self.t_ = t
 
     def advance(self, n_steps):
@@ -250,7 +271,8 @@ class SGD(Optimizer):
         Decay biases too.
     """
 
-    kind = _optim.SGD
+    kernel = _optim.SGD
+    name = "sgd"
 
     def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0, decay_all=False):
@@ -264,7 +286,8 @@ class SGD(Optimizer):
             raise ValueError("nesterov requires momentum > 0 and dampening = 0")
 
     def _hyper(self):
-        return [self.momentum, self.dampening, float(self.nesterov), self.weight_decay]
+        return dict(momentum=self.momentum, dampening=self.dampening,
+                    nesterov=self.nesterov, weight_decay=self.weight_decay)
 
     def _params(self):
         return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
@@ -300,7 +323,8 @@ class AdaGrad(Optimizer):
         Decay biases too.
     """
 
-    kind = _optim.ADAGRAD
+    kernel = _optim.ADAGRAD
+    name = "adagrad"
 
     def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, decay_all=False):
@@ -311,7 +335,7 @@ class AdaGrad(Optimizer):
         self.eps = _positive("eps", eps)
 
     def _hyper(self):
-        return [self.lr_decay, self.weight_decay, self.eps]
+        return dict(lr_decay=self.lr_decay, weight_decay=self.weight_decay, eps=self.eps)
 
     def _initial_state(self):
         return self.initial_accumulator_value
@@ -363,7 +387,8 @@ class RMSProp(Optimizer):
         Decay biases too.
     """
 
-    kind = _optim.RMSPROP
+    kernel = _optim.RMSPROP
+    name = "rmsprop"
 
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, decay_all=False):
@@ -374,8 +399,8 @@ class RMSProp(Optimizer):
         self.centered = _flag("centered", centered)
 
     def _hyper(self):
-        return [self.alpha, self.eps, self.weight_decay, self.momentum,
-                float(self.centered)]
+        return dict(alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+                    momentum=self.momentum, centered=self.centered)
 
     def _params(self):
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
@@ -411,7 +436,8 @@ class AdaDelta(Optimizer):
         Decay biases too.
     """
 
-    kind = _optim.ADADELTA
+    kernel = _optim.ADADELTA
+    name = "adadelta"
 
     def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, decay_all=False):
         super().__init__(lr, weight_decay, decay_all)
@@ -419,7 +445,7 @@ class AdaDelta(Optimizer):
         self.eps = _positive("eps", eps)
 
     def _hyper(self):
-        return [self.rho, self.eps, self.weight_decay]
+        return dict(rho=self.rho, eps=self.eps, weight_decay=self.weight_decay)
 
     def _params(self):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps,
@@ -463,22 +489,22 @@ class Adam(Optimizer):
         Decay biases too.
     """
 
-    kind = _optim.ADAM
+    kernel = _optim.ADAM
+    name = "adam"
+    #: weight decay decoupled from the gradient (AdamW)
+    decoupled = False
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, decay_all=False):
         super().__init__(lr, weight_decay, decay_all)
-        try:
-            beta1, beta2 = betas
-        except (TypeError, ValueError):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-        self.betas = (_decay_rate("beta1", beta1), _decay_rate("beta2", beta2))
+        self.betas = _betas(betas)
         self.eps = _positive("eps", eps)
         self.amsgrad = _flag("amsgrad", amsgrad)
 
     def _hyper(self):
-        return [self.betas[0], self.betas[1], self.eps, self.weight_decay,
-                float(self.amsgrad)]
+        return dict(beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                    weight_decay=self.weight_decay, amsgrad=self.amsgrad,
+                    decoupled=self.decoupled)
 
     def _params(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
@@ -521,15 +547,67 @@ class AdamW(Adam):
         Decay biases too.
     """
 
-    kind = _optim.ADAMW
+    name = "adamw"
+    decoupled = True
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, decay_all=False):
         super().__init__(lr, betas, eps, weight_decay, amsgrad, decay_all)
 
 
-_BY_NAME = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp,
-            "adadelta": AdaDelta, "adam": Adam, "adamw": AdamW}
+class Lion(Optimizer):
+    """Lion, evolved sign momentum (Chen et al. 2023, Algorithm 2).
+
+    ``m`` starts at 0; for t = 1, 2, ...::
+
+        c_t = β1 m_{t-1} + (1 − β1) g_t
+        θ_t = θ_{t-1} − γ (sign(c_t) + λ θ_{t-1})
+        m_t = β2 m_{t-1} + (1 − β2) g_t
+
+    Every coordinate moves by ±γ (plus the decay), so Lion wants a learning
+    rate 3–10 times smaller than Adam's, and a larger λ for the same
+    effective decay.  One slot of state, against Adam's two.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate γ, >= 0.
+    betas : (float, float)
+        Interpolation β1 for the update direction and decay β2 of the
+        momentum, each in [0, 1).
+    weight_decay : float
+        Decoupled decay λ, >= 0.
+    decay_all : bool
+        Decay biases too.
+    """
+
+    kernel = _optim_lion.LION
+    name = "lion"
+
+    def __init__(self, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, decay_all=False):
+        super().__init__(lr, weight_decay, decay_all)
+        self.betas = _betas(betas)
+
+    def _hyper(self):
+        return dict(beta1=self.betas[0], beta2=self.betas[1], weight_decay=self.weight_decay)
+
+    def _params(self):
+        return {"lr": self.lr, "betas": self.betas, "weight_decay": self.weight_decay}
+
+
+def _registry(base):
+    """Every optimizer class below ``base`` that has a name, by name."""
+    found, pending = {}, list(base.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if cls.name is not None:
+            found.setdefault(cls.name, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+#: name → optimizer class, for the API, the command line and model files
+OPTIMIZERS = _registry(Optimizer)
 
 
 def get_optimizer(optimizer, **kwargs):
@@ -542,7 +620,7 @@ def get_optimizer(optimizer, **kwargs):
         if kwargs:
             raise ValueError("keyword arguments are only accepted with an optimizer name")
         return optimizer
-    if not isinstance(optimizer, str) or optimizer.lower() not in _BY_NAME:
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected an Optimizer "
-                         f"or one of {sorted(_BY_NAME)}")
-    return _BY_NAME[optimizer.lower()](**kwargs)
+                         f"or one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[optimizer.lower()](**kwargs)

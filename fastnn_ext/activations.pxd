@@ -1,12 +1,23 @@
-# Element-wise activations: fused bias + activation forward, and the
-# derivative times the upstream gradient for backward.
+# Element-wise activations, fused bias + activation forward and the
+# derivative times the upstream gradient for backward, and the row-wise
+# softmax and the learned-slope PReLU.
+#
+# An element-wise activation is a table of four kernels (forward and backward
+# in float32 and float64, ``ActivationKernels``) defined in its own module and
+# handed to Python as a capsule named ``ACTIVATION_CAPSULE``; a layer holds
+# that capsule, and the compiled training loop calls the table through its
+# op record.  A new activation is its kernels, its table and its layer
+# class: nothing here changes.
 #
 # Derivatives are taken from the saved outputs a = f(z) wherever the math
 # allows, so backward needs no copy of the pre-activation z:
 #   sigmoid' = a(1 − a),  tanh' = 1 − a²,  relu' = [a > 0],
 #   leaky_relu' = 1 if a > 0 else α  (valid for α ≥ 0: a > 0 ⇔ z > 0).
-# PReLU's learned slope may be negative, so it keeps z instead.
+# An activation whose derivative needs z (SiLU) sets ``needs_input``: the
+# forward pass then keeps z, and backward receives it.  PReLU's learned slope
+# may be negative, so it keeps z too.
 
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf, log, logf
 
@@ -16,12 +27,63 @@ cdef extern from "elementwise_kernels.h" nogil:
     void fastnn_sigmoid_rows_f64(const double* z, const double* bias, double* out,
                                  Py_ssize_t m, Py_ssize_t n)
 
-cdef enum Activation:
-    ACT_IDENTITY = 0
-    ACT_SIGMOID = 1
-    ACT_TANH = 2
-    ACT_RELU = 3
-    ACT_LEAKY_RELU = 4
+# forward: out[i, j] = f(z[i, j] + bias[j]) for an (m × n) z; bias may be NULL
+# and out may be z itself.
+ctypedef void (*ActivationForward32)(const float* z, const float* bias, float* out,
+                                     Py_ssize_t m, Py_ssize_t n, float alpha) noexcept nogil
+ctypedef void (*ActivationForward64)(const double* z, const double* bias, double* out,
+                                     Py_ssize_t m, Py_ssize_t n, double alpha) noexcept nogil
+# backward: grad_in = grad_out · f'(z) over size elements, from out = f(z) (and
+# z itself when needs_input, else NULL); grad_in may be grad_out itself.
+ctypedef void (*ActivationBackward32)(const float* z, const float* out, const float* grad_out,
+                                      float* grad_in, Py_ssize_t size,
+                                      float alpha) noexcept nogil
+ctypedef void (*ActivationBackward64)(const double* z, const double* out,
+                                      const double* grad_out, double* grad_in,
+                                      Py_ssize_t size, double alpha) noexcept nogil
+
+ctypedef struct ActivationKernels:
+    ActivationForward32 forward32
+    ActivationForward64 forward64
+    ActivationBackward32 backward32
+    ActivationBackward64 backward64
+    bint needs_input    # backward reads the pre-activation z
+    bint is_identity    # f(z) = z: backward may be skipped
+
+cdef extern from *:
+    """
+    #define FASTNN_ACTIVATION_CAPSULE "fastnn.ActivationKernels"
+    """
+    const char* ACTIVATION_CAPSULE "FASTNN_ACTIVATION_CAPSULE"
+
+
+cdef inline const ActivationKernels* activation_kernels(object capsule) except NULL:
+    """The table behind an activation capsule; anything else is a TypeError."""
+    if not PyCapsule_IsValid(capsule, ACTIVATION_CAPSULE):
+        raise TypeError(f"activation must be an activation kernel capsule such as "
+                        f"fastnn_ext.activations.RELU, got {type(capsule).__name__}")
+    return <const ActivationKernels*> PyCapsule_GetPointer(capsule, ACTIVATION_CAPSULE)
+
+
+cdef inline void activation_forward(const ActivationKernels* kernels, const floating* z,
+                                    const floating* bias, floating* out, Py_ssize_t m,
+                                    Py_ssize_t n, floating alpha) noexcept nogil:
+    """out = f(z + bias) through the activation's table."""
+    if floating is float:
+        kernels.forward32(z, bias, out, m, n, alpha)
+    else:
+        kernels.forward64(z, bias, out, m, n, alpha)
+
+
+cdef inline void activation_backward(const ActivationKernels* kernels, const floating* z,
+                                     const floating* out, const floating* grad_out,
+                                     floating* grad_in, Py_ssize_t size,
+                                     floating alpha) noexcept nogil:
+    """grad_in = grad_out · f'(z) through the activation's table."""
+    if floating is float:
+        kernels.backward32(z, out, grad_out, grad_in, size, alpha)
+    else:
+        kernels.backward64(z, out, grad_out, grad_in, size, alpha)
 
 
 cdef inline floating exp_of(floating x) noexcept nogil:
@@ -41,77 +103,17 @@ cdef inline floating row_max(const floating* row, Py_ssize_t n) noexcept nogil:
     return largest
 
 
-cdef inline floating activate(floating z, int act, floating alpha) noexcept nogil:
-    """f(z) for the activations computed one element at a time (not sigmoid)."""
-    if act == ACT_TANH:
-        if floating is float:
-            return tanhf(z)
-        else:
-            return tanh(z)
-    if act == ACT_RELU:
-        return z if z > 0 else 0
-    if act == ACT_LEAKY_RELU:
-        return z if z > 0 else alpha * z
-    return z
-
-
-cdef inline void bias_activation_forward(const floating* z, const floating* bias,
-                                         floating* out, Py_ssize_t m, Py_ssize_t n,
-                                         int act, floating alpha) noexcept nogil:
-    """out[i, j] = f(z[i, j] + bias[j]); bias may be NULL; out may alias z.
-
-    The sigmoid goes to a vectorized C loop (elementwise_kernels.h).
-    """
+cdef inline void add_bias(const floating* z, const floating* bias, floating* out,
+                          Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """out = z + bias row by row (bias may be NULL: a copy); out may be z."""
     cdef Py_ssize_t i, j
-    cdef const floating* z_row
-    cdef floating* out_row
-    if act == ACT_SIGMOID:
-        if floating is float:
-            fastnn_sigmoid_rows_f32(z, bias, out, m, n)
-        else:
-            fastnn_sigmoid_rows_f64(z, bias, out, m, n)
-        return
     for i in range(m):
-        z_row = z + i * n
-        out_row = out + i * n
         if bias != NULL:
-            if act == ACT_IDENTITY:
-                for j in range(n):
-                    out_row[j] = z_row[j] + bias[j]
-            else:
-                for j in range(n):
-                    out_row[j] = activate(z_row[j] + bias[j], act, alpha)
-        else:
             for j in range(n):
-                out_row[j] = activate(z_row[j], act, alpha)
-
-
-cdef inline void activation_backward(const floating* out, const floating* grad_out,
-                                     floating* grad_in, Py_ssize_t size,
-                                     int act, floating alpha) noexcept nogil:
-    """grad_in = grad_out · f'(z), with f' computed from out = f(z).
-
-    grad_in may alias grad_out.
-    """
-    cdef Py_ssize_t i
-    cdef floating a
-    if act == ACT_SIGMOID:
-        for i in range(size):
-            a = out[i]
-            grad_in[i] = grad_out[i] * a * (1 - a)
-    elif act == ACT_TANH:
-        for i in range(size):
-            a = out[i]
-            grad_in[i] = grad_out[i] * (1 - a * a)
-    elif act == ACT_RELU:
-        for i in range(size):
-            grad_in[i] = grad_out[i] if out[i] > 0 else 0
-    elif act == ACT_LEAKY_RELU:
-        for i in range(size):
-            grad_in[i] = grad_out[i] if out[i] > 0 else alpha * grad_out[i]
-    elif grad_in != grad_out:
-        for i in range(size):
-            grad_in[i] = grad_out[i]
+                out[i * n + j] = z[i * n + j] + bias[j]
+        elif out != z:
+            for j in range(n):
+                out[i * n + j] = z[i * n + j]
 
 
 cdef inline void softmax_forward(const floating* z, floating* out,

@@ -5,17 +5,17 @@
 
 from cython cimport floating
 from fastnn_ext.blas cimport gemm, gemm_may_use_blas_threads
-from fastnn_ext.activations cimport bias_activation_forward
+from fastnn_ext.activations cimport ActivationKernels, activation_forward
 
 
 cdef inline void dense_forward(const floating* x, const floating* w,
                                const floating* b, floating* y,
                                Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
-                               int act, floating alpha) noexcept nogil:
+                               const ActivationKernels* act, floating alpha) noexcept nogil:
     """y(m×n_out) = f(x(m×n_in)·w(n_in×n_out) + b); b may be NULL."""
     gemm(False, False, <int> m, <int> n_out, <int> n_in,
          <floating> 1, x, <int> n_in, w, <int> n_out, <floating> 0, y, <int> n_out)
-    bias_activation_forward(y, b, y, m, n_out, act, alpha)
+    activation_forward(act, y, b, y, m, n_out, alpha)
 
 
 cdef inline bint dense_may_use_blas_threads(Py_ssize_t m, Py_ssize_t n_in,

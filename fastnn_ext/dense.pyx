@@ -2,7 +2,8 @@
 
 from cython cimport floating
 from fastnn_ext._checks cimport expect_shape, expect_length
-from fastnn_ext.activations cimport ACT_IDENTITY
+from fastnn_ext.activations cimport ActivationKernels, activation_kernels
+from fastnn_ext.activations import IDENTITY
 from fastnn_ext.blas cimport small_gemm_available as small_gemm_available_c
 
 
@@ -16,8 +17,16 @@ cdef int check_widths(Py_ssize_t n_in, Py_ssize_t n_out) except -1:
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] w,
             const floating[::1] b, floating[:, ::1] out,
-            int activation=ACT_IDENTITY, double alpha=0.0):
-    """out = f(x @ w + b) for an activation code from ``fastnn_ext.activations``."""
+            activation=IDENTITY, double alpha=0.0):
+    """out = f(x @ w + b) for an activation capsule of ``fastnn_ext.activations``.
+
+    An activation whose backward needs the pre-activation (``needs_input``)
+    is refused: its input would not be kept.
+    """
+    cdef const ActivationKernels* act = activation_kernels(activation)
+    if act.needs_input:
+        raise ValueError("dense.forward cannot fuse an activation whose backward needs "
+                         "its input; apply it separately")
     cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
     expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
     check_widths(n_in, n_out)
@@ -27,7 +36,7 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w,
         return
     with nogil:
         dense_forward(&x[0, 0], &w[0, 0], &b[0], &out[0, 0], m, n_in, n_out,
-                      activation, <floating> alpha)
+                      act, <floating> alpha)
 
 
 def backward(const floating[:, ::1] x, const floating[:, ::1] w,

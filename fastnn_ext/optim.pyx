@@ -1,85 +1,294 @@
-"""Python-visible optimizer step (a thin, checked wrapper over optim.pxd).
+"""The built-in optimizers' compiled steps, and the checked Python entry to any optimizer kernel.
 
-Kind codes: SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW (also in ``KINDS``);
-``N_HYPER[kind]`` is the length of the kind's hyper-parameter array and
-``n_slots(kind, hyper)`` the number of state rows it needs.  optim.pxd
-documents both layouts.
+``SGD``, ``ADAGRAD``, ``RMSPROP``, ``ADADELTA`` and ``ADAM`` are
+``OptimizerKernel`` objects (AdamW is ``ADAM`` with ``decoupled = 1``); each
+one's ``hyper_dtype`` names its hyper-parameters, and ``kernel.step(...)``
+runs one checked update from Python.  optim.pxd documents the layout.
 """
 
-import operator
+import numbers
 
 import numpy as np
+
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer, PyCapsule_IsValid
+from libc.math cimport pow, sqrt
 
 cimport numpy as cnp
 
 cnp.import_array()
 
-SGD = OPT_SGD
-ADAGRAD = OPT_ADAGRAD
-RMSPROP = OPT_RMSPROP
-ADADELTA = OPT_ADADELTA
-ADAM = OPT_ADAM
-ADAMW = OPT_ADAMW
-
-KINDS = {
-    "sgd": OPT_SGD,
-    "adagrad": OPT_ADAGRAD,
-    "rmsprop": OPT_RMSPROP,
-    "adadelta": OPT_ADADELTA,
-    "adam": OPT_ADAM,
-    "adamw": OPT_ADAMW,
-}
-
-N_HYPER = {code: optimizer_n_hyper(code) for code in KINDS.values()}
-
-
-def _kind_code(kind):
-    try:
-        return operator.index(kind)
-    except TypeError:
-        raise TypeError(f"optimizer kind must be an integer code, "
-                        f"got {type(kind).__name__}") from None
-
-
-def _hyper_array(kind, hyper):
-    """hyper as a contiguous float64 array of kind's length."""
-    want = optimizer_n_hyper(_kind_code(kind))
-    if want < 0:
-        raise ValueError(f"unknown optimizer kind {kind!r}; "
-                         f"expected one of {sorted(KINDS.values())}")
-    arr = np.asarray(hyper)
-    if arr.dtype != np.float64:
-        raise TypeError(f"hyper has dtype {arr.dtype}, expected float64")
-    if arr.ndim != 1 or arr.shape[0] != want:
-        raise ValueError(f"hyper has shape {arr.shape}, expected ({want},) "
-                         f"for optimizer kind {kind}")
-    return np.ascontiguousarray(arr)
+cdef extern from "optim_kernels.h" nogil:
+    void fastnn_sgd_f32(float* p, const float* g, Py_ssize_t n, float lr, float wd)
+    void fastnn_sgd_f64(double* p, const double* g, Py_ssize_t n, double lr, double wd)
+    void fastnn_sgd_momentum_f32(float* p, const float* g, float* buf, Py_ssize_t n,
+                                 float lr, float wd, float mu, float keep,
+                                 int nesterov, int first)
+    void fastnn_sgd_momentum_f64(double* p, const double* g, double* buf, Py_ssize_t n,
+                                 double lr, double wd, double mu, double keep,
+                                 int nesterov, int first)
+    void fastnn_adagrad_f32(float* p, const float* g, float* sum, Py_ssize_t n,
+                            float clr, float wd, float eps)
+    void fastnn_adagrad_f64(double* p, const double* g, double* sum, Py_ssize_t n,
+                            double clr, double wd, double eps)
+    void fastnn_rmsprop_f32(float* p, const float* g, float* sq, float* avg, float* buf,
+                            Py_ssize_t n, float lr, float wd, float alpha, float rest,
+                            float eps, float mu)
+    void fastnn_rmsprop_f64(double* p, const double* g, double* sq, double* avg,
+                            double* buf, Py_ssize_t n, double lr, double wd,
+                            double alpha, double rest, double eps, double mu)
+    void fastnn_adadelta_f32(float* p, const float* g, float* sq, float* acc,
+                             Py_ssize_t n, float lr, float wd, float rho, float rest,
+                             float eps)
+    void fastnn_adadelta_f64(double* p, const double* g, double* sq, double* acc,
+                             Py_ssize_t n, double lr, double wd, double rho,
+                             double rest, double eps)
+    void fastnn_adam_f32(float* p, const float* g, float* m, float* v, float* vmax,
+                         Py_ssize_t n, float step_size, float inv_bc2_sqrt, float eps,
+                         float b1, float r1, float b2, float r2, float wd,
+                         float shrink)
+    void fastnn_adam_f64(double* p, const double* g, double* m, double* v, double* vmax,
+                         Py_ssize_t n, double step_size, double inv_bc2_sqrt,
+                         double eps, double b1, double r1, double b2, double r2,
+                         double wd, double shrink)
 
 
-def n_slots(kind, hyper):
-    """Rows of the state block that ``kind`` with ``hyper`` uses."""
-    cdef const double[::1] h = _hyper_array(kind, hyper)
-    return optimizer_n_slots(kind, &h[0])
 
 
-cdef cnp.ndarray _array(str name, object arr, int typenum, str want, int ndim):
-    """arr itself if it is an aligned, native-order, C-contiguous ndarray of
-    the given type and number of dimensions; raises otherwise."""
-    if not cnp.PyArray_Check(arr):
-        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
-    cdef cnp.ndarray a = <cnp.ndarray> arr
-    if cnp.PyArray_TYPE(a) != typenum:
-        raise TypeError(f"{name} has dtype {a.dtype}, expected {want}")
-    if cnp.PyArray_ISBYTESWAPPED(a):
-        raise TypeError(f"{name} is in non-native byte order")
-    if cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be C-contiguous and aligned")
-    return a
+# Each *_run applies a C loop to one run of parameters with one weight-decay
+# coefficient; each *_step runs it over the decayed weights, then over the rest.
+
+# -- SGD (momentum, dampening, Nesterov) ------------------------------------------
+
+ctypedef struct SGDHyper:
+    double momentum
+    double dampening
+    double weight_decay
+    int64_t nesterov
+
+SGD_HYPER = np.dtype([("momentum", "f8"), ("dampening", "f8"), ("weight_decay", "f8"),
+                      ("nesterov", "i8")])
 
 
-cdef bint _overlap(cnp.ndarray a, cnp.ndarray b):
+cdef Py_ssize_t sgd_slots(const void* hyper) noexcept nogil:
+    return 1 if (<const SGDHyper*> hyper).momentum != 0 else 0
+
+
+cdef inline void sgd_run(const SGDHyper* h, floating* p, const floating* g, floating* buf,
+                         Py_ssize_t n, double lr, double wd, long step) noexcept nogil:
+    if n <= 0:
+        return
+    if buf == NULL:
+        if floating is float:
+            fastnn_sgd_f32(p, g, n, <float> lr, <float> wd)
+        else:
+            fastnn_sgd_f64(p, g, n, lr, wd)
+        return
+    cdef int nesterov = h.nesterov != 0
+    cdef int first = step <= 1
+    if floating is float:
+        fastnn_sgd_momentum_f32(p, g, buf, n, <float> lr, <float> wd, <float> h.momentum,
+                                <float> (1.0 - h.dampening), nesterov, first)
+    else:
+        fastnn_sgd_momentum_f64(p, g, buf, n, lr, wd, h.momentum, 1.0 - h.dampening,
+                                nesterov, first)
+
+
+cdef void sgd_step(const void* hyper, floating* param, const floating* grad,
+                   floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
+                   double lr, long step) noexcept nogil:
+    cdef const SGDHyper* h = <const SGDHyper*> hyper
+    cdef floating* buf = state if h.momentum != 0 else NULL
+    sgd_run(h, param, grad, buf, n_decay, lr, h.weight_decay, step)
+    sgd_run(h, param + n_decay, grad + n_decay, buf + n_decay if buf != NULL else NULL,
+            n - n_decay, lr, 0.0, step)
+
+
+# -- AdaGrad ------------------------------------------------------------------------
+
+ctypedef struct AdaGradHyper:
+    double lr_decay
+    double weight_decay
+    double eps
+
+ADAGRAD_HYPER = np.dtype([("lr_decay", "f8"), ("weight_decay", "f8"), ("eps", "f8")])
+
+
+cdef Py_ssize_t one_slot(const void* hyper) noexcept nogil:
+    return 1
+
+
+cdef inline void adagrad_run(floating* p, const floating* g, floating* s, Py_ssize_t n,
+                             double clr, double wd, double eps) noexcept nogil:
+    if n <= 0:
+        return
+    if floating is float:
+        fastnn_adagrad_f32(p, g, s, n, <float> clr, <float> wd, <float> eps)
+    else:
+        fastnn_adagrad_f64(p, g, s, n, clr, wd, eps)
+
+
+cdef void adagrad_step(const void* hyper, floating* param, const floating* grad,
+                       floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
+                       double lr, long step) noexcept nogil:
+    cdef const AdaGradHyper* h = <const AdaGradHyper*> hyper
+    cdef double clr = lr / (1.0 + (step - 1) * h.lr_decay)
+    adagrad_run(param, grad, state, n_decay, clr, h.weight_decay, h.eps)
+    adagrad_run(param + n_decay, grad + n_decay, state + n_decay, n - n_decay, clr, 0.0,
+                h.eps)
+
+
+# -- RMSProp (centered, momentum) ------------------------------------------------------
+
+ctypedef struct RMSPropHyper:
+    double alpha
+    double eps
+    double weight_decay
+    double momentum
+    int64_t centered
+
+RMSPROP_HYPER = np.dtype([("alpha", "f8"), ("eps", "f8"), ("weight_decay", "f8"),
+                          ("momentum", "f8"), ("centered", "i8")])
+
+
+cdef Py_ssize_t rmsprop_slots(const void* hyper) noexcept nogil:
+    cdef const RMSPropHyper* h = <const RMSPropHyper*> hyper
+    return 1 + (1 if h.centered != 0 else 0) + (1 if h.momentum != 0 else 0)
+
+
+cdef inline void rmsprop_run(const RMSPropHyper* h, floating* p, const floating* g,
+                             floating* sq, floating* avg, floating* buf, Py_ssize_t n,
+                             double lr, double wd) noexcept nogil:
+    if n <= 0:
+        return
+    if floating is float:
+        fastnn_rmsprop_f32(p, g, sq, avg, buf, n, <float> lr, <float> wd, <float> h.alpha,
+                           <float> (1.0 - h.alpha), <float> h.eps, <float> h.momentum)
+    else:
+        fastnn_rmsprop_f64(p, g, sq, avg, buf, n, lr, wd, h.alpha, 1.0 - h.alpha, h.eps,
+                           h.momentum)
+
+
+cdef void rmsprop_step(const void* hyper, floating* param, const floating* grad,
+                       floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
+                       double lr, long step) noexcept nogil:
+    cdef const RMSPropHyper* h = <const RMSPropHyper*> hyper
+    cdef floating* sq = state
+    cdef floating* avg = NULL
+    cdef floating* buf = NULL
+    cdef floating* next_slot = state + stride
+    if h.centered != 0:
+        avg = next_slot
+        next_slot += stride
+    if h.momentum != 0:
+        buf = next_slot
+    rmsprop_run(h, param, grad, sq, avg, buf, n_decay, lr, h.weight_decay)
+    rmsprop_run(h, param + n_decay, grad + n_decay, sq + n_decay,
+                avg + n_decay if avg != NULL else NULL,
+                buf + n_decay if buf != NULL else NULL, n - n_decay, lr, 0.0)
+
+
+# -- AdaDelta -----------------------------------------------------------------------------
+
+ctypedef struct AdaDeltaHyper:
+    double rho
+    double eps
+    double weight_decay
+
+ADADELTA_HYPER = np.dtype([("rho", "f8"), ("eps", "f8"), ("weight_decay", "f8")])
+
+
+cdef Py_ssize_t two_slots(const void* hyper) noexcept nogil:
+    return 2
+
+
+cdef inline void adadelta_run(const AdaDeltaHyper* h, floating* p, const floating* g,
+                              floating* sq, floating* acc, Py_ssize_t n, double lr,
+                              double wd) noexcept nogil:
+    if n <= 0:
+        return
+    if floating is float:
+        fastnn_adadelta_f32(p, g, sq, acc, n, <float> lr, <float> wd, <float> h.rho,
+                            <float> (1.0 - h.rho), <float> h.eps)
+    else:
+        fastnn_adadelta_f64(p, g, sq, acc, n, lr, wd, h.rho, 1.0 - h.rho, h.eps)
+
+
+cdef void adadelta_step(const void* hyper, floating* param, const floating* grad,
+                        floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
+                        double lr, long step) noexcept nogil:
+    cdef const AdaDeltaHyper* h = <const AdaDeltaHyper*> hyper
+    adadelta_run(h, param, grad, state, state + stride, n_decay, lr, h.weight_decay)
+    adadelta_run(h, param + n_decay, grad + n_decay, state + n_decay,
+                 state + stride + n_decay, n - n_decay, lr, 0.0)
+
+
+# -- Adam, AMSGrad and AdamW (decoupled decay: θ ← (1 − γλ)·θ in the same pass) --------
+
+ctypedef struct AdamHyper:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    int64_t amsgrad
+    int64_t decoupled
+
+ADAM_HYPER = np.dtype([("beta1", "f8"), ("beta2", "f8"), ("eps", "f8"),
+                       ("weight_decay", "f8"), ("amsgrad", "i8"), ("decoupled", "i8")])
+
+
+cdef Py_ssize_t adam_slots(const void* hyper) noexcept nogil:
+    return 2 + (1 if (<const AdamHyper*> hyper).amsgrad != 0 else 0)
+
+
+cdef inline void adam_run(const AdamHyper* h, floating* p, const floating* g, floating* m,
+                          floating* v, floating* vmax, Py_ssize_t n, double step_size,
+                          double inv_bc2_sqrt, double wd, double shrink) noexcept nogil:
+    if n <= 0:
+        return
+    if floating is float:
+        fastnn_adam_f32(p, g, m, v, vmax, n, <float> step_size, <float> inv_bc2_sqrt,
+                        <float> h.eps, <float> h.beta1, <float> (1.0 - h.beta1),
+                        <float> h.beta2, <float> (1.0 - h.beta2), <float> wd, <float> shrink)
+    else:
+        fastnn_adam_f64(p, g, m, v, vmax, n, step_size, inv_bc2_sqrt, h.eps, h.beta1,
+                        1.0 - h.beta1, h.beta2, 1.0 - h.beta2, wd, shrink)
+
+
+cdef void adam_step(const void* hyper, floating* param, const floating* grad,
+                    floating* state, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t stride,
+                    double lr, long step) noexcept nogil:
+    cdef const AdamHyper* h = <const AdamHyper*> hyper
+    cdef double step_size = lr / (1.0 - pow(h.beta1, <double> step))
+    cdef double inv_bc2_sqrt = 1.0 / sqrt(1.0 - pow(h.beta2, <double> step))
+    cdef double wd = 0.0
+    cdef double shrink = 1.0
+    if h.decoupled != 0:
+        shrink = 1.0 - lr * h.weight_decay
+    else:
+        wd = h.weight_decay
+    cdef floating* vmax = state + 2 * stride if h.amsgrad != 0 else NULL
+    adam_run(h, param, grad, state, state + stride, vmax, n_decay, step_size, inv_bc2_sqrt,
+             wd, shrink)
+    adam_run(h, param + n_decay, grad + n_decay, state + n_decay, state + stride + n_decay,
+             vmax + n_decay if vmax != NULL else NULL, n - n_decay, step_size, inv_bc2_sqrt,
+             0.0, 1.0)
+
+
+cdef OptimizerKernels SGD_KERNELS = OptimizerKernels(
+    sizeof(SGDHyper), sgd_slots, sgd_step[float], sgd_step[double])
+cdef OptimizerKernels ADAGRAD_KERNELS = OptimizerKernels(
+    sizeof(AdaGradHyper), one_slot, adagrad_step[float], adagrad_step[double])
+cdef OptimizerKernels RMSPROP_KERNELS = OptimizerKernels(
+    sizeof(RMSPropHyper), rmsprop_slots, rmsprop_step[float], rmsprop_step[double])
+cdef OptimizerKernels ADADELTA_KERNELS = OptimizerKernels(
+    sizeof(AdaDeltaHyper), two_slots, adadelta_step[float], adadelta_step[double])
+cdef OptimizerKernels ADAM_KERNELS = OptimizerKernels(
+    sizeof(AdamHyper), adam_slots, adam_step[float], adam_step[double])
+
+
+# -- the checked Python entry ----------------------------------------------------------
+
+cdef bint overlap(cnp.ndarray a, cnp.ndarray b):
     """Whether two contiguous arrays share any byte."""
     cdef char* a0 = <char*> cnp.PyArray_DATA(a)
     cdef char* b0 = <char*> cnp.PyArray_DATA(b)
@@ -87,83 +296,145 @@ cdef bint _overlap(cnp.ndarray a, cnp.ndarray b):
     return na > 0 and nb > 0 and a0 < b0 + nb and b0 < a0 + na
 
 
-def step(kind, hyper, param, grad, state, Py_ssize_t n_decay, double lr, long step):
-    """Apply one optimizer update to ``param`` in place (and to ``state``).
+cdef cnp.ndarray float_vector(str name, object arr, int typenum, int ndim, bint writable):
+    """arr itself if it is an aligned, native-order, C-contiguous float ndarray of the
+    given type and number of dimensions (and writable if asked); raises otherwise."""
+    if not cnp.PyArray_Check(arr):
+        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray> arr
+    if cnp.PyArray_TYPE(a) != typenum or cnp.PyArray_ISBYTESWAPPED(a):
+        want = "float32" if typenum == cnp.NPY_FLOAT else "float64"
+        raise TypeError(f"{name} has dtype {a.dtype}, expected native {want}")
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise ValueError(f"{name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{name} must be C-contiguous and aligned")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writable")
+    return a
+
+
+cdef class OptimizerKernel:
+    """An optimizer's compiled step: its kernel table and hyper-parameter record dtype.
 
     Parameters
     ----------
-    kind : int
-        Optimizer code (``KINDS``).
-    hyper : ndarray of float64
-        The kind's hyper-parameters, in the order documented in optim.pxd.
-    param : ndarray, 1-D, float32 or float64, C-contiguous, writable
-    grad : ndarray, same dtype and length as ``param``; only read.
-    state : ndarray, shape (n_slots(kind, hyper), len(param)), same dtype,
-        C-contiguous, writable.
-    n_decay : int
-        Weight decay applies to ``param[:n_decay]`` only.
-    lr : float
-        This step's learning rate.
-    step : int
-        1-based number of this update (bias corrections, AdaGrad's decay,
-        SGD's first momentum step).
-
-    Raises
-    ------
-    TypeError
-        A non-array argument, or a dtype other than float64 for ``hyper`` and
-        than ``param``'s for ``grad`` and ``state``.
-    ValueError
-        An unknown kind, a length or shape that does not match, a read-only
-        or non-contiguous array, or overlapping arrays.
+    name : str
+        The optimizer's name, for messages.
+    kernels : capsule
+        Its ``OptimizerKernels`` table (capsule name ``fastnn.OptimizerKernels``).
+    hyper_dtype : numpy record dtype
+        The fields of its hyper-parameter struct, in order.
     """
-    cdef int code = _kind_code(kind)
-    cdef Py_ssize_t n_hyper = optimizer_n_hyper(code)
-    if n_hyper < 0:
-        raise ValueError(f"unknown optimizer kind {kind!r}; "
-                         f"expected one of {sorted(KINDS.values())}")
-    cdef cnp.ndarray h = _array("hyper", hyper, cnp.NPY_DOUBLE, "float64", 1)
-    if h.shape[0] != n_hyper:
-        raise ValueError(f"hyper has length {h.shape[0]}, expected {n_hyper} "
-                         f"for optimizer kind {code}")
-    cdef const double* h_ptr = <const double*> cnp.PyArray_DATA(h)
 
-    if not cnp.PyArray_Check(param):
-        raise TypeError(f"param must be a numpy array, got {type(param).__name__}")
-    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray> param)
-    if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-        raise TypeError(f"param has dtype {param.dtype}, expected float32 or float64")
-    want = "float32" if typenum == cnp.NPY_FLOAT else "float64"
-    cdef cnp.ndarray p = _array("param", param, typenum, want, 1)
-    cdef cnp.ndarray g = _array("grad", grad, typenum, want, 1)
-    cdef cnp.ndarray st = _array("state", state, typenum, want, 2)
-    cdef Py_ssize_t n = p.shape[0]
-    if g.shape[0] != n:
-        raise ValueError(f"grad has length {g.shape[0]}, expected {n}")
-    cdef Py_ssize_t slots = optimizer_n_slots(code, h_ptr)
-    if st.shape[0] != slots or st.shape[1] != n:
-        raise ValueError(f"state has shape ({st.shape[0]}, {st.shape[1]}), "
-                         f"expected ({slots}, {n})")
-    if not 0 <= n_decay <= n:
-        raise ValueError(f"n_decay is {n_decay}, expected 0 <= n_decay <= {n}")
-    if step < 1:
-        raise ValueError(f"step is {step}, expected a 1-based step number >= 1")
-    if not cnp.PyArray_ISWRITEABLE(p) or not cnp.PyArray_ISWRITEABLE(st):
-        raise ValueError("param and state must be writable")
-    # The kernels take __restrict pointers: overlapping buffers would be
-    # silently miscomputed.
-    if _overlap(p, g) or _overlap(p, st) or _overlap(g, st):
-        raise ValueError("param, grad and state must not overlap")
-    if n == 0:
-        return
+    def __init__(self, str name, kernels, hyper_dtype):
+        if not PyCapsule_IsValid(kernels, OPTIMIZER_CAPSULE):
+            raise TypeError("kernels must be an optimizer kernel capsule")
+        self.table = <const OptimizerKernels*> PyCapsule_GetPointer(kernels, OPTIMIZER_CAPSULE)
+        hyper_dtype = np.dtype(hyper_dtype)
+        if hyper_dtype.itemsize != self.table.hyper_size:
+            raise ValueError(f"{name}: hyper_dtype has {hyper_dtype.itemsize} bytes, the "
+                             f"kernel's struct {self.table.hyper_size}")
+        self.name = name
+        self.hyper_dtype = hyper_dtype
 
-    cdef void* p_ptr = cnp.PyArray_DATA(p)
-    cdef void* g_ptr = cnp.PyArray_DATA(g)
-    cdef void* st_ptr = cnp.PyArray_DATA(st) if slots > 0 else NULL
-    with nogil:
-        if typenum == cnp.NPY_FLOAT:
-            optimizer_step[float](code, h_ptr, <float*> p_ptr, <const float*> g_ptr,
-                                  <float*> st_ptr, n, n_decay, lr, step)
-        else:
-            optimizer_step[double](code, h_ptr, <double*> p_ptr, <const double*> g_ptr,
-                                   <double*> st_ptr, n, n_decay, lr, step)
+    def hyper(self, **values):
+        """The hyper-parameter record from keyword values, one per field, checked."""
+        names = set(self.hyper_dtype.names)
+        if set(values) != names:
+            raise ValueError(f"{self.name} hyper-parameters must be exactly "
+                             f"{sorted(names)}, got {sorted(values)}")
+        record = np.zeros((), dtype=self.hyper_dtype)
+        for field in self.hyper_dtype.names:
+            record[field] = values[field]
+        return record
+
+    cdef const void* hyper_pointer(self, object record) except NULL:
+        if (not isinstance(record, np.ndarray) or record.dtype != self.hyper_dtype
+                or record.shape != () or not record.flags.c_contiguous):
+            raise TypeError(f"hyper must be a {self.name} hyper-parameter record "
+                            f"(from {self.name}.hyper(...))")
+        return cnp.PyArray_DATA(<cnp.ndarray> record)
+
+    def n_slots(self, hyper):
+        """Rows of optimizer state these hyper-parameters use."""
+        return self.table.n_slots(self.hyper_pointer(hyper))
+
+    def step(self, hyper, param, grad, state, Py_ssize_t n_decay, double lr, long step):
+        """Apply one update to ``param`` in place (and to ``state``).
+
+        Parameters
+        ----------
+        hyper : record from :meth:`hyper`
+        param : ndarray, 1-D, float32 or float64, C-contiguous, writable
+        grad : ndarray, same dtype and length as ``param``; only read.
+        state : ndarray, shape (n_slots(hyper), len(param)), same dtype, writable.
+        n_decay : int
+            Weight decay applies to ``param[:n_decay]`` only.
+        lr : float
+            This step's learning rate.
+        step : int
+            1-based number of this update.
+
+        Raises
+        ------
+        TypeError
+            A non-array argument, a wrong record, or mismatched dtypes.
+        ValueError
+            A length or shape that does not match, a read-only or non-contiguous
+            array, overlapping arrays, n_decay outside [0, n] or step < 1.
+        """
+        cdef const void* h = self.hyper_pointer(hyper)
+        if not cnp.PyArray_Check(param):
+            raise TypeError(f"param must be a numpy array, got {type(param).__name__}")
+        cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray> param)
+        if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
+            raise TypeError(f"param has dtype {param.dtype}, expected float32 or float64")
+        cdef cnp.ndarray p = float_vector("param", param, typenum, 1, True)
+        cdef cnp.ndarray g = float_vector("grad", grad, typenum, 1, False)
+        cdef cnp.ndarray st = float_vector("state", state, typenum, 2, True)
+        cdef Py_ssize_t n = p.shape[0]
+        if g.shape[0] != n:
+            raise ValueError(f"grad has length {g.shape[0]}, expected {n}")
+        cdef Py_ssize_t slots = self.table.n_slots(h)
+        if st.shape[0] != slots or st.shape[1] != n:
+            raise ValueError(f"state has shape ({st.shape[0]}, {st.shape[1]}), "
+                             f"expected ({slots}, {n})")
+        if not 0 <= n_decay <= n:
+            raise ValueError(f"n_decay is {n_decay}, expected 0 <= n_decay <= {n}")
+        if step < 1:
+            raise ValueError(f"step is {step}, expected a 1-based step number >= 1")
+        if not np.isfinite(lr):
+            raise ValueError(f"lr must be finite, got {lr}")
+        # The kernels take __restrict pointers: overlapping buffers would be
+        # silently miscomputed.
+        if overlap(p, g) or overlap(p, st) or overlap(g, st):
+            raise ValueError("param, grad and state must not overlap")
+        if n == 0:
+            return
+        cdef void* p_ptr = cnp.PyArray_DATA(p)
+        cdef void* g_ptr = cnp.PyArray_DATA(g)
+        cdef void* st_ptr = cnp.PyArray_DATA(st) if slots > 0 else NULL
+        with nogil:
+            if typenum == cnp.NPY_FLOAT:
+                optimizer_step[float](self.table, h, <float*> p_ptr, <const float*> g_ptr,
+                                      <float*> st_ptr, n, n_decay, lr, step)
+            else:
+                optimizer_step[double](self.table, h, <double*> p_ptr, <const double*> g_ptr,
+                                       <double*> st_ptr, n, n_decay, lr, step)
+
+    def __repr__(self):
+        return f"OptimizerKernel({self.name!r})"
+
+
+SGD = OptimizerKernel("SGD", PyCapsule_New(&SGD_KERNELS, OPTIMIZER_CAPSULE, NULL),
+                      SGD_HYPER)
+ADAGRAD = OptimizerKernel("AdaGrad", PyCapsule_New(&ADAGRAD_KERNELS, OPTIMIZER_CAPSULE, NULL),
+                          ADAGRAD_HYPER)
+RMSPROP = OptimizerKernel("RMSProp", PyCapsule_New(&RMSPROP_KERNELS, OPTIMIZER_CAPSULE, NULL),
+                          RMSPROP_HYPER)
+ADADELTA = OptimizerKernel("AdaDelta",
+                           PyCapsule_New(&ADADELTA_KERNELS, OPTIMIZER_CAPSULE, NULL),
+                           ADADELTA_HYPER)
+ADAM = OptimizerKernel("Adam", PyCapsule_New(&ADAM_KERNELS, OPTIMIZER_CAPSULE, NULL),
+                       ADAM_HYPER)

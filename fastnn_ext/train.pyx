@@ -1,84 +1,64 @@
-"""One compiled call per epoch of mini-batch training.
+"""One training step in one place, and whole epochs of them in one compiled call.
 
-The Python model describes the network as a small table of operations (one
-row of integers and one row of floats per op) over three flat buffers:
-``params`` / ``grads`` (every trainable parameter, weights first) and a
-workspace of per-op activation and delta buffers, each sized for one batch.
-This module walks that table for every mini-batch of an epoch — gather,
-forward, loss, backward, gradient transformations, optimizer step — with the
-GIL released, so Python's overhead is paid once per epoch.  The arithmetic is
-the same kernel-for-kernel as the layer-by-layer path in ``fastnn.layers``, so
-both paths produce the same weights.
+``UpdateStep`` is everything that follows backpropagation — weight
+penalties, clipping, gradient noise, the optimizer update, the step counter
+and the finiteness checks — written once (``apply_update``).  The
+layer-by-layer path of ``fastnn.model`` calls it after its Python backward
+pass (``UpdateStep.update``); ``EpochPlan.run`` calls the same function after
+the compiled backward pass of every mini-batch.
+
+``EpochPlan`` walks the op records of a network (ops.pxd) over a workspace
+sized for one batch — gather, forward, loss, backward, ``apply_update`` —
+with the GIL released, so Python's overhead is paid once per call.  Both
+classes check everything they are given when built and when called; the
+pointer kernels below them check nothing.
 """
+
+import numbers
 
 import numpy as np
 
-from cpython.pycapsule cimport PyCapsule_GetPointer
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, pow, isfinite
 from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from numpy.random cimport bitgen_t
 
-from fastnn_ext.activations cimport (ACT_IDENTITY, bias_activation_forward,
-                                     activation_backward, softmax_forward,
-                                     softmax_backward, prelu_forward, prelu_backward)
-from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
-                               dense_may_use_blas_threads)
-from fastnn_ext.losses cimport loss_and_grad, count_correct
+from fastnn_ext.activations cimport ActivationKernels, activation_kernels
 from fastnn_ext.gradients cimport (add_weight_penalty, squared_norm, scale_inplace,
                                    clip_values, add_gaussian_noise)
-from fastnn_ext.optim cimport optimizer_step, optimizer_step_slice
-from fastnn_ext.dropout cimport dropout_forward, dropout_backward
-from fastnn_ext.batchnorm cimport batchnorm_forward_train, batchnorm_backward
+from fastnn_ext.losses cimport loss_and_grad, count_correct
+from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OP_CAPSULE
+from fastnn_ext.optim cimport OptimizerKernel, OptimizerKernels, optimizer_step_slice
 
-# Columns of the integer op table.
-cdef enum:
-    F_KIND = 0        # one of the OP_* codes
-    F_ACT = 1         # activation code (dense and activation ops)
-    F_N_IN = 2        # input width
-    F_N_OUT = 3       # output width
-    F_PARAM_A = 4     # offset in params/grads: weights, PReLU slopes, BN gamma
-    F_PARAM_B = 5     # offset in params/grads: bias, BN beta (-1: none)
-    F_IN = 6          # workspace offset of the input buffer (0: the batch)
-    F_OUT = 7         # workspace offset of the output buffer
-    F_AUX = 8         # workspace offset of a saved buffer (dropout mask, BN x̂)
-    F_STATE = 9       # offset in the non-trainable buffers: BN running mean
-    F_STATE_B = 10    # offset in the non-trainable buffers: BN running variance
-    F_NEED_GRAD_IN = 11   # 1 if an earlier op has parameters
-    N_FIELDS = 12
+#: The NumPy mirror of ops.pxd's OpRecord, field for field.
+OP_RECORD = np.dtype([
+    ("in_size", "i8"), ("out_size", "i8"), ("input", "i8"), ("output", "i8"),
+    ("saved", "i8"), ("saved_size", "i8"), ("weight", "i8"), ("weight_size", "i8"),
+    ("bias", "i8"), ("bias_size", "i8"), ("state", "i8"), ("state_size", "i8"),
+    ("need_grad_in", "i8"), ("alpha", "f8"), ("rate", "f8"), ("momentum", "f8"),
+    ("eps", "f8"),
+])
+if OP_RECORD.itemsize != sizeof(OpRecord):
+    raise ImportError("fastnn_ext.train.OP_RECORD does not match ops.pxd's OpRecord")
 
-# Columns of the float op table.
-cdef enum:
-    S_ALPHA = 0       # LeakyReLU slope, dropout rate (probability of dropping), BN momentum
-    S_EPS = 1         # BN epsilon
-    N_SCALARS = 2
-
-cdef enum:
-    OP_DENSE = 0
-    OP_ACTIVATION = 1
-    OP_SOFTMAX = 2
-    OP_PRELU = 3
-    OP_DROPOUT = 4
-    OP_BATCHNORM = 5
-
-FIELDS = dict(kind=F_KIND, act=F_ACT, n_in=F_N_IN, n_out=F_N_OUT, param_a=F_PARAM_A,
-              param_b=F_PARAM_B, input=F_IN, output=F_OUT, aux=F_AUX, state=F_STATE,
-              state_b=F_STATE_B, need_grad_in=F_NEED_GRAD_IN, count=N_FIELDS)
-SCALARS = dict(alpha=S_ALPHA, eps=S_EPS, count=N_SCALARS)
-OPS = dict(dense=OP_DENSE, activation=OP_ACTIVATION, softmax=OP_SOFTMAX, prelu=OP_PRELU,
-           dropout=OP_DROPOUT, batchnorm=OP_BATCHNORM)
-
-# Status codes returned with the epoch's totals.
-cdef enum:
+# Why a call stopped.
+cdef enum Status:
     OK = 0
     NONFINITE_LOSS = 1
     NONFINITE_GRADIENT = 2
+    NONFINITE_UPDATE = 3     # the parameters or the optimizer's state
+    INTERRUPTED = 4          # a signal (Ctrl-C) is waiting for Python
 
 STATUS_OK = OK
 STATUS_NONFINITE_LOSS = NONFINITE_LOSS
 STATUS_NONFINITE_GRADIENT = NONFINITE_GRADIENT
+STATUS_NONFINITE_UPDATE = NONFINITE_UPDATE
+STATUS_INTERRUPTED = INTERRUPTED
 
 cdef extern from *:
     """
@@ -88,8 +68,23 @@ cdef extern from *:
     #else
     static int fastnn_max_threads(void) { return 1; }
     #endif
+    #include <time.h>
+    static double fastnn_seconds(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double) t.tv_sec + 1e-9 * (double) t.tv_nsec;
+    }
+    static inline void fastnn_prefetch_row(const void* start, size_t bytes) {
+    #if defined(__GNUC__)
+        const char* p = (const char*) start;
+        for (size_t offset = 0; offset < bytes; offset += 64)
+            __builtin_prefetch(p + offset, 0, 1);
+    #endif
+    }
     """
     int fastnn_max_threads() nogil
+    double seconds "fastnn_seconds" () nogil
+    void prefetch_row "fastnn_prefetch_row" (const void* start, size_t bytes) nogil
 
 
 def max_threads():
@@ -110,160 +105,271 @@ cdef enum:
     PARALLEL_STEP_MIN_PARAMS = 1 << 15
     SLICE_ALIGN_BYTES = 64
 
-
-cdef void forward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
-                      floating* params, floating* buffers, floating* work,
-                      Py_ssize_t m, Py_ssize_t capacity, bitgen_t* rng) noexcept nogil:
-    """Training-mode forward pass of an m-row batch; capacity = rows per buffer."""
-    cdef Py_ssize_t k, n_in, n_out
-    cdef floating* aux
-    cdef floating* src
-    cdef floating* dst
-    cdef floating* bias
-    cdef int64_t kind
-    for k in range(ops.shape[0]):
-        n_in = ops[k, F_N_IN]
-        n_out = ops[k, F_N_OUT]
-        src = work + ops[k, F_IN]
-        dst = work + ops[k, F_OUT]
-        kind = ops[k, F_KIND]
-        if kind == OP_DENSE:
-            bias = params + ops[k, F_PARAM_B] if ops[k, F_PARAM_B] >= 0 else NULL
-            dense_forward(src, params + ops[k, F_PARAM_A], bias, dst, m, n_in, n_out,
-                          <int> ops[k, F_ACT], <floating> scalars[k, S_ALPHA])
-        elif kind == OP_ACTIVATION:
-            bias_activation_forward(src, <floating*> NULL, dst, m, n_out,
-                                    <int> ops[k, F_ACT], <floating> scalars[k, S_ALPHA])
-        elif kind == OP_SOFTMAX:
-            softmax_forward(src, dst, m, n_out)
-        elif kind == OP_PRELU:
-            prelu_forward(src, params + ops[k, F_PARAM_A], dst, m, n_out)
-        elif kind == OP_DROPOUT:
-            dropout_forward(rng, src, dst, work + ops[k, F_AUX], m * n_out,
-                            scalars[k, S_ALPHA])
-        elif kind == OP_BATCHNORM:
-            aux = work + ops[k, F_AUX]
-            batchnorm_forward_train(src, params + ops[k, F_PARAM_A], params + ops[k, F_PARAM_B],
-                                    dst, aux, aux + capacity * n_out,
-                                    aux + (capacity + 1) * n_out,
-                                    buffers + ops[k, F_STATE], buffers + ops[k, F_STATE_B],
-                                    m, n_out, scalars[k, S_ALPHA], scalars[k, S_EPS])
+# A compiled epoch looks for a waiting signal (Ctrl-C) this often: taking the
+# GIL for the check costs about a microsecond.
+cdef double SIGNAL_CHECK_SECONDS = 0.05
 
 
-cdef void backward_ops(const int64_t[:, ::1] ops, const double[:, ::1] scalars,
-                       floating* params, floating* grads, floating* work,
-                       floating* delta, Py_ssize_t m, Py_ssize_t capacity, bint fused_sgd,
-                       floating lr, floating keep) noexcept nogil:
-    """Backpropagate delta (same layout as work) from the last op's output.
+# ---------------------------------------------------------------- the update
 
-    With fused_sgd, dense weights are updated in place (w ← keep·w − lr·∂L/∂w)
-    instead of having their gradient written to grads.
-    """
-    cdef Py_ssize_t k, n_in, n_out, i_in, i_out
-    cdef floating* grad_in
-    cdef floating* grad_bias
-    cdef int act
-    cdef int64_t kind
-    for k in range(ops.shape[0] - 1, -1, -1):
-        n_in = ops[k, F_N_IN]
-        n_out = ops[k, F_N_OUT]
-        i_in = ops[k, F_IN]
-        i_out = ops[k, F_OUT]
-        grad_in = delta + i_in if ops[k, F_NEED_GRAD_IN] else NULL
-        kind = ops[k, F_KIND]
-        act = <int> ops[k, F_ACT]
-        if kind == OP_DENSE:
-            if act != ACT_IDENTITY:
-                activation_backward(work + i_out, delta + i_out, delta + i_out,
-                                    m * n_out, act, <floating> scalars[k, S_ALPHA])
-            grad_bias = grads + ops[k, F_PARAM_B] if ops[k, F_PARAM_B] >= 0 else NULL
-            if fused_sgd:
-                dense_backward_sgd(work + i_in, params + ops[k, F_PARAM_A], delta + i_out,
-                                   grad_in, grad_bias, m, n_in, n_out, lr, keep)
-            else:
-                dense_backward(work + i_in, params + ops[k, F_PARAM_A], delta + i_out,
-                               grad_in, grads + ops[k, F_PARAM_A], grad_bias,
-                               m, n_in, n_out, False)
-        elif kind == OP_PRELU:
-            # The slope gradient is needed even when the input gradient is not.
-            prelu_backward(work + i_in, params + ops[k, F_PARAM_A], delta + i_out,
-                           delta + i_in, grads + ops[k, F_PARAM_A], m, n_out)
-        elif kind == OP_BATCHNORM:
-            batchnorm_backward(delta + i_out, work + ops[k, F_AUX], params + ops[k, F_PARAM_A],
-                               work + ops[k, F_AUX] + (capacity + 1) * n_out, delta + i_in,
-                               grads + ops[k, F_PARAM_A], grads + ops[k, F_PARAM_B], m, n_out)
-        elif grad_in == NULL:
-            continue
-        elif kind == OP_ACTIVATION:
-            activation_backward(work + i_out, delta + i_out, grad_in, m * n_out, act,
-                                <floating> scalars[k, S_ALPHA])
-        elif kind == OP_SOFTMAX:
-            softmax_backward(work + i_out, delta + i_out, grad_in, m, n_out)
-        elif kind == OP_DROPOUT:
-            dropout_backward(delta + i_out, work + ops[k, F_AUX], grad_in, m * n_out)
+ctypedef struct Penalties:
+    Py_ssize_t n_weights     # the leading parameters that are weights
+    double l2                # λ₂/n: adds l2·w to ∂C/∂w
+    double l1                # λ₁/n: adds l1·sign(w)
+    double clip_value        # clamp every element into [−clip_value, clip_value] (0: off)
+    double clip_norm         # rescale to at most this global 2-norm (0: off)
+    double noise_eta         # annealed Gaussian noise σ_t² = η/(1 + t)^γ (η = 0: off)
+    double noise_gamma
 
 
-cdef bint steps_may_use_blas_threads(const int64_t[:, ::1] ops, Py_ssize_t m,
-                                    size_t item_size) noexcept nogil:
-    """Whether a training step of an m-row batch may wake BLAS's threads."""
-    cdef Py_ssize_t k
-    for k in range(ops.shape[0]):
-        if ops[k, F_KIND] == OP_DENSE and dense_may_use_blas_threads(
-                m, ops[k, F_N_IN], ops[k, F_N_OUT], ops[k, F_NEED_GRAD_IN] != 0, item_size):
-            return True
-    return False
+ctypedef struct UpdateState:
+    void* params
+    void* grads
+    void* state              # the optimizer's moments, n_slots rows of n_params
+    Py_ssize_t n_params
+    Py_ssize_t n_decay       # weight decay applies to params[:n_decay]
+    Penalties penalties
+    const OptimizerKernels* optimizer
+    const void* hyper
+    long steps               # updates applied so far: the next one is number steps + 1
 
 
-cdef int threads_for_steps(const int64_t[:, ::1] ops, Py_ssize_t batch_size,
-                           size_t item_size, int n_threads, bint blas_threaded) noexcept nogil:
-    """Threads the steps of an epoch may start: n_threads, or 1 where BLAS's may run.
-
-    BLAS's own threads spin for a while after each product; threads of ours
-    started meanwhile would fight them for the cores (measured: ten times
-    slower with two of each on two cores).  blas_threaded says whether BLAS
-    may use more than one thread at all.  A smaller batch never makes a
-    product go to BLAS, so the full batch size decides.
-    """
-    if blas_threaded and steps_may_use_blas_threads(ops, batch_size, item_size):
-        return 1
-    return n_threads
-
-
-def step_threads(const int64_t[:, ::1] ops, Py_ssize_t batch_size, dtype, int n_threads,
-                 bint blas_threaded):
-    """The thread count train_epoch uses for these ops and a float32/float64 dtype."""
-    return threads_for_steps(ops, batch_size, np.dtype(dtype).itemsize, n_threads,
-                             blas_threaded)
-
-
-cdef void parallel_optimizer_step(int kind, const double* hyper, floating* param,
-                                  const floating* grad, floating* state, Py_ssize_t n,
-                                  Py_ssize_t n_decay, double lr, long step,
+cdef void parallel_optimizer_step(const UpdateState* s, floating* params, floating* grads,
+                                  floating* state, double lr, Py_ssize_t first,
                                   int n_threads) noexcept nogil:
-    """optimizer_step over n_threads slices of the parameters, one per thread."""
-    cdef Py_ssize_t align = SLICE_ALIGN_BYTES // sizeof(floating)
+    """The optimizer update of params[first:], on up to n_threads threads."""
+    cdef Py_ssize_t n = s.n_params, align = SLICE_ALIGN_BYTES // sizeof(floating)
     cdef Py_ssize_t chunk, t
-    if n_threads <= 1 or n < PARALLEL_STEP_MIN_PARAMS:
-        optimizer_step(kind, hyper, param, grad, state, n, n_decay, lr, step)
+    cdef long step = s.steps + 1
+    if n_threads <= 1 or n - first < PARALLEL_STEP_MIN_PARAMS:
+        optimizer_step_slice(s.optimizer, s.hyper, params, grads, state, n, s.n_decay, lr,
+                             step, first, n)
         return
-    chunk = (n + n_threads - 1) // n_threads
+    chunk = (n - first + n_threads - 1) // n_threads
     chunk = (chunk + align - 1) // align * align
     for t in prange(n_threads, num_threads=n_threads, schedule="static"):
-        optimizer_step_slice(kind, hyper, param, grad, state, n, n_decay, lr, step,
-                             t * chunk, min(n, (t + 1) * chunk))
+        optimizer_step_slice(s.optimizer, s.hyper, params, grads, state, n, s.n_decay, lr,
+                             step, first + t * chunk, min(n, first + (t + 1) * chunk))
 
 
-cdef extern from *:
+cdef int apply_update(UpdateState* s, double lr, bitgen_t* rng, Py_ssize_t first,
+                      int n_threads, floating* params) noexcept nogil:
+    """Everything after backward: penalties, clipping, noise, update, step count.
+
+    ``first > 0``: a fused SGD backward pass has already updated
+    ``params[:first]`` (the weights, with any L2 term folded in); only the
+    rest goes through the optimizer.  Returns a Status; on NONFINITE_GRADIENT
+    nothing has been updated.
     """
-    static inline void fastnn_prefetch_row(const void* start, size_t bytes) {
-    #if defined(__GNUC__)
-        const char* p = (const char*) start;
-        for (size_t offset = 0; offset < bytes; offset += 64)
-            __builtin_prefetch(p + offset, 0, 1);
-    #endif
-    }
+    cdef floating* grads = <floating*> s.grads
+    cdef floating* state = <floating*> s.state
+    cdef const Penalties* p = &s.penalties
+    cdef Py_ssize_t n = s.n_params
+    cdef double norm, sigma
+    if first == 0:
+        if p.l2 != 0 or p.l1 != 0:
+            add_weight_penalty(params, grads, p.n_weights, <floating> p.l2, <floating> p.l1)
+        if p.clip_value > 0:
+            clip_values(grads, n, <floating> p.clip_value)
+        if p.clip_norm > 0:
+            norm = sqrt(squared_norm(grads, n))
+            if not isfinite(norm):
+                return NONFINITE_GRADIENT
+            if norm > p.clip_norm:
+                scale_inplace(grads, n, <floating> (p.clip_norm / norm))
+        if p.noise_eta > 0:
+            # t = s.steps counts the updates before this one, from 0.
+            sigma = sqrt(p.noise_eta / pow(1.0 + s.steps, p.noise_gamma))
+            add_gaussian_noise(rng, grads, n, sigma)
+    parallel_optimizer_step(s, params, grads, state, lr, first, n_threads)
+    s.steps += 1
+    return OK
+
+
+cdef bint all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
+    """No NaN or ±∞ among values[0:n]: one pass, stopping at the first."""
+    cdef Py_ssize_t i
+    cdef floating total = 0
+    # A sum is finite exactly when no term is NaN or ∞, unless finite terms
+    # overflow it; only then is the element-wise test needed.
+    for i in range(n):
+        total += values[i] * 0
+    if total == 0:
+        return True
+    for i in range(n):
+        if not isfinite(values[i]):
+            return False
+    return True
+
+
+cdef bint update_finite(const UpdateState* s, floating* params) noexcept nogil:
+    """The parameters and every optimizer moment are finite."""
+    cdef Py_ssize_t slots = s.optimizer.n_slots(s.hyper)
+    return (all_finite(params, s.n_params)
+            and (slots == 0 or all_finite(<floating*> s.state, slots * s.n_params)))
+
+
+cdef bitgen_t* bit_generator_of(object generator) except NULL:
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"generator must be a numpy.random.Generator, "
+                        f"got {type(generator).__name__}")
+    return <bitgen_t*> PyCapsule_GetPointer(generator.bit_generator.capsule, "BitGenerator")
+
+
+cdef object checked_array(str name, object array, object dtype, tuple shape):
+    """array itself if it is a writable C-contiguous ndarray of dtype and shape."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+    if array.dtype != dtype:
+        raise TypeError(f"{name} has dtype {array.dtype}, expected {np.dtype(dtype)}")
+    if array.shape != shape:
+        raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
+    if not array.flags.c_contiguous or not array.flags.writeable or not array.flags.aligned:
+        raise ValueError(f"{name} must be writable, aligned and C-contiguous")
+    return array
+
+
+cdef double non_negative(str name, object value) except -1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            value >= 0 and np.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+cdef class UpdateStep:
+    """The update that follows every backward pass, for one model and one fit.
+
+    Parameters
+    ----------
+    params, grads : 1-D float32 or float64 arrays of one length
+        The model's flat parameter and gradient buffers (weights first).
+    optimizer : fastnn.optimizers.Optimizer
+        Bound to these parameters: its ``kernel``, ``hyper_``, ``state_``,
+        ``n_decay_`` and ``t_`` (the step counter this object continues).
+    n_weights : int
+        The leading parameters that are weights (penalties apply to them).
+    l2, l1 : float
+        Penalty coefficients per sample, λ₂/n and λ₁/n.
+    clip_value, clip_norm : float
+        0 turns each off.
+    noise : (eta, gamma)
+        Annealed gradient noise; eta = 0 turns it off.
+
+    The arrays are held, not copied: they must not be reallocated while this
+    object is in use.
     """
-    void prefetch_row "fastnn_prefetch_row" (const void* start, size_t bytes) nogil
+
+    cdef UpdateState s
+    cdef object params_array, grads_array, state_array, hyper_record, kernel
+    cdef readonly bint double_precision
+
+    def __init__(self, params, grads, optimizer, n_weights, l2=0.0, l1=0.0, clip_value=0.0,
+                 clip_norm=0.0, noise=(0.0, 0.0)):
+        if not isinstance(params, np.ndarray) or params.dtype not in (np.float32, np.float64):
+            raise TypeError("params must be a float32 or float64 numpy array")
+        n = params.shape[0] if params.ndim == 1 else -1
+        checked_array("params", params, params.dtype, (n,))
+        checked_array("grads", grads, params.dtype, (n,))
+        kernel = getattr(optimizer, "kernel", None)
+        if not isinstance(kernel, OptimizerKernel):
+            raise TypeError(f"optimizer must be a fastnn optimizer, got {optimizer!r}")
+        cdef OptimizerKernel k = <OptimizerKernel> kernel
+        hyper = optimizer.hyper_
+        cdef const void* hyper_ptr = k.hyper_pointer(hyper)
+        slots = k.table.n_slots(hyper_ptr)
+        state = checked_array("optimizer state", optimizer.state_, params.dtype, (slots, n))
+        n_decay = optimizer.n_decay_
+        if not 0 <= n_decay <= n:
+            raise ValueError(f"the optimizer decays {n_decay} parameters of {n}")
+        if isinstance(n_weights, bool) or not 0 <= n_weights <= n:
+            raise ValueError(f"n_weights must be in [0, {n}], got {n_weights!r}")
+        eta, gamma = noise
+        self.s.penalties = Penalties(
+            n_weights, non_negative("l2", l2), non_negative("l1", l1),
+            non_negative("clip_value", clip_value), non_negative("clip_norm", clip_norm),
+            non_negative("noise eta", eta), non_negative("noise gamma", gamma))
+        self.params_array, self.grads_array, self.state_array = params, grads, state
+        self.hyper_record, self.kernel = hyper, kernel
+        self.double_precision = params.dtype == np.float64
+        self.s.params = <void*> <size_t> params.ctypes.data
+        self.s.grads = <void*> <size_t> grads.ctypes.data
+        self.s.state = <void*> <size_t> state.ctypes.data if slots > 0 else NULL
+        self.s.n_params = n
+        self.s.n_decay = n_decay
+        self.s.optimizer = k.table
+        self.s.hyper = hyper_ptr
+        self.steps = optimizer.t_
+
+    @property
+    def steps(self):
+        """Updates applied so far (the optimizer's ``t_``)."""
+        return self.s.steps
+
+    @steps.setter
+    def steps(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"steps must be an integer >= 0, got {value!r}")
+        self.s.steps = value
+
+    def update(self, double lr, generator, int n_threads=1):
+        """One update from the gradient now in ``grads``; returns a status code.
+
+        The layer-by-layer path's step: ``STATUS_OK``, or
+        ``STATUS_NONFINITE_GRADIENT`` (nothing changed) or
+        ``STATUS_NONFINITE_UPDATE`` (the parameters or the optimizer's state
+        stopped being finite: the caller restores them).
+        """
+        if not isfinite(lr) or lr < 0:
+            raise ValueError(f"lr must be a finite number >= 0, got {lr}")
+        cdef bitgen_t* rng = bit_generator_of(generator)
+        cdef int status
+        with generator.bit_generator.lock, nogil:
+            if self.double_precision:
+                status = apply_update(&self.s, lr, rng, 0, n_threads, <double*> self.s.params)
+                if status == OK and not update_finite(&self.s, <double*> self.s.params):
+                    status = NONFINITE_UPDATE
+            else:
+                status = apply_update(&self.s, lr, rng, 0, n_threads, <float*> self.s.params)
+                if status == OK and not update_finite(&self.s, <float*> self.s.params):
+                    status = NONFINITE_UPDATE
+        return status
+
+
+# ------------------------------------------------------------ the epoch loop
+
+ctypedef struct Workspace:
+    void* buffers            # non-trainable state (batch-norm running statistics)
+    void* work
+    void* delta
+    void* targets            # one batch of target rows
+    Py_ssize_t capacity      # rows per batch
+    Py_ssize_t n_features
+    Py_ssize_t n_outputs
+    Py_ssize_t out_offset    # where the last op's output (the loss input) starts
+    int loss
+    double accuracy_threshold
+
+
+cdef void forward_ops(const OpRecord* ops, const OpKernels** tables,
+                      const ActivationKernels** activations, Py_ssize_t n_ops,
+                      const OpContext* ctx, floating* work) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n_ops):
+        if floating is float:
+            tables[k].forward32(&ops[k], activations[k], ctx, work)
+        else:
+            tables[k].forward64(&ops[k], activations[k], ctx, work)
+
+
+cdef void backward_ops(const OpRecord* ops, const OpKernels** tables,
+                       const ActivationKernels** activations, Py_ssize_t n_ops,
+                       const OpContext* ctx, floating* work) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n_ops - 1, -1, -1):
+        if floating is float:
+            tables[k].backward32(&ops[k], activations[k], ctx, work)
+        else:
+            tables[k].backward64(&ops[k], activations[k], ctx, work)
 
 
 cdef void gather_batch(const floating[:, ::1] X, const floating[:, ::1] T,
@@ -289,99 +395,285 @@ cdef void gather_batch(const floating[:, ::1] X, const floating[:, ::1] T,
             targets[i * n_out + labels[r]] = 1
 
 
-def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
-                const int64_t[::1] labels, const int64_t[::1] order,
-                Py_ssize_t batch_size,
-                const int64_t[:, ::1] ops, const double[:, ::1] scalars,
-                int loss, double accuracy_threshold,
-                floating[::1] params, floating[::1] grads, floating[::1] buffers,
-                floating[::1] work, floating[::1] delta, floating[::1] targets,
-                int optimizer, const double[::1] hyper, floating[:, ::1] opt_state,
-                Py_ssize_t n_decay, const double[::1] learning_rates, long first_step,
-                Py_ssize_t n_weights, double l2, double l1,
-                double clip_norm, double clip_value,
-                double noise_eta, double noise_gamma, generator,
-                bint fused_sgd=False, double weight_decay=0.0, int n_threads=1,
-                bint blas_threaded=True):
-    """Train one epoch over ``order``; returns (loss_sum, n_correct, n_steps, status).
+ctypedef struct Totals:
+    double loss_sum
+    Py_ssize_t n_correct
+    Py_ssize_t n_steps
+    int status
 
-    Either ``labels`` (int64, one per row of X) or ``T`` (targets, one row per
-    row of X) is given; the other is None.  ``work[0 : batch_size·n_features]``
-    receives the gathered batch, the last op's output is the loss input.
-    ``learning_rates[s]`` is the rate of step ``first_step + s`` (1-based).
-    ``fused_sgd`` (plain SGD, no L1, clipping or noise) folds the weight
-    update, with the L2 coefficient and the optimizer's ``weight_decay``, into
-    the weight-gradient GEMM; the remaining parameters (after the leading
-    ``n_weights``) still go through the optimizer kernel.
-    The optimizer step runs on up to ``n_threads`` threads (see
-    ``max_threads``) unless BLAS may run threads of its own
-    (``blas_threaded``) for a product of the step; the result does not
-    depend on the number.
-    Stops before the update of a step whose loss or gradient is not finite and
-    reports it through ``status``; ``n_steps`` counts the updates applied.
-    All arrays are validated by the caller, ``fastnn.model.Sequential``.
-    """
-    cdef Py_ssize_t n = order.shape[0], n_params = params.shape[0]
-    cdef Py_ssize_t n_out = ops[ops.shape[0] - 1, F_N_OUT]
-    cdef Py_ssize_t out_offset = ops[ops.shape[0] - 1, F_OUT]
-    cdef Py_ssize_t start, m, step = 0
-    cdef double loss_sum = 0, batch_loss, norm, sigma, lr
-    cdef Py_ssize_t n_correct = 0
-    cdef int status = OK
-    cdef bitgen_t* rng = NULL
-    cdef const int64_t* label_ptr = NULL if labels is None else &labels[0]
-    cdef floating* buffer_ptr = NULL if buffers.shape[0] == 0 else &buffers[0]
-    bit_generator = generator.bit_generator
-    rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
-    n_threads = threads_for_steps(ops, batch_size, sizeof(floating), n_threads,
-                                  blas_threaded)
-    with bit_generator.lock, nogil:
-        start = 0
+
+cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:, ::1] T,
+                      const int64_t* labels, const int64_t[::1] order,
+                      const double[::1] rates, bitgen_t* rng, int n_threads):
+    """The steps over `order`, batch by batch; called with the GIL held."""
+    cdef Workspace* w = &plan.w
+    cdef UpdateState* s = &plan.update.s
+    cdef floating* work = <floating*> w.work
+    cdef floating* delta = <floating*> w.delta
+    cdef floating* targets = <floating*> w.targets
+    cdef floating* params = <floating*> s.params
+    cdef Py_ssize_t n = order.shape[0], start = 0, m
+    cdef Totals totals = Totals(0, 0, 0, OK)
+    cdef double batch_loss, lr, last_check = seconds()
+    cdef OpContext ctx = OpContext(s.params, s.grads, w.buffers, w.work, w.delta, 0,
+                                   w.capacity, rng, plan.fused_sgd, 0, 1)
+    cdef Py_ssize_t first_updated = s.penalties.n_weights if plan.fused_sgd else 0
+    with nogil:
         while start < n:
-            m = min(batch_size, n - start)
+            m = min(w.capacity, n - start)
             # Prefetch as many rows of the next batch as it has (all but at the end).
-            gather_batch(X, T, label_ptr, &order[start],
+            gather_batch(X, T, labels, &order[start],
                          &order[start + m] if start + 2 * m <= n else NULL,
-                         m, &work[0], &targets[0], n_out)
-            forward_ops(ops, scalars, &params[0], buffer_ptr, &work[0], m, batch_size, rng)
-            batch_loss = loss_and_grad(loss, &work[out_offset], &targets[0],
-                                       &delta[out_offset], m, n_out, <floating> (1.0 / m))
+                         m, work, targets, w.n_outputs)
+            ctx.rows = m
+            forward_ops(plan.ops, plan.tables, plan.activations, plan.n_ops, &ctx, work)
+            batch_loss = loss_and_grad(w.loss, work + w.out_offset, targets,
+                                       delta + w.out_offset, m, w.n_outputs,
+                                       <floating> (1.0 / m))
             if not isfinite(batch_loss):
-                status = NONFINITE_LOSS
+                totals.status = NONFINITE_LOSS
                 break
-            loss_sum += batch_loss
-            n_correct += count_correct(&work[out_offset], &targets[0], m, n_out,
-                                       <floating> accuracy_threshold)
-            lr = learning_rates[step]
-            if fused_sgd:
-                backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
-                             batch_size, True, <floating> lr,
-                             <floating> (1 - lr * (l2 + weight_decay)))
-                optimizer_step(optimizer, &hyper[0], &params[n_weights], &grads[n_weights],
-                               NULL, n_params - n_weights, max(n_decay - n_weights, 0),
-                               lr, first_step + step)
-            else:
-                backward_ops(ops, scalars, &params[0], &grads[0], &work[0], &delta[0], m,
-                             batch_size, False, 0, 1)
-                if l2 != 0 or l1 != 0:
-                    add_weight_penalty(&params[0], &grads[0], n_weights,
-                                       <floating> l2, <floating> l1)
-                if clip_value > 0:
-                    clip_values(&grads[0], n_params, <floating> clip_value)
-                if clip_norm > 0:
-                    norm = sqrt(squared_norm(&grads[0], n_params))
-                    if not isfinite(norm):
-                        status = NONFINITE_GRADIENT
-                        break
-                    if norm > clip_norm:
-                        scale_inplace(&grads[0], n_params, <floating> (clip_norm / norm))
-                if noise_eta > 0:
-                    # Annealed noise σ_t² = η / (1 + t)^γ, t counting steps from 0.
-                    sigma = sqrt(noise_eta / pow(first_step + step, noise_gamma))
-                    add_gaussian_noise(rng, &grads[0], n_params, sigma)
-                parallel_optimizer_step(optimizer, &hyper[0], &params[0], &grads[0],
-                                        &opt_state[0, 0], n_params, n_decay, lr,
-                                        first_step + step, n_threads)
-            step += 1
+            totals.loss_sum += batch_loss
+            totals.n_correct += count_correct(work + w.out_offset, targets, m, w.n_outputs,
+                                              <floating> w.accuracy_threshold)
+            lr = rates[totals.n_steps]
+            if plan.fused_sgd:
+                ctx.lr = lr
+                ctx.keep = 1 - lr * (s.penalties.l2 + plan.fused_weight_decay)
+            backward_ops(plan.ops, plan.tables, plan.activations, plan.n_ops, &ctx, work)
+            totals.status = apply_update(s, lr, rng, first_updated, n_threads, params)
+            if totals.status != OK:
+                break
+            totals.n_steps += 1
             start += m
-    return loss_sum, n_correct, step, status
+            if seconds() - last_check > SIGNAL_CHECK_SECONDS:
+                last_check = seconds()
+                with gil:
+                    if PyErr_CheckSignals() != 0:
+                        totals.status = INTERRUPTED
+                if totals.status != OK:
+                    break
+        if totals.status == OK and not update_finite(s, params):
+            totals.status = NONFINITE_UPDATE
+    return totals
+
+
+cdef int64_t record_end(const OpRecord* op, int64_t offset, int64_t size) noexcept:
+    return offset + size if offset >= 0 else 0
+
+
+cdef class EpochPlan:
+    """A network's op records, workspace and update, ready for compiled epochs.
+
+    Parameters
+    ----------
+    records : ndarray of OP_RECORD
+        One record per op, input to output.
+    op_kernels : sequence of capsules
+        Each op's ``OpKernels`` table (``fastnn_ext.layer_ops.DENSE``...).
+    activations : sequence of capsules
+        Each op's activation table (``fastnn_ext.activations.IDENTITY`` where
+        the op has none).
+    buffers : ndarray
+        The model's non-trainable buffers (batch-norm statistics).
+    batch_size : int
+        Rows of the largest batch.
+    loss : fastnn loss
+        Its ``code`` and ``threshold``.
+    update : UpdateStep
+        The update after each backward pass.
+    fused_sgd : float or None
+        Plain SGD folded into the weight-gradient products: the weight decay
+        to fold with the L2 coefficient; None when the update is not plain SGD.
+
+    Every offset and size is checked against the buffers here, so the
+    kernels, which check nothing, never leave them.
+    """
+
+    cdef const OpRecord* ops
+    cdef const OpKernels** tables
+    cdef const ActivationKernels** activations
+    cdef Py_ssize_t n_ops
+    cdef Workspace w
+    cdef readonly UpdateStep update
+    cdef bint fused_sgd
+    cdef double fused_weight_decay
+    cdef object records, buffers_array, work_array, delta_array, targets_array, keep
+
+    def __cinit__(self):
+        self.tables = NULL
+        self.activations = NULL
+
+    def __dealloc__(self):
+        free(self.tables)
+        free(self.activations)
+
+    def __init__(self, records, op_kernels, activations, buffers, batch_size, loss,
+                 UpdateStep update not None, fused_sgd=None):
+        if not isinstance(records, np.ndarray) or records.dtype != OP_RECORD or records.ndim != 1:
+            raise TypeError("records must be a 1-D array of fastnn_ext.train.OP_RECORD")
+        records = np.ascontiguousarray(records)
+        n_ops = records.shape[0]
+        if n_ops == 0:
+            raise ValueError("a plan needs at least one op")
+        op_kernels, activations = list(op_kernels), list(activations)
+        if len(op_kernels) != n_ops or len(activations) != n_ops:
+            raise ValueError(f"{n_ops} records need {n_ops} op kernels and activations, got "
+                             f"{len(op_kernels)} and {len(activations)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+                or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        dtype = update.params_array.dtype
+        if not isinstance(buffers, np.ndarray) or buffers.ndim != 1:
+            raise TypeError("buffers must be a 1-D numpy array")
+        checked_array("buffers", buffers, dtype, buffers.shape)
+        capacity = int(batch_size)
+        work_size = self.check_records(records, capacity, update.s.n_params, buffers.shape[0])
+        for capsule in op_kernels:
+            if not PyCapsule_IsValid(capsule, OP_CAPSULE):
+                raise TypeError("op_kernels must be op kernel capsules such as "
+                                "fastnn_ext.layer_ops.DENSE")
+        self.keep = (op_kernels, activations)
+        self.tables = <const OpKernels**> malloc(n_ops * sizeof(void*))
+        self.activations = <const ActivationKernels**> malloc(n_ops * sizeof(void*))
+        if self.tables == NULL or self.activations == NULL:
+            raise MemoryError()
+        for k in range(n_ops):
+            self.tables[k] = <const OpKernels*> PyCapsule_GetPointer(op_kernels[k], OP_CAPSULE)
+            self.activations[k] = activation_kernels(activations[k])
+        self.records = records
+        self.ops = <const OpRecord*> <size_t> records.ctypes.data
+        self.n_ops = n_ops
+        self.work_array = np.zeros(work_size, dtype=dtype)
+        self.delta_array = np.zeros(work_size, dtype=dtype)
+        last = records[n_ops - 1]
+        self.targets_array = np.zeros(capacity * last["out_size"], dtype=dtype)
+        self.buffers_array = buffers
+        self.w = Workspace(<void*> <size_t> buffers.ctypes.data,
+                           <void*> <size_t> self.work_array.ctypes.data,
+                           <void*> <size_t> self.delta_array.ctypes.data,
+                           <void*> <size_t> self.targets_array.ctypes.data,
+                           capacity, records[0]["in_size"], last["out_size"],
+                           last["output"],
+                           loss.code, loss.threshold)
+        self.update = update
+        self.fused_sgd = fused_sgd is not None
+        self.fused_weight_decay = 0.0 if fused_sgd is None else non_negative(
+            "fused_sgd", fused_sgd)
+
+    @staticmethod
+    def check_records(records, Py_ssize_t capacity, Py_ssize_t n_params,
+                      Py_ssize_t n_buffers):
+        """The workspace length the records need; raises if any record is inconsistent.
+
+        Every op reads the output of the op before it (the first, the batch at
+        offset 0); its output and saved regions lie after the batch and do not
+        overlap its input; its parameter and state slices lie inside their
+        buffers.
+        """
+        batch_end = capacity * records[0]["in_size"]
+        work_size = batch_end
+        for k in range(records.shape[0]):
+            r = records[k]
+            if r["in_size"] <= 0 or r["out_size"] <= 0:
+                raise ValueError(f"op {k}: sizes must be positive, got {r['in_size']} "
+                                 f"and {r['out_size']}")
+            expected_input = 0 if k == 0 else records[k - 1]["output"]
+            if r["input"] != expected_input or (k > 0 and r["in_size"] !=
+                                                records[k - 1]["out_size"]):
+                raise ValueError(f"op {k} does not read the output of the op before it")
+            regions = [("output", r["output"], capacity * r["out_size"])]
+            if r["saved_size"] > 0:
+                regions.append(("saved", r["saved"], r["saved_size"]))
+            for name, start, size in regions:
+                if start < batch_end or (start < r["input"] + capacity * r["in_size"]
+                                         and r["input"] < start + size):
+                    raise ValueError(f"op {k}: its {name} region overlaps its input")
+                work_size = max(work_size, start + size)
+            for name, limit in (("weight", n_params), ("bias", n_params),
+                                ("state", n_buffers)):
+                start, size = r[name], r[name + "_size"]
+                if start == -1 and size == 0:
+                    continue
+                if start < 0 or size <= 0 or start + size > limit:
+                    raise ValueError(f"op {k}: its {name} slice [{start}, {start + size}) "
+                                     f"is outside its buffer of {limit}")
+        return work_size
+
+    @property
+    def batch_size(self):
+        return self.w.capacity
+
+    def step_threads(self, int n_threads, bint blas_threaded):
+        """Threads each update of this plan may use.
+
+        BLAS's own threads spin for a while after each product; threads of ours
+        started meanwhile would fight them for the cores (measured: ten times
+        slower with two of each on two cores).  ``blas_threaded`` says whether
+        BLAS may use more than one thread at all.  A smaller batch never makes
+        a product go to BLAS, so the full batch size decides.
+        """
+        cdef size_t item = 8 if self.update.double_precision else 4
+        if blas_threaded:
+            for k in range(self.n_ops):
+                if self.tables[k].wakes_blas != NULL and self.tables[k].wakes_blas(
+                        &self.ops[k], self.w.capacity, item):
+                    return 1
+        return max(1, n_threads)
+
+    def run(self, X, targets, labels, order, learning_rates, generator, int n_threads=1):
+        """Train on the rows ``order``, a batch at a time.
+
+        Either ``labels`` (int64 class indices, one per row of X) or
+        ``targets`` (one row of the last op's width per row of X) is given,
+        the other None.  ``learning_rates[s]`` is the rate of the s-th step.
+        Returns ``(loss_sum, n_correct, n_steps, status)``: ``n_steps``
+        updates were applied; ``status`` says why the call stopped early
+        (the caller undoes a step that made anything non-finite).
+        """
+        dtype = self.update.params_array.dtype
+        if not isinstance(X, np.ndarray) or X.dtype != dtype or X.ndim != 2 \
+                or X.shape[1] != self.w.n_features or not X.flags.c_contiguous:
+            raise ValueError(f"X must be a C-contiguous {np.dtype(dtype)} array of "
+                             f"{self.w.n_features} columns")
+        n_rows = X.shape[0]
+        if labels is None:
+            if not isinstance(targets, np.ndarray) or targets.dtype != dtype \
+                    or targets.shape != (n_rows, self.w.n_outputs) \
+                    or not targets.flags.c_contiguous:
+                raise ValueError(f"targets must be a C-contiguous {np.dtype(dtype)} array "
+                                 f"of shape ({n_rows}, {self.w.n_outputs})")
+        else:
+            if targets is not None:
+                raise ValueError("give labels or targets, not both")
+            n_classes = 2 if self.w.n_outputs == 1 else self.w.n_outputs
+            if not isinstance(labels, np.ndarray) or labels.dtype != np.int64 \
+                    or labels.shape != (n_rows,) or not labels.flags.c_contiguous:
+                raise ValueError(f"labels must be a contiguous int64 array of {n_rows} entries")
+            if n_rows and (labels.min() < 0 or labels.max() >= n_classes):
+                raise ValueError(f"labels must lie in [0, {n_classes - 1}]")
+        if not isinstance(order, np.ndarray) or order.dtype != np.int64 or order.ndim != 1:
+            raise ValueError("order must be a 1-D int64 array of row indices")
+        order = np.ascontiguousarray(order)
+        if order.shape[0] and (order.min() < 0 or order.max() >= n_rows):
+            raise ValueError(f"order holds row indices outside [0, {n_rows})")
+        rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
+        n_steps = -(-order.shape[0] // self.w.capacity)
+        if rates.ndim != 1 or rates.shape[0] < n_steps:
+            raise ValueError(f"learning_rates needs {n_steps} entries, got {rates.shape}")
+        if not np.isfinite(rates).all() or (rates < 0).any():
+            raise ValueError("learning rates must be finite and >= 0")
+        cdef bitgen_t* rng = bit_generator_of(generator)
+        cdef Totals totals
+        if order.shape[0] == 0:
+            return 0.0, 0, 0, OK
+        label_array = labels if labels is not None else np.zeros(0, dtype=np.int64)
+        cdef const int64_t[::1] label_view = label_array
+        cdef const int64_t* label_ptr = &label_view[0] if labels is not None else NULL
+        T = targets if targets is not None else np.zeros((0, self.w.n_outputs), dtype=dtype)
+        with generator.bit_generator.lock:
+            if self.update.double_precision:
+                totals = run_steps[double](self, X, T, label_ptr, order, rates, rng, n_threads)
+            else:
+                totals = run_steps[float](self, X, T, label_ptr, order, rates, rng, n_threads)
+        return totals.loss_sum, totals.n_correct, totals.n_steps, totals.status

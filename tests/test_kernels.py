@@ -228,7 +228,7 @@ def test_gaussian_noise_statistics_and_seed():
     (lambda: dense.forward(np.ones((2, 0)), np.ones((0, 3)), np.ones(3), np.empty((2, 3))), "non-zero widths"),
     (lambda: dense.backward(np.ones((2, 3)), np.ones((3, 0)), np.ones((2, 0)), np.empty((3, 0)), np.empty(0)), "non-zero widths"),
     (lambda: dense.forward(np.ones((2, 3)), np.ones((3, 2)), np.ones(2), np.broadcast_to(np.empty((1, 2)), (2, 2))), "contiguous|read-only"),
-    (lambda: act.forward(np.ones((2, 2)), np.empty((2, 2)), 99), "unknown activation"),
+    (lambda: act.forward(np.ones((2, 2)), np.empty((2, 2)), 99), "activation must be an activation kernel"),
     (lambda: losses.loss_grad(7, np.ones((2, 2)), np.ones((2, 2))), "unknown loss"),
     (lambda: losses.loss_grad(0, np.ones((2, 2)), np.ones((3, 2))), "targets has shape"),
     (lambda: gradients.clip_by_global_norm(np.ones(3), -1.0), "max_norm"),

@@ -8,6 +8,8 @@ import pytest
 from fastnn import layers as L
 from fastnn.gradcheck import check_gradients
 from fastnn.model import NonFiniteError, Sequential
+from fastnn.plan import build_plan
+from fastnn.training import fused_sgd_decay
 from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, RMSProp
 
 
@@ -40,6 +42,10 @@ def network(kind, n_in=6, n_out=3):
                      L.Softmax()], "softmax_cross_entropy"),
         "input_dropout": ([L.Dropout(0.2), L.Dense(n_in, 5), L.Tanh(), L.Dense(5, n_out),
                            L.Sigmoid()], "sigmoid_cross_entropy"),
+        "silu_softmax": ([L.Dense(n_in, 6), L.SiLU(), L.Dense(6, n_out), L.Softmax()],
+                         "softmax_cross_entropy"),
+        "silu_unfused": ([L.Dense(n_in, 6), L.Dropout(0.2), L.SiLU(), L.Dense(6, n_out),
+                          L.Softmax()], "softmax_cross_entropy"),
         "batchnorm": ([L.Dense(n_in, 6), L.BatchNorm(), L.ReLU(), L.Dense(6, 5),
                        L.BatchNorm(momentum=0.3), L.Tanh(), L.Dense(5, n_out), L.Softmax()],
                       "softmax_cross_entropy"),
@@ -48,7 +54,7 @@ def network(kind, n_in=6, n_out=3):
 
 KINDS = ["sigmoid_bce", "relu_softmax", "tanh_mse", "leaky_identity_mse", "prelu_softmax",
          "softmax_hidden_mse", "activation_after_activation", "dropout", "input_dropout",
-         "batchnorm"]
+         "silu_softmax", "silu_unfused", "batchnorm"]
 
 
 def make_model(kind, dtype="float64", seed=1, optimizer=None, **options):
@@ -109,7 +115,7 @@ def test_fused_sgd_update_matches_the_layer_path(kind, weight_decay):
     X, y = blobs(n=200)
     fast = make_model(kind, l2=5.0, optimizer=SGD(lr=0.2, weight_decay=weight_decay))
     slow = make_model(kind, l2=5.0, optimizer=SGD(lr=0.2, weight_decay=weight_decay))
-    assert fast._can_fuse_sgd()
+    assert fused_sgd_decay(fast) is not None
     fast.fit(X, y, epochs=1, batch_size=10, compiled=True)
     slow.fit(X, y, epochs=1, batch_size=10, compiled=False)
     assert np.abs(fast.params_ - slow.params_).max() <= 1e-12 * np.abs(slow.params_).max()
@@ -208,7 +214,7 @@ def test_save_and_load_weights(tmp_path):
     clone.load_weights(path)
     np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
     assert [p.name for p in tmp_path.iterdir()] == ["weights.npz"]  # no temporary left
-    with pytest.raises(ValueError, match="parameters"):
+    with pytest.raises(ValueError, match="belongs to another network"):
         make_model("sigmoid_bce").load_weights(path)
 
 
@@ -383,8 +389,10 @@ def test_own_threads_only_where_blas_threads_cannot_run():
             layers += [L.Dense(n_in, n_out), L.ReLU()]
         model = Sequential(layers[:-1] + [L.Softmax()], loss="softmax_cross_entropy",
                            dtype="float32")
-        ops = model._compiled_plan(batch_size)["ops"]
-        return train.step_threads(ops, batch_size, "float32", 2, blas_threaded)
+        update = train.UpdateStep(model.params_, model.grads_, model.optimizer,
+                                  model.n_weights_)
+        plan = build_plan(model, model._loss_layers, batch_size, update)
+        return plan.step_threads(2, blas_threaded)
 
     # every product of [784, 256, 128, 10] at batch 10 runs in fastnn's kernels
     # where the CPU has them (else in BLAS, and then large enough to thread)

@@ -152,6 +152,19 @@ def ref_adamw(theta, grads, lrs, weight_decay=1e-2, **kwargs):
     return ref_adam(theta, grads, lrs, weight_decay=weight_decay, decoupled=True, **kwargs)
 
 
+def ref_lion(theta, grads, lrs, betas=(0.9, 0.99), weight_decay=0.0, n_decay=N_DECAY):
+    """Chen et al. 2023, Algorithm 2 (decoupled weight decay)."""
+    beta1, beta2 = betas
+    theta = theta.copy()
+    lam = decay_vector(weight_decay, theta.dtype, theta.size, n_decay)
+    m = np.zeros_like(theta)
+    for g, lr in zip(grads, lrs):
+        update = np.sign(beta1 * m + (1 - beta1) * g)
+        theta = theta - lr * (update + lam * theta)
+        m = beta2 * m + (1 - beta2) * g
+    return theta, [m]
+
+
 # (id, fastnn class, reference, keyword arguments, learning rate)
 CONFIGS = [
     ("sgd", O.SGD, ref_sgd, {}, 0.05),
@@ -182,8 +195,12 @@ CONFIGS = [
      {"amsgrad": True, "weight_decay": 0.2, "eps": 1e-4}, 0.01),
     ("adamw", O.AdamW, ref_adamw, {"weight_decay": 0.5}, 0.01),
     ("adamw-amsgrad", O.AdamW, ref_adamw, {"amsgrad": True, "betas": (0.5, 0.9)}, 0.01),
+    ("lion", O.Lion, ref_lion, {}, 1e-3),
+    ("lion-wd", O.Lion, ref_lion, {"weight_decay": 0.5, "betas": (0.8, 0.95)}, 1e-3),
 ]
 CONFIG_IDS = [c[0] for c in CONFIGS]
+#: the optimizers torch.optim has (Lion is not among them)
+TORCH_CONFIGS = [c for c in CONFIGS if c[1] is not O.Lion]
 
 
 def run_fastnn(opt, theta, grads, n_decay=N_DECAY):
@@ -461,7 +478,7 @@ def test_scalar_bias_is_not_decayed():
     (O.SGD(), 0), (O.SGD(momentum=0.5), 1), (O.AdaGrad(), 1), (O.RMSProp(), 1),
     (O.RMSProp(centered=True), 2), (O.RMSProp(momentum=0.9), 2),
     (O.RMSProp(centered=True, momentum=0.9), 3), (O.AdaDelta(), 2), (O.Adam(), 2),
-    (O.Adam(amsgrad=True), 3), (O.AdamW(), 2), (O.AdamW(amsgrad=True), 3),
+    (O.Adam(amsgrad=True), 3), (O.AdamW(), 2), (O.AdamW(amsgrad=True), 3), (O.Lion(), 1),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bind_allocates_state(opt, n_slots, dtype):
@@ -469,7 +486,7 @@ def test_bind_allocates_state(opt, n_slots, dtype):
     assert opt.n_slots == n_slots
     assert opt.state_.shape == (n_slots, 10) and opt.state_.dtype == dtype
     assert opt.state_.flags.c_contiguous
-    assert opt.hyper_.dtype == np.float64 and opt.hyper_.shape == (optim.N_HYPER[opt.kind],)
+    assert opt.hyper_.dtype == opt.kernel.hyper_dtype and opt.hyper_.shape == ()
     assert opt.t_ == 0 and opt.n_decay_ == 4
     assert np.all(opt.state_ == 0)
 
@@ -479,11 +496,13 @@ def test_adagrad_state_starts_at_initial_accumulator():
     np.testing.assert_array_equal(opt.state_, np.full((1, 5), 0.25, np.float32))
 
 
-def test_kind_codes_are_distinct_and_exposed():
-    codes = [O.SGD.kind, O.AdaGrad.kind, O.RMSProp.kind, O.AdaDelta.kind,
-             O.Adam.kind, O.AdamW.kind]
-    assert sorted(codes) == sorted(set(codes)) == sorted(optim.KINDS.values())
-    assert optim.KINDS["adam"] == O.Adam.kind == optim.ADAM
+def test_registry_holds_every_optimizer_once():
+    classes = [O.SGD, O.AdaGrad, O.RMSProp, O.AdaDelta, O.Adam, O.AdamW, O.Lion]
+    assert O.OPTIMIZERS == {cls.name: cls for cls in classes}
+    assert all(isinstance(cls.kernel, optim.OptimizerKernel) for cls in classes)
+    # AdamW is Adam's kernel with the decay decoupled, not a kernel of its own.
+    assert O.AdamW.kernel is O.Adam.kernel
+    assert O.AdamW()._hyper()["decoupled"] and not O.Adam()._hyper()["decoupled"]
 
 
 def test_bind_resets_state_and_counter():
@@ -531,8 +550,8 @@ def test_compiled_loop_protocol_matches_step(name, cls, ref, kwargs, lr):
     for chunk in (grads[:10], grads[10:]):
         rates = b.learning_rates(0, b.t_ + 1, len(chunk))
         for i, g in enumerate(chunk):
-            optim.step(b.kind, b.hyper_, looped, g, b.state_, b.n_decay_,
-                       rates[i], b.t_ + 1 + i)
+            b.kernel.step(b.hyper_, looped, g, b.state_, b.n_decay_, rates[i],
+                          b.t_ + 1 + i)
         b.advance(len(chunk))
     assert a.t_ == b.t_ == STEPS
     np.testing.assert_array_equal(looped, stepped)
@@ -636,29 +655,30 @@ def test_invalid_bind_arguments():
 
 
 class TestKernelWrapper:
-    """optim.step refuses anything the kernel could misread."""
+    """OptimizerKernel.step refuses anything the kernel could misread."""
 
     def setup_method(self):
-        self.hyper = np.array([0.9, 0.999, 1e-8, 0.0, 0.0])
+        self.hyper = optim.ADAM.hyper(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                      amsgrad=0, decoupled=0)
         self.param = np.ones(6, np.float32)
         self.grad = np.ones(6, np.float32)
         self.state = np.zeros((2, 6), np.float32)
 
     def call(self, **changes):
-        args = dict(kind=optim.ADAM, hyper=self.hyper, param=self.param, grad=self.grad,
+        args = dict(hyper=self.hyper, param=self.param, grad=self.grad,
                     state=self.state, n_decay=3, lr=0.1, step=1)
         args.update(changes)
-        optim.step(**args)
+        optim.ADAM.step(**args)
 
     def test_valid_call_updates(self):
         self.call()
         assert np.all(self.param < 1)
 
     @pytest.mark.parametrize("changes, error, match", [
-        ({"kind": 99}, ValueError, "kind"),
-        ({"kind": "adam"}, TypeError, "kind"),
-        ({"hyper": np.zeros(4)}, ValueError, "hyper"),
-        ({"hyper": np.zeros(5, np.float32)}, TypeError, "hyper"),
+        ({"hyper": optim.SGD.hyper(momentum=0, dampening=0, weight_decay=0, nesterov=0)},
+         TypeError, "hyper"),
+        ({"hyper": np.zeros(5)}, TypeError, "hyper"),
+        ({"hyper": [0.9, 0.999, 1e-8, 0, 0, 0]}, TypeError, "hyper"),
         ({"grad": np.ones(5, np.float32)}, ValueError, "grad"),
         ({"grad": np.ones(6, np.float64)}, TypeError, "grad"),
         ({"grad": [1.0] * 6}, TypeError, "grad"),
@@ -671,6 +691,7 @@ class TestKernelWrapper:
         ({"n_decay": 7}, ValueError, "n_decay"),
         ({"n_decay": -1}, ValueError, "n_decay"),
         ({"step": 0}, ValueError, "step"),
+        ({"lr": float("nan")}, ValueError, "lr"),
     ])
     def test_rejects(self, changes, error, match):
         before = self.param.copy()
@@ -678,8 +699,12 @@ class TestKernelWrapper:
             self.call(**changes)
         np.testing.assert_array_equal(self.param, before)
 
+    def test_hyper_record_needs_every_field(self):
+        with pytest.raises(ValueError, match="beta2"):
+            optim.ADAM.hyper(beta1=0.9)
+
     def test_rejects_foreign_layouts(self):
-        with pytest.raises(TypeError, match="byte order"):
+        with pytest.raises(TypeError, match="native"):
             self.call(grad=np.ones(6, ">f4"))
         unaligned = np.frombuffer(bytearray(4 * 6 + 1), np.float32, count=6, offset=1)
         assert not unaligned.flags.aligned
@@ -700,9 +725,11 @@ class TestKernelWrapper:
             self.call()
 
     def test_n_slots_matches_layout(self):
-        assert optim.n_slots(optim.ADAM, self.hyper) == 2
-        assert optim.n_slots(optim.SGD, np.array([0.0, 0, 0, 0])) == 0
-        assert optim.n_slots(optim.RMSPROP, np.array([0.9, 1e-8, 0, 0.5, 1.0])) == 3
+        assert optim.ADAM.n_slots(self.hyper) == 2
+        assert optim.SGD.n_slots(optim.SGD.hyper(momentum=0, dampening=0, weight_decay=0,
+                                                 nesterov=0)) == 0
+        assert optim.RMSPROP.n_slots(optim.RMSPROP.hyper(
+            alpha=0.9, eps=1e-8, weight_decay=0, momentum=0.5, centered=1)) == 3
 
     def test_empty_parameters(self):
         self.call(param=np.ones(0, np.float32), grad=np.ones(0, np.float32),
@@ -724,7 +751,8 @@ def torch_optimizer(torch, name, params, lr, kwargs):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name, cls, ref, kwargs, lr", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("name, cls, ref, kwargs, lr", TORCH_CONFIGS,
+                         ids=[c[0] for c in TORCH_CONFIGS])
 def test_matches_torch(name, cls, ref, kwargs, lr, dtype):
     torch = pytest.importorskip("torch")
     np_dtype = np.dtype(dtype)

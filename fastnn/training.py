@@ -1,0 +1,146 @@
+"""The two ways of running an epoch, and undoing a step that went non-finite.
+
+``compiled_epoch`` runs the epoch in calls of ``fastnn_ext.train.EpochPlan``;
+``layer_epoch`` runs each batch's forward and backward pass layer by layer in
+Python.  Both end every step with the same compiled update
+(``fastnn_ext.train.UpdateStep``), so they give the same weights.  When a
+step makes the loss, the gradient, the parameters or the optimizer's state
+non-finite, the model is put back as it was before that step and
+``NonFiniteError`` is raised.
+"""
+
+import math
+
+import numpy as np
+
+from fastnn import _threads
+from fastnn_ext import train as _train
+
+#: compiled calls per epoch when a callback follows progress (a progress bar)
+PROGRESS_SLICES = 20
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss, the gradient or the update stopped being finite; the last good weights remain."""
+
+
+_FAILURE = {_train.STATUS_NONFINITE_LOSS: "loss",
+            _train.STATUS_NONFINITE_GRADIENT: "gradient",
+            _train.STATUS_NONFINITE_UPDATE: "update (parameters or optimizer state)"}
+
+
+def snapshot(model):
+    """Everything a training step changes, for undoing steps that overflowed."""
+    return (model.get_state(), model.optimizer.state_.copy(), model.optimizer.t_,
+            model.rng.bit_generator.state)
+
+
+def restore(model, update, saved):
+    state, moments, t, rng_state = saved
+    model.set_state(state)
+    model.optimizer.state_[...] = moments
+    model.optimizer.t_ = update.steps = t
+    model.rng.bit_generator.state = rng_state
+
+
+def _raise_nonfinite(model, status, epoch, step):
+    model.stop_training = True
+    raise NonFiniteError(
+        f"the {_FAILURE[status]} became NaN or infinite at epoch {epoch + 1}, step {step + 1}; "
+        "training stopped and the weights from before that step were kept")
+
+
+def wants_progress(hooks):
+    from fastnn.callbacks import Callback
+
+    return any(type(hook).on_progress is not Callback.on_progress for hook in hooks)
+
+
+def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epoch, hooks):
+    """One epoch batch by batch through the layers' Python forms."""
+    n_steps = len(rates)
+    threads = _threads.training_threads() if not _threads.blas_threaded() else 1
+    loss_sum, correct = 0.0, 0
+    for step in range(n_steps):
+        saved = snapshot(model)
+        rows = order[step * batch_size:(step + 1) * batch_size]
+        batch_loss, batch_correct = model._forward_backward(
+            X[rows], model._batch_targets(labels, targets, rows))
+        status = _train.STATUS_NONFINITE_LOSS if not math.isfinite(batch_loss) else \
+            update.update(float(rates[step]), model.rng, threads)
+        model.optimizer.t_ = update.steps
+        if status != _train.STATUS_OK:
+            restore(model, update, saved)
+            _raise_nonfinite(model, status, epoch, step)
+        loss_sum += batch_loss
+        correct += batch_correct
+        if step % max(1, n_steps // PROGRESS_SLICES) == 0 or step == n_steps - 1:
+            for hook in hooks:
+                hook.on_progress(step + 1, n_steps)
+    return loss_sum, correct
+
+
+def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, epoch, hooks):
+    """One epoch in compiled calls (one, or PROGRESS_SLICES when progress is shown)."""
+    n_steps = len(rates)
+    per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
+    threads = _threads.step_threads(plan)
+    loss_sum, correct = 0.0, 0
+    for first in range(0, n_steps, per_call):
+        last = min(n_steps, first + per_call)
+        saved = snapshot(model)
+        result = _run(model, plan, X, labels, targets, order, batch_size, rates, first, last,
+                      threads)
+        if result[3] in _FAILURE:
+            # Something overflowed in this slice: replay it one step at a
+            # time from its start (same order, same random draws) and stop
+            # right before the step that fails, keeping the weights before it.
+            restore(model, plan.update, saved)
+            result = [0.0, 0]
+            for step in range(first, last):
+                saved = snapshot(model)
+                one = _run(model, plan, X, labels, targets, order, batch_size, rates, step,
+                           step + 1, threads)
+                if one[3] != _train.STATUS_OK:
+                    restore(model, plan.update, saved)
+                    _raise_nonfinite(model, one[3], epoch, step)
+                result[0] += one[0]
+                result[1] += one[1]
+        loss_sum += result[0]
+        correct += result[1]
+        for hook in hooks:
+            hook.on_progress(last, n_steps)
+    return loss_sum, correct
+
+
+def _run(model, plan, X, labels, targets, order, batch_size, rates, first, last, threads):
+    """Steps first..last-1 of the epoch in one compiled call."""
+    result = plan.run(X, targets, labels, order[first * batch_size:last * batch_size],
+                      rates[first:last], model.rng, threads)
+    model.optimizer.t_ = plan.update.steps
+    if result[3] == _train.STATUS_INTERRUPTED:
+        # The steps before the signal are complete and counted: the model is
+        # consistent, and Python's handler raises KeyboardInterrupt now.
+        model.stop_training = True
+        raise KeyboardInterrupt
+    return result
+
+
+def fused_sgd_decay(model):
+    """Plain SGD with at most an L2 term can ride on the weight-gradient products.
+
+    Returns the weight decay to fold in with the L2 coefficient, or None when
+    the update is not of that kind (momentum, L1, clipping, noise) or a
+    weight is not a dense layer's.
+    """
+    optimizer = model.optimizer
+    if (optimizer.name == "sgd" and optimizer.momentum == 0 and model._weights_are_dense
+            and optimizer.n_decay_ in (model.n_weights_, model.params_.size)
+            and model.l1 == 0 and model.clip_norm is None and model.clip_value is None
+            and model.gradient_noise is None):
+        return optimizer.weight_decay
+    return None
+
+
+def shuffled_order(model, n, shuffle):
+    return model.rng.permutation(n) if shuffle else np.arange(n)

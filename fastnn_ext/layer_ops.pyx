@@ -1,0 +1,201 @@
+"""The compiled forms of fastnn's layers: one kernel table per kind of op.
+
+Each table (``OpKernels``, ops.pxd) is exported as a capsule — ``DENSE``,
+``ACTIVATION``, ``SOFTMAX``, ``PRELU``, ``DROPOUT``, ``BATCHNORM`` — that the
+layer classes of ``fastnn.layers`` name in their op records.  The kernels do
+the same arithmetic, call for call, as the layer-by-layer path, which calls
+the same pointer kernels through the checked wrappers of ``dense``,
+``activations``, ``dropout`` and ``batchnorm``.  They trust their records: the
+plan (train.pyx) checks every offset before the first step.
+"""
+
+from cpython.pycapsule cimport PyCapsule_New
+from cython cimport floating
+
+from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OP_CAPSULE
+
+from fastnn_ext.activations cimport (ActivationKernels, activation_forward,
+                                     activation_backward, add_bias, softmax_forward,
+                                     softmax_backward, prelu_forward, prelu_backward)
+from fastnn_ext.batchnorm cimport batchnorm_forward_train, batchnorm_backward
+from fastnn_ext.blas cimport gemm
+from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
+                               dense_may_use_blas_threads)
+from fastnn_ext.dropout cimport dropout_forward, dropout_backward
+
+
+cdef inline floating* grad_in_of(const OpRecord* op, floating* delta) noexcept nogil:
+    """Where ∂L/∂input goes, or NULL when no earlier op needs it."""
+    return delta + op.input if op.need_grad_in else NULL
+
+
+# -- dense: y = f(x·W + b), f fused; f's pre-activation kept in `saved` if
+#    its derivative needs it --------------------------------------------------
+
+cdef void dense_op_forward(const OpRecord* op, const ActivationKernels* act,
+                           const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* params = <floating*> ctx.params
+    cdef floating* bias = params + op.bias if op.bias >= 0 else NULL
+    cdef floating* z
+    cdef Py_ssize_t m = ctx.rows
+    if act.needs_input:
+        z = work + op.saved
+        gemm(False, False, <int> m, <int> op.out_size, <int> op.in_size, <floating> 1,
+             work + op.input, <int> op.in_size, params + op.weight, <int> op.out_size,
+             <floating> 0, z, <int> op.out_size)
+        add_bias(z, bias, z, m, op.out_size)
+        activation_forward(act, z, <floating*> NULL, work + op.output, m, op.out_size,
+                           <floating> op.alpha)
+    else:
+        dense_forward(work + op.input, params + op.weight, bias, work + op.output,
+                      m, op.in_size, op.out_size, act, <floating> op.alpha)
+
+
+cdef void dense_op_backward(const OpRecord* op, const ActivationKernels* act,
+                            const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* params = <floating*> ctx.params
+    cdef floating* grads = <floating*> ctx.grads
+    cdef floating* delta = <floating*> ctx.delta
+    cdef floating* grad_out = delta + op.output
+    cdef floating* grad_bias = grads + op.bias if op.bias >= 0 else NULL
+    cdef Py_ssize_t m = ctx.rows
+    if not act.is_identity:
+        activation_backward(act, work + op.saved if act.needs_input else <floating*> NULL,
+                            work + op.output, grad_out, grad_out, m * op.out_size,
+                            <floating> op.alpha)
+    if ctx.fused_sgd:
+        dense_backward_sgd(work + op.input, params + op.weight, grad_out,
+                           grad_in_of(op, delta), grad_bias, m, op.in_size, op.out_size,
+                           <floating> ctx.lr, <floating> ctx.keep)
+    else:
+        dense_backward(work + op.input, params + op.weight, grad_out, grad_in_of(op, delta),
+                       grads + op.weight, grad_bias, m, op.in_size, op.out_size, False)
+
+
+cdef bint dense_op_wakes_blas(const OpRecord* op, Py_ssize_t rows,
+                              size_t item_size) noexcept nogil:
+    return dense_may_use_blas_threads(rows, op.in_size, op.out_size, op.need_grad_in != 0,
+                                      item_size)
+
+
+# -- an element-wise activation on its own -------------------------------------
+
+cdef void activation_op_forward(const OpRecord* op, const ActivationKernels* act,
+                                const OpContext* ctx, floating* work) noexcept nogil:
+    activation_forward(act, work + op.input, <floating*> NULL, work + op.output, ctx.rows,
+                       op.out_size, <floating> op.alpha)
+
+
+cdef void activation_op_backward(const OpRecord* op, const ActivationKernels* act,
+                                 const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* delta = <floating*> ctx.delta
+    if op.need_grad_in:
+        activation_backward(act, work + op.input if act.needs_input else <floating*> NULL,
+                            work + op.output, delta + op.output, delta + op.input,
+                            ctx.rows * op.out_size, <floating> op.alpha)
+
+
+# -- softmax --------------------------------------------------------------------
+
+cdef void softmax_op_forward(const OpRecord* op, const ActivationKernels* act,
+                             const OpContext* ctx, floating* work) noexcept nogil:
+    softmax_forward(work + op.input, work + op.output, ctx.rows, op.out_size)
+
+
+cdef void softmax_op_backward(const OpRecord* op, const ActivationKernels* act,
+                              const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* delta = <floating*> ctx.delta
+    if op.need_grad_in:
+        softmax_backward(work + op.output, delta + op.output, delta + op.input, ctx.rows,
+                         op.out_size)
+
+
+# -- PReLU: a learned slope per unit -----------------------------------------------
+
+cdef void prelu_op_forward(const OpRecord* op, const ActivationKernels* act,
+                           const OpContext* ctx, floating* work) noexcept nogil:
+    prelu_forward(work + op.input, <floating*> ctx.params + op.weight, work + op.output,
+                  ctx.rows, op.out_size)
+
+
+cdef void prelu_op_backward(const OpRecord* op, const ActivationKernels* act,
+                            const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* delta = <floating*> ctx.delta
+    # The slope gradient is needed even when the input gradient is not.
+    prelu_backward(work + op.input, <floating*> ctx.params + op.weight, delta + op.output,
+                   delta + op.input, <floating*> ctx.grads + op.weight, ctx.rows, op.out_size)
+
+
+# -- inverted dropout; the mask is kept in `saved` -------------------------------------
+
+cdef void dropout_op_forward(const OpRecord* op, const ActivationKernels* act,
+                             const OpContext* ctx, floating* work) noexcept nogil:
+    dropout_forward(ctx.rng, work + op.input, work + op.output, work + op.saved,
+                    ctx.rows * op.out_size, op.rate)
+
+
+cdef void dropout_op_backward(const OpRecord* op, const ActivationKernels* act,
+                              const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* delta = <floating*> ctx.delta
+    if op.need_grad_in:
+        dropout_backward(delta + op.output, work + op.saved, delta + op.input,
+                         ctx.rows * op.out_size)
+
+
+# -- batch normalization (training mode); `saved` holds x̂ (capacity rows), then
+#    the batch mean and 1/σ (one row each); `state` the running mean, then the
+#    running variance --------------------------------------------------------------
+
+def batchnorm_saved_size(Py_ssize_t width, Py_ssize_t rows):
+    """Elements of `saved` a batch-norm op of this width needs for batches of `rows`."""
+    return (rows + 2) * width
+
+
+cdef void batchnorm_op_forward(const OpRecord* op, const ActivationKernels* act,
+                               const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* params = <floating*> ctx.params
+    cdef floating* running = <floating*> ctx.buffers + op.state
+    cdef floating* xhat = work + op.saved
+    cdef Py_ssize_t n = op.out_size
+    batchnorm_forward_train(work + op.input, params + op.weight, params + op.bias,
+                            work + op.output, xhat, xhat + ctx.capacity * n,
+                            xhat + (ctx.capacity + 1) * n, running, running + n,
+                            ctx.rows, n, op.momentum, op.eps)
+
+
+cdef void batchnorm_op_backward(const OpRecord* op, const ActivationKernels* act,
+                                const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* grads = <floating*> ctx.grads
+    cdef floating* delta = <floating*> ctx.delta
+    cdef floating* xhat = work + op.saved
+    cdef Py_ssize_t n = op.out_size
+    batchnorm_backward(delta + op.output, xhat, <floating*> ctx.params + op.weight,
+                       xhat + (ctx.capacity + 1) * n, delta + op.input,
+                       grads + op.weight, grads + op.bias, ctx.rows, n)
+
+
+cdef OpKernels DENSE_KERNELS = OpKernels(
+    dense_op_forward[float], dense_op_forward[double],
+    dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas)
+cdef OpKernels ACTIVATION_KERNELS = OpKernels(
+    activation_op_forward[float], activation_op_forward[double],
+    activation_op_backward[float], activation_op_backward[double], NULL)
+cdef OpKernels SOFTMAX_KERNELS = OpKernels(
+    softmax_op_forward[float], softmax_op_forward[double],
+    softmax_op_backward[float], softmax_op_backward[double], NULL)
+cdef OpKernels PRELU_KERNELS = OpKernels(
+    prelu_op_forward[float], prelu_op_forward[double],
+    prelu_op_backward[float], prelu_op_backward[double], NULL)
+cdef OpKernels DROPOUT_KERNELS = OpKernels(
+    dropout_op_forward[float], dropout_op_forward[double],
+    dropout_op_backward[float], dropout_op_backward[double], NULL)
+cdef OpKernels BATCHNORM_KERNELS = OpKernels(
+    batchnorm_op_forward[float], batchnorm_op_forward[double],
+    batchnorm_op_backward[float], batchnorm_op_backward[double], NULL)
+
+DENSE = PyCapsule_New(&DENSE_KERNELS, OP_CAPSULE, NULL)
+ACTIVATION = PyCapsule_New(&ACTIVATION_KERNELS, OP_CAPSULE, NULL)
+SOFTMAX = PyCapsule_New(&SOFTMAX_KERNELS, OP_CAPSULE, NULL)
+PRELU = PyCapsule_New(&PRELU_KERNELS, OP_CAPSULE, NULL)
+DROPOUT = PyCapsule_New(&DROPOUT_KERNELS, OP_CAPSULE, NULL)
+BATCHNORM = PyCapsule_New(&BATCHNORM_KERNELS, OP_CAPSULE, NULL)
