@@ -86,15 +86,22 @@ def _resolve(path):
 
     Raises
     ------
-    TypeError
-        If ``path`` is not a path.
+    TypeError, ValueError
+        If ``path`` is not a path, or holds a NUL character.
     FileNotFoundError, NotADirectoryError, IsADirectoryError
         If its directory does not exist or is not one, or the path names a
         directory.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file system path, got {type(path).__name__}")
-    target = os.path.realpath(os.fspath(path))
+    path = os.fspath(path)
+    if not isinstance(path, str):  # a PathLike may return bytes
+        raise TypeError(f"path must be a file system path, got {type(path).__name__}")
+    if "\0" in path:
+        raise ValueError(f"path must not contain a NUL character, got {path!r}")
+    if path.endswith(os.sep):  # names a directory; realpath would drop the slash
+        raise IsADirectoryError(errno.EISDIR, "names a directory, not a file", path)
+    target = os.path.realpath(path)
     directory = os.path.dirname(target)
     if not os.path.exists(directory):
         raise FileNotFoundError(errno.ENOENT, "the directory to write into is missing",
@@ -165,7 +172,7 @@ def atomic_write(path, mode="wb", **open_args):
     **open_args
         Passed to ``open`` (``encoding``, ``newline``, ...).
     """
-    if mode not in _WRITE_MODES:
+    if not isinstance(mode, str) or mode not in _WRITE_MODES:
         raise ValueError(f"mode must be one of {_WRITE_MODES}, got {mode!r}")
     target = _resolve(path)
     directory = os.path.dirname(target)

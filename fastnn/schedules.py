@@ -83,7 +83,7 @@ class Schedule:
 
     def __init__(self, lr, per="epoch"):
         self.lr = check_non_negative("lr", lr)
-        if per not in _PER:
+        if not isinstance(per, str) or per not in _PER:
             raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
         self.per = per
 

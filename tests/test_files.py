@@ -157,3 +157,10 @@ def test_wrong_open_arguments_leave_nothing_behind(tmp_path):
         with atomic_write(tmp_path / "w.npz", "wb", encoding="utf-8"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_naming_a_directory_is_refused(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        with atomic_write(str(tmp_path / "w.npz") + os.sep):
+            pass
+    assert list(tmp_path.iterdir()) == []
