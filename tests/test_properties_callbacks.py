@@ -6,7 +6,7 @@ import io
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import ANYTHING, is_count, is_real
+from test_properties_strategies import ANYTHING, is_count, is_real
 
 from fastnn.callbacks import Callback, EarlyStopping, History, ProgressBar, check_callbacks
 

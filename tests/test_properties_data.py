@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import ANYTHING
+from test_properties_strategies import ANYTHING
 from test_data import idx_bytes, write_dataset
 
 from fastnn.data import DataNotFoundError, load_mnist, read_idx

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import ANYTHING
+from test_properties_strategies import ANYTHING
 
 from fastnn._files import atomic_write, check_writable
 

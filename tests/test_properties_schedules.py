@@ -4,7 +4,7 @@ rates of the schedule's formula computed here in NumPy."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import ANYTHING, is_count, is_real
+from test_properties_strategies import ANYTHING, is_count, is_real
 
 from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, ReduceLROnPlateau,
                               StepDecay)

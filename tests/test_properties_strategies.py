@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the property tests: values of every wrong kind."""
+"""Hypothesis strategies and rules shared by the property tests (this module holds no tests)."""
 
 import numpy as np
 from hypothesis import strategies as st
