@@ -113,10 +113,7 @@ class Schedule:
         if self.per == "epoch":
             t = np.full(n_steps, float(epoch))
         else:
-            # The offset is added to a small range, not passed as arange's
-            # start: far into training the float start and stop of arange
-            # would round to fewer than n_steps values.
-            t = float(first_step - 1) + np.arange(n_steps, dtype=np.float64)
+            t = np.arange(first_step - 1, first_step - 1 + n_steps, dtype=np.float64)
         return np.ascontiguousarray(self._rate(t), dtype=np.float64)
 
     def rate(self, epoch, step):
