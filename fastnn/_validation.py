@@ -132,3 +132,62 @@ def one_hot(labels, n_outputs, dtype):
     targets = np.zeros((labels.shape[0], n_outputs), dtype=dtype)
     targets[np.arange(labels.shape[0]), labels] = 1
     return targets
+
+
+# ------------------------------------------------------------ counts, flags, metrics
+# Rules for callbacks, schedules, data loading and the command line.
+
+def check_count(name, value, minimum=0, maximum=None):
+    """``value`` as an int in [minimum, maximum]; a non-integer is a TypeError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return int(value)
+
+
+def check_bool(name, value):
+    """``value`` if it is True or False (numpy booleans included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def check_stream(name, stream):
+    """A writable text stream: something with ``write`` and ``flush``."""
+    if not (callable(getattr(stream, "write", None)) and callable(getattr(stream, "flush", None))):
+        raise TypeError(f"{name} must be a writable stream, got {type(stream).__name__}")
+    return stream
+
+
+#: parts of metric names for which larger is better (Keras's rule for mode="auto",
+#: which looks for "acc", widened to the usual scores); every other metric is a loss
+LARGER_IS_BETTER = ("acc", "auc", "r2", "f1", "precision", "recall")
+
+
+def check_monitor(monitor):
+    """The name of a monitored metric: a non-empty string."""
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor must be a metric name (a string), got {type(monitor).__name__}")
+    if not monitor:
+        raise ValueError("monitor must be a non-empty metric name, got ''")
+    return monitor
+
+
+def resolve_mode(mode, monitor):
+    """'min' or 'max' for ``mode``; 'auto' decides by the name of ``monitor``."""
+    if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    name = monitor.lower()
+    return "max" if any(part in name for part in LARGER_IS_BETTER) else "min"
+
+
+def check_metric_available(owner, monitor, metric_names):
+    """Refuse to watch a metric that the epoch logs will not hold."""
+    if monitor not in metric_names:
+        raise ValueError(f"{owner} monitors {monitor!r}, which training does not report; "
+                         f"the metrics are {sorted(metric_names)}")

@@ -4,14 +4,20 @@
 ``on_epoch_begin(epoch)``, ``on_progress(done, total)`` as batches complete,
 ``on_epoch_end(epoch, logs)``, and finally ``on_train_end()``.  ``logs`` holds
 the epoch's metrics (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
-``lr``).  A callback stops training by setting ``model.stop_training = True``.
-The history, the progress bar and early stopping are callbacks themselves.
+``lr``; ``model.metric_names_`` lists them before training begins).  A
+callback stops training by setting ``model.stop_training = True``.  The
+history, the progress bar and early stopping are callbacks themselves.
 """
 
 import sys
 import time
 
-import numpy as np
+from fastnn._validation import (check_bool, check_count, check_metric_available,
+                                check_monitor, check_non_negative, check_stream,
+                                resolve_mode)
+
+#: widest progress bar drawn, in characters (wider ones would wrap on any terminal)
+MAX_BAR_WIDTH = 1000
 
 
 def check_callbacks(callbacks):
@@ -46,6 +52,45 @@ class Callback:
         pass
 
 
+def check_callbacks(callbacks):
+    """The ``callbacks`` argument of ``fit`` as a list of :class:`Callback` instances.
+
+    Parameters
+    ----------
+    callbacks : iterable of Callback or None
+        None stands for no callbacks.
+
+    Returns
+    -------
+    list of Callback
+
+    Raises
+    ------
+    TypeError
+        If ``callbacks`` is not an iterable (a single callback included: it
+        has to be wrapped in a list), or one of its elements is not a
+        Callback instance; the message names the element.
+    """
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        raise TypeError(f"callbacks must be a list of Callback instances, got a single "
+                        f"{type(callbacks).__name__}: write callbacks=[...]")
+    try:
+        items = list(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a list of Callback instances, got "
+                        f"{type(callbacks).__name__}") from None
+    for index, item in enumerate(items):
+        if isinstance(item, type) and issubclass(item, Callback):
+            raise TypeError(f"callbacks[{index}] is the class {item.__name__}, not an "
+                            f"instance: write {item.__name__}(...)")
+        if not isinstance(item, Callback):
+            raise TypeError(f"callbacks[{index}] must be a fastnn Callback, got "
+                            f"{type(item).__name__}")
+    return items
+
+
 class History(Callback):
     """Records every epoch's logs: ``history[key]`` is a list, one entry per epoch."""
 
@@ -72,15 +117,35 @@ class History(Callback):
 class ProgressBar(Callback):
     """A one-line progress bar per epoch, then the epoch's metrics.
 
-    The bar is redrawn in place only on a terminal; written to a file or a
-    pipe, only the line of metrics per epoch appears.
+    The metrics are results: one line per epoch on ``stream`` (standard
+    output), so that ``fastnn train | tee log`` keeps them.  The bar is live
+    feedback: it is drawn on ``bar_stream`` (standard error), and only when
+    that is a terminal, redrawn in place and erased before the epoch's line
+    of metrics appears.
+
+    Parameters
+    ----------
+    epochs : int
+        Number of epochs, >= 1 (shown as ``epoch e/epochs``).
+    stream : text stream, optional
+        Where the metrics go (default: ``sys.stdout``).
+    width : int
+        Characters of the bar, in [1, 1000].
+    bar_stream : text stream, optional
+        Where the bar is drawn (default: ``sys.stderr``).
     """
 
-    def __init__(self, epochs, stream=None, width=30):
-        self.epochs = epochs
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+    def __init__(self, epochs, stream=None, width=30, bar_stream=None):
+        self.epochs = check_count("epochs", epochs, minimum=1)
+        self.stream = check_stream("stream", sys.stdout if stream is None else stream)
+        self.bar_stream = check_stream("bar_stream",
+                                       sys.stderr if bar_stream is None else bar_stream)
+        self.width = check_count("width", width, minimum=1, maximum=MAX_BAR_WIDTH)
+        isatty = getattr(self.bar_stream, "isatty", None)
+        self.live = bool(callable(isatty) and isatty())
+        self._drawn = False
+        self._start = time.perf_counter()
+        self._label = f"epoch 1/{self.epochs}"
 
     def on_epoch_begin(self, epoch):
         self._start = time.perf_counter()
@@ -89,54 +154,76 @@ class ProgressBar(Callback):
     def on_progress(self, done, total):
         if not self.live:
             return
-        filled = int(self.width * done / total)
+        fraction = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+        filled = int(self.width * fraction)
         bar = "=" * filled + "." * (self.width - filled)
         elapsed = time.perf_counter() - self._start
-        self.stream.write(f"\r{self._label} [{bar}] {done}/{total} {elapsed:5.1f}s")
-        self.stream.flush()
+        self.bar_stream.write(f"\r{self._label} [{bar}] {done}/{total} {elapsed:5.1f}s")
+        self.bar_stream.flush()
+        self._drawn = True
+
+    def clear(self):
+        """Erase the bar if one is drawn (before other output, or when interrupted)."""
+        if self._drawn:
+            self.bar_stream.write("\r\033[K")
+            self.bar_stream.flush()
+            self._drawn = False
 
     def on_epoch_end(self, epoch, logs):
         elapsed = time.perf_counter() - self._start
         metrics = "  ".join(
             f"{key} {value:.4g}" for key, value in logs.items() if value is not None
         )
-        erase = "\r\033[K" if self.live else ""
-        self.stream.write(f"{erase}{self._label} {elapsed:5.1f}s  {metrics}\n")
+        self.clear()
+        self.stream.write(f"{self._label} {elapsed:5.1f}s  {metrics}\n")
         self.stream.flush()
+
+    def on_train_end(self):
+        self.clear()
 
 
 class EarlyStopping(Callback):
     """Stop when a monitored metric has not improved for ``patience`` epochs.
 
+    An epoch improves on the best one so far when its value ``a`` satisfies
+    ``a < best − min_delta`` (mode 'min') or ``a > best + min_delta`` (mode
+    'max'); the first epoch always does.
+
     Parameters
     ----------
     monitor : str
         Key of the epoch logs, e.g. ``"val_loss"`` or ``"val_accuracy"``.
-    mode : {"min", "max"}
-        Whether smaller or larger values are better.
+    mode : {"auto", "min", "max"}
+        Whether smaller or larger values are better.  ``"auto"`` takes
+        larger for names containing "acc", "auc", "r2", "f1", "precision"
+        or "recall" (accuracies and scores) and smaller for every other
+        metric (losses and errors).  The attribute holds the resolved mode.
     patience : int
-        Epochs without improvement before stopping.
+        Epochs without improvement before stopping, >= 0.
     min_delta : float
-        Smallest change that counts as an improvement.
+        Smallest change that counts as an improvement, >= 0.
     restore_best : bool
         Put back the parameters of the best epoch when training ends.
+
+    Raises
+    ------
+    ValueError
+        From ``on_train_begin``, before any epoch, if the model's
+        ``metric_names_`` do not include ``monitor``.
     """
 
-    def __init__(self, monitor="val_loss", mode="min", patience=5, min_delta=0.0,
+    def __init__(self, monitor="val_loss", mode="auto", patience=5, min_delta=0.0,
                  restore_best=True):
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta must be non-negative, got {min_delta!r}")
-        self.monitor = monitor
-        self.mode = mode
-        self.patience = patience
-        self.min_delta = min_delta
-        self.restore_best = restore_best
+        self.monitor = check_monitor(monitor)
+        self.mode = resolve_mode(mode, self.monitor)
+        self.patience = check_count("patience", patience, minimum=0)
+        self.min_delta = check_non_negative("min_delta", min_delta)
+        self.restore_best = check_bool("restore_best", restore_best)
 
     def on_train_begin(self, model):
+        names = getattr(model, "metric_names_", None)
+        if names is not None:
+            check_metric_available("EarlyStopping", self.monitor, names)
         super().on_train_begin(model)
         self.best = None
         self.best_epoch = None

@@ -4,10 +4,20 @@
                         MNIST-format data) and report its test accuracy.
 ``fastnn constrained``  the trust-constr exercise: analytic versus
                         finite-difference derivatives on Hock–Schittkowski 71.
+
+Results (the run's description, each epoch's metrics, the test score) go to
+standard output; the live progress bar and messages go to standard error.
+Exit status: 0 on success, 2 for a wrong argument or unreadable data (one
+line, before training), 1 when training diverged or the weights could not be
+saved where asked (the test score is printed either way), 130 when
+interrupted (Ctrl-C: the last finished step is evaluated and saved).
 """
 
 import argparse
+import math
+import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -15,15 +25,71 @@ import numpy as np
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "prelu")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
 
+#: the largest batch, width or thread count passed on: compiled code counts in 32 bits
+MAX_SIZE = 2**31 - 1
+#: more BLAS threads than this are a typo, not a machine
+MAX_THREADS = 4096
+#: exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+EXIT_INTERRUPTED = 130
+
+
+def _integer(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _count(minimum, maximum=None):
+    """An argparse type: an integer in [minimum, maximum]."""
+    def parse(text):
+        value = _integer(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _number(minimum, open_min=False):
+    """An argparse type: a finite float >= minimum (> minimum when open_min)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (open_min and value == minimum):
+            bound = ">" if open_min else ">="
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound} {minimum:g}, "
+                                             f"got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
 
 def _hidden_sizes(text):
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"takes one or more comma-separated widths, got {text!r}")
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated widths, got {text!r}")
-    if any(size <= 0 for size in sizes):
-        raise argparse.ArgumentTypeError("hidden widths must be positive")
+        raise argparse.ArgumentTypeError(f"takes comma-separated widths, got {text!r}") from None
+    if any(not 0 < size <= MAX_SIZE for size in sizes):
+        raise argparse.ArgumentTypeError(f"widths must lie in [1, {MAX_SIZE}], got {text!r}")
     return sizes
+
+
+def _destination(text):
+    """An argparse type: a file that a save can write (checked now, not after training)."""
+    from fastnn._files import check_writable
+
+    try:
+        check_writable(text)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {error}") from None
+    return text
 
 
 def build_network(n_in, hidden, n_out, activation):
@@ -64,33 +130,50 @@ def train_parser(parser):
                         help="hidden-layer activation (default: relu)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                         help="update rule (default: adam; momentum and nesterov use μ = 0.9)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    parser.add_argument("--epochs", type=int, default=15, help="(default: 15)")
-    parser.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
-    parser.add_argument("--l2", type=float, default=0.0,
+    parser.add_argument("--lr", type=_number(0.0, open_min=True), default=1e-3,
+                        help="learning rate, > 0 (default: 0.001)")
+    parser.add_argument("--epochs", type=_count(1), default=15, help="(default: 15)")
+    parser.add_argument("--batch-size", type=_count(1, MAX_SIZE), default=64,
+                        help="at most the number of training samples (default: 64)")
+    parser.add_argument("--l2", type=_number(0.0), default=0.0,
                         help="L2 strength λ of the penalty λ/2n·Σw² (default: 0)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="(default: float32)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=_count(0), default=0,
                         help="seed of initialization, shuffling and the validation split (default: 0)")
-    parser.add_argument("--validation", type=int, default=5000,
+    parser.add_argument("--validation", type=_count(0), default=5000,
                         help="training samples held out for validation (default: 5000)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1,
                         help="BLAS threads (default: 1; small matrices gain little from more, "
                              "and a busy machine loses much); fastnn's own kernels follow "
                              "OMP_NUM_THREADS")
-    parser.add_argument("--lr-decay", type=float, default=0.1,
+    parser.add_argument("--lr-decay", type=_number(0.0), default=0.1,
                         help="k of the per-epoch exponential decay lr·e^(−k·epoch) (default: 0.1)")
-    parser.add_argument("--save", help="write the trained weights to this .npz file")
+    parser.add_argument("--save", type=_destination,
+                        help="write the trained weights to this .npz file (its directory "
+                             "must exist)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no per-epoch metrics")
 
 
+def _usage_error(message):
+    print(f"fastnn train: error: {message}", file=sys.stderr)
+    return 2
+
+
 def run_train(args):
+    """Train, evaluate and save as ``args`` say; returns the exit status.
+
+    Whatever happens once training has started — divergence, Ctrl-C, a
+    destination that vanished — the weights of the last finished step are
+    evaluated on the test set and saved (elsewhere, if need be: the message
+    says where).
+    """
     from threadpoolctl import threadpool_limits
 
+    from fastnn.callbacks import History, ProgressBar
     from fastnn.data import DataNotFoundError, load_mnist
-    from fastnn.model import Sequential
+    from fastnn.model import NonFiniteError, Sequential
 
     start = time.perf_counter()
     try:
@@ -98,33 +181,94 @@ def run_train(args):
     except DataNotFoundError as error:
         print(f"fastnn: {error}", file=sys.stderr)
         return 2
+    except (OSError, ValueError) as error:  # unreadable or damaged files: named in the message
+        return _usage_error(error)
     if not 0 <= args.validation < X.shape[0]:
-        print(f"fastnn: --validation must lie in [0, {X.shape[0]})", file=sys.stderr)
-        return 2
+        return _usage_error(f"--validation must lie in [0, {X.shape[0]}), the number of "
+                            "training samples")
+    if args.batch_size > X.shape[0] - args.validation:
+        return _usage_error(f"--batch-size {args.batch_size} exceeds the "
+                            f"{X.shape[0] - args.validation} training samples")
     order = np.random.default_rng(args.seed).permutation(X.shape[0])
     held, kept = order[:args.validation], order[args.validation:]
     validation = (X[held], y[held]) if args.validation else None
     X, y = X[kept], y[kept]
     n_classes = int(max(y.max(), y_test.max())) + 1
 
-    model = Sequential(build_network(X.shape[1], args.hidden, n_classes, args.activation),
-                       loss="softmax_cross_entropy",
-                       optimizer=build_optimizer(args.optimizer, args.lr, args.lr_decay),
-                       dtype=args.dtype, seed=args.seed, l2=args.l2)
+    try:
+        model = Sequential(build_network(X.shape[1], args.hidden, n_classes, args.activation),
+                           loss="softmax_cross_entropy",
+                           optimizer=build_optimizer(args.optimizer, args.lr, args.lr_decay),
+                           dtype=args.dtype, seed=args.seed, l2=args.l2)
+    except MemoryError:
+        return _usage_error(f"a network of widths {[X.shape[1], *args.hidden, n_classes]} "
+                            "does not fit in memory")
     print(f"fastnn: {X.shape[0]} training, {0 if validation is None else len(validation[0])} "
           f"validation, {X_test.shape[0]} test samples; network "
           f"{[X.shape[1], *args.hidden, n_classes]} {args.activation}, {model.n_params} "
           f"parameters, {args.optimizer} lr={args.lr}·e^(−{args.lr_decay}·epoch), "
           f"batch {args.batch_size}, {args.dtype}")
-    with threadpool_limits(limits=args.threads, user_api="blas"):
-        model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                  validation_data=validation, verbose=not args.quiet)
+    history = History()
+    callbacks = [history] if args.quiet else [history, ProgressBar(args.epochs)]
+    status = 0
+    try:
+        with threadpool_limits(limits=args.threads, user_api="blas"):
+            model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                      validation_data=validation, callbacks=callbacks)
+    except NonFiniteError as error:
+        _clear(callbacks)
+        print(f"fastnn: training diverged: {error}", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        _clear(callbacks)
+        done = len(history.history.get("loss", ()))
+        print(f"fastnn: interrupted after {done} of {args.epochs} epochs; evaluating "
+              "the weights of the last finished step", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    return _finish(model, args, X_test, y_test, start, status)
+
+
+def _clear(callbacks):
+    for callback in callbacks:
+        if hasattr(callback, "clear"):
+            callback.clear()
+
+
+def _finish(model, args, X_test, y_test, start, status):
+    """Report the test score, then save; a failed save falls back elsewhere."""
+    from fastnn._validation import all_finite
+
     test = model.evaluate(X_test, y_test)
-    if args.save:
-        model.save_weights(args.save)
     print(f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
-          f"({time.perf_counter() - start:.1f} s in all)")
-    return 0
+          f"({time.perf_counter() - start:.1f} s in all)", flush=True)
+    if not args.save:
+        return status
+    if not all_finite(model.params_):  # stopped inside an update that overflowed
+        print(f"fastnn: the weights are not finite; {args.save} was not written",
+              file=sys.stderr)
+        return status or 1
+    try:
+        model.save_weights(args.save)
+        return status
+    except OSError as error:
+        reason = error
+    name = os.path.basename(args.save)
+    for directory in (os.getcwd(), tempfile.gettempdir()):
+        fallback = os.path.join(directory, name)
+        if os.path.lexists(fallback):  # never overwrite another file
+            fallback = os.path.join(directory, f"fastnn-{os.getpid()}-{name}")
+            if os.path.lexists(fallback):
+                continue
+        try:
+            model.save_weights(fallback)
+        except OSError:
+            continue
+        print(f"fastnn: could not write {args.save} ({reason}); the weights are saved to "
+              f"{fallback} instead", file=sys.stderr)
+        return status or 1
+    print(f"fastnn: could not write {args.save} ({reason}), nor a copy in the current or "
+          "the temporary directory; the weights are lost", file=sys.stderr)
+    return status or 1
 
 
 def main(argv=None):
@@ -133,7 +277,8 @@ def main(argv=None):
         description="Train fully-connected networks with compiled kernels, or run the "
                     "constrained-optimization exercise.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train_parser(commands.add_parser("train", help="train a network on Fashion-MNIST"))
+    train = commands.add_parser("train", help="train a network on Fashion-MNIST")
+    train_parser(train)
     commands.add_parser("constrained", add_help=False,
                         help="trust-constr with analytic vs finite-difference derivatives")
     args, rest = parser.parse_known_args(argv)
@@ -142,11 +287,12 @@ def main(argv=None):
 
         return constrained.main(rest)
     if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    for name in ("epochs", "batch_size", "threads"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    return run_train(args)
+        train.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return run_train(args)
+    except KeyboardInterrupt:  # before training began, or a second Ctrl-C
+        print("fastnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

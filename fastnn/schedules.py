@@ -16,6 +16,10 @@ Every schedule provides
 ``on_epoch_end(epoch, logs)``
     called after each epoch with the epoch's metrics; only
     :class:`ReduceLROnPlateau` uses it.
+``check_metrics(metric_names)``
+    called by ``fit`` before the first epoch with the names of the metrics
+    every epoch will report; a schedule that watches one refuses a name
+    that is not among them.
 
 An optimizer accepts a plain number as ``lr``; it is wrapped in
 :class:`Constant`.
@@ -23,10 +27,12 @@ An optimizer accepts a plain number as ``lr``; it is wrapped in
 
 import math
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
-from ._validation import check_non_negative, check_real
+from ._validation import (check_count, check_metric_available, check_monitor,
+                          check_non_negative, check_real, resolve_mode)
 
 __all__ = [
     "Schedule",
@@ -42,11 +48,21 @@ _PER = ("epoch", "step")
 
 
 def _count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return check_count(name, value, minimum=minimum)
+
+
+def _metric_names(metric_names):
+    """``metric_names`` as a tuple of strings."""
+    if isinstance(metric_names, str):
+        raise TypeError("metric_names must be a collection of metric names, got one string")
+    try:
+        names = tuple(metric_names)
+    except TypeError:
+        raise TypeError(f"metric_names must be a collection of metric names, got "
+                        f"{type(metric_names).__name__}") from None
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"metric_names must hold strings, got {names!r}")
+    return names
 
 
 class Schedule:
@@ -67,7 +83,7 @@ class Schedule:
 
     def __init__(self, lr, per="epoch"):
         self.lr = check_non_negative("lr", lr)
-        if per not in _PER:
+        if not isinstance(per, str) or per not in _PER:
             raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
         self.per = per
 
@@ -108,12 +124,24 @@ class Schedule:
 
         Equals ``rates(epoch, step, 1)[0]``, without building arrays.
         """
-        if epoch < 0 or step < 1:
-            raise ValueError(f"expected epoch >= 0 and step >= 1, got {epoch} and {step}")
+        epoch = _count("epoch", epoch, 0)
+        step = _count("step", step, 1)
         return float(self._rate(float(epoch if self.per == "epoch" else step - 1)))
 
     def on_epoch_end(self, epoch, logs=None):
         """Observe the metrics of a finished epoch (no effect by default)."""
+
+    def check_metrics(self, metric_names):
+        """Refuse, before training, to watch a metric training will not report.
+
+        Parameters
+        ----------
+        metric_names : collection of str
+            The keys of every epoch's logs (``model.metric_names_``).
+
+        A schedule that watches no metric accepts any names.
+        """
+        _metric_names(metric_names)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
@@ -243,8 +271,11 @@ class ReduceLROnPlateau(Schedule):
         Initial learning rate, >= 0.
     monitor : str
         Key of the metric in the ``logs`` given to :meth:`on_epoch_end`.
-    mode : {'min', 'max'}
+    mode : {'auto', 'min', 'max'}
         Whether the metric should decrease (a loss) or increase (accuracy).
+        ``'auto'`` takes 'max' for names containing "acc", "auc", "r2",
+        "f1", "precision" or "recall" and 'min' for every other metric; the
+        attribute holds the resolved mode.
     factor : float
         Multiplier of the rate at each reduction, in (0, 1).
     patience : int
@@ -273,15 +304,13 @@ class ReduceLROnPlateau(Schedule):
 
     _MIN_CHANGE = 1e-8
 
-    def __init__(self, lr, monitor="val_loss", mode="min", factor=0.1, patience=10,
+    def __init__(self, lr, monitor="val_loss", mode="auto", factor=0.1, patience=10,
                  threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0,
                  per="epoch"):
         super().__init__(lr, per)
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor must be a non-empty metric name, got {monitor!r}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
+        monitor = check_monitor(monitor)
+        mode = resolve_mode(mode, monitor)
+        if not isinstance(threshold_mode, str) or threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         factor = check_real("factor", factor)
         if not 0 < factor < 1:
@@ -320,12 +349,21 @@ class ReduceLROnPlateau(Schedule):
         KeyError
             If ``logs`` has no ``monitor`` entry (a misspelt or absent metric
             would otherwise silently disable the schedule).
+        TypeError
+            If ``logs`` is not a mapping or its ``monitor`` entry not a number.
         """
+        if logs is not None and not isinstance(logs, Mapping):
+            raise TypeError(f"logs must be a mapping of metric names to values, got "
+                            f"{type(logs).__name__}")
         if logs is None or self.monitor not in logs:
             available = sorted(logs) if logs else []
             raise KeyError(f"ReduceLROnPlateau monitors {self.monitor!r}, which is "
                            f"not among the epoch's metrics {available}")
-        a = float(logs[self.monitor])
+        value = logs[self.monitor]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"the monitored metric {self.monitor!r} must be a number, got "
+                            f"{type(value).__name__}")
+        a = float(value)
         if self._improved(a):
             self.best_ = a
             self.num_bad_epochs_ = 0
@@ -340,6 +378,16 @@ class ReduceLROnPlateau(Schedule):
                 self.current_lr = new_lr
             self.cooldown_left_ = self.cooldown
             self.num_bad_epochs_ = 0
+
+    def check_metrics(self, metric_names):
+        """Refuse a ``monitor`` that is not among ``metric_names``.
+
+        Raises
+        ------
+        ValueError
+            Naming the monitored metric and the available ones.
+        """
+        check_metric_available("ReduceLROnPlateau", self.monitor, _metric_names(metric_names))
 
     def _rate(self, t):
         if isinstance(t, np.ndarray):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_model import blobs, make_model
 
-from fastnn.callbacks import Callback, EarlyStopping, ProgressBar
+from fastnn.callbacks import Callback, EarlyStopping, ProgressBar, check_callbacks
 from fastnn.optimizers import SGD
 
 
@@ -71,3 +71,148 @@ def test_progress_bar_prints_each_epochs_metrics():
     lines = stream.getvalue().splitlines()
     assert [line.split()[:2] for line in lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
     assert all("val_accuracy" in line and "\r" not in line for line in lines)
+
+
+# --- which way is better: mode="auto" -----------------------------------------
+
+@pytest.mark.parametrize("monitor, mode", [
+    ("loss", "min"), ("val_loss", "min"), ("mae", "min"), ("val_mse", "min"),
+    ("accuracy", "max"), ("val_accuracy", "max"), ("val_acc", "max"), ("auc", "max"),
+    ("val_r2", "max"), ("f1", "max"), ("val_precision", "max"), ("recall", "max"),
+])
+def test_auto_mode_follows_the_metric_name(monitor, mode):
+    assert EarlyStopping(monitor=monitor).mode == mode
+    assert EarlyStopping(monitor=monitor, mode="auto").mode == mode
+    other = "max" if mode == "min" else "min"
+    assert EarlyStopping(monitor=monitor, mode=other).mode == other
+
+
+def test_early_stopping_on_validation_accuracy_keeps_the_best_epoch():
+    X, y = blobs(n=300, spread=2.0, seed=4)  # noisy: validation accuracy goes up and down
+    model = make_model("relu_softmax", optimizer=SGD(lr=0.5, momentum=0.9))
+    recorder = RecordParams()
+    stopper = EarlyStopping(monitor="val_accuracy", patience=3)
+    history = model.fit(X[:100], y[:100], epochs=200, batch_size=8,
+                        validation_data=(X[100:], y[100:]), callbacks=[recorder, stopper])
+    accuracy = history["val_accuracy"]
+    best = int(np.argmax(accuracy))  # the first epoch reaching the maximum
+    assert min(accuracy) < max(accuracy)
+    assert stopper.best == max(accuracy) and stopper.best_epoch == best
+    assert len(accuracy) == best + 3 + 1
+    np.testing.assert_array_equal(model.params_, recorder.params[best])
+
+
+# --- a metric that the logs will not hold -------------------------------------
+
+class Probe(Callback):
+    def on_train_begin(self, model):
+        self.names = getattr(model, "metric_names_", None)
+
+
+def fit_announces_metric_names():
+    X, y = blobs(n=20)
+    probe = Probe()
+    make_model("relu_softmax").fit(X, y, epochs=1, callbacks=[probe])
+    return probe.names is not None
+
+
+def test_a_missing_metric_is_refused_when_training_begins():
+    model = make_model("relu_softmax")
+    model.metric_names_ = ("loss", "accuracy", "lr")
+    stopper = EarlyStopping(monitor="val_loss")
+    with pytest.raises(ValueError, match=r"'val_loss'.*\['accuracy', 'loss', 'lr'\]"):
+        stopper.on_train_begin(model)
+    EarlyStopping(monitor="accuracy").on_train_begin(model)  # present: accepted
+
+
+def test_a_missing_metric_stops_fit_before_the_weights_change():
+    if not fit_announces_metric_names():
+        pytest.skip("Sequential.fit does not set metric_names_")
+    X, y = blobs(n=40)
+    model = make_model("relu_softmax")
+    before = model.params_.copy()
+    with pytest.raises(ValueError, match="val_loss"):
+        model.fit(X, y, epochs=3, callbacks=[EarlyStopping(monitor="val_loss")])
+    np.testing.assert_array_equal(model.params_, before)
+
+
+# --- the callbacks argument ---------------------------------------------------
+
+def test_check_callbacks_accepts_callbacks_and_refuses_anything_else():
+    stopper, history = EarlyStopping(), Callback()
+    assert check_callbacks([stopper, history]) == [stopper, history]
+    assert check_callbacks((stopper,)) == [stopper]
+    assert check_callbacks(()) == [] and check_callbacks(None) == []
+    with pytest.raises(TypeError, match=r"callbacks\[1\].*object"):
+        check_callbacks([stopper, object()])
+    with pytest.raises(TypeError, match=r"callbacks\[0\].*class EarlyStopping"):
+        check_callbacks([EarlyStopping])
+    with pytest.raises(TypeError, match="callbacks must be a list.*int"):
+        check_callbacks(3)
+    with pytest.raises(TypeError, match="callbacks must be a list.*a single EarlyStopping"):
+        check_callbacks(stopper)
+    with pytest.raises(TypeError, match=r"callbacks\[0\].*str"):
+        check_callbacks("abc")
+
+
+def test_fit_refuses_a_non_callback_before_training():
+    if not fit_announces_metric_names():
+        pytest.skip("Sequential.fit does not check its callbacks")
+    X, y = blobs(n=20)
+    model = make_model("relu_softmax")
+    before = model.params_.copy()
+    with pytest.raises(TypeError, match="callbacks"):
+        model.fit(X, y, epochs=1, callbacks=[object()])
+    np.testing.assert_array_equal(model.params_, before)
+
+
+@pytest.mark.parametrize("make, error, name", [
+    (lambda: EarlyStopping(monitor=""), ValueError, "monitor"),
+    (lambda: EarlyStopping(monitor=3), TypeError, "monitor"),
+    (lambda: EarlyStopping(mode="up"), ValueError, "mode"),
+    (lambda: EarlyStopping(patience=-1), ValueError, "patience"),
+    (lambda: EarlyStopping(patience=1.5), TypeError, "patience"),
+    (lambda: EarlyStopping(patience=True), TypeError, "patience"),
+    (lambda: EarlyStopping(min_delta="0.1"), TypeError, "min_delta"),
+    (lambda: EarlyStopping(min_delta=float("nan")), ValueError, "min_delta"),
+    (lambda: EarlyStopping(min_delta=-0.1), ValueError, "min_delta"),
+    (lambda: EarlyStopping(restore_best="yes"), TypeError, "restore_best"),
+    (lambda: ProgressBar(0), ValueError, "epochs"),
+    (lambda: ProgressBar(2.5), TypeError, "epochs"),
+    (lambda: ProgressBar(2, width=0), ValueError, "width"),
+    (lambda: ProgressBar(2, width=10**9), ValueError, "width"),
+    (lambda: ProgressBar(2, stream="out"), TypeError, "stream"),
+    (lambda: ProgressBar(2, bar_stream=3), TypeError, "bar_stream"),
+])
+def test_bad_callback_settings_are_refused(make, error, name):
+    with pytest.raises(error, match=name):
+        make()
+
+
+# --- where the output goes ----------------------------------------------------
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_metrics_go_to_stdout_and_the_bar_to_stderr(capsys):
+    X, y = blobs(n=50)
+    make_model("relu_softmax").fit(X, y, epochs=2, batch_size=10, callbacks=[ProgressBar(2)])
+    output = capsys.readouterr()
+    assert [line.split()[:2] for line in output.out.splitlines()] == [["epoch", "1/2"],
+                                                                      ["epoch", "2/2"]]
+    assert output.err == ""  # not a terminal: no bar to draw
+
+
+def test_a_live_bar_is_drawn_and_erased_on_its_own_stream():
+    X, y = blobs(n=50)
+    results, terminal = io.StringIO(), Terminal()
+    make_model("relu_softmax").fit(X, y, epochs=2, batch_size=10,
+                                   callbacks=[ProgressBar(2, stream=results, bar_stream=terminal)])
+    assert [line.split()[:2] for line in results.getvalue().splitlines()] == [["epoch", "1/2"],
+                                                                              ["epoch", "2/2"]]
+    assert "\r" not in results.getvalue() and "[" not in results.getvalue()
+    drawn = terminal.getvalue()
+    assert "epoch 1/2 [" in drawn and "epoch 2/2 [" in drawn and "loss" not in drawn
+    assert drawn.endswith("\r\033[K")  # the last bar is erased before its metrics appear

@@ -2,13 +2,19 @@
 
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_data import write_dataset
+from test_data import idx_bytes, write_dataset
 
-from fastnn.cli import main
+from fastnn.cli import build_network, main
 from fastnn.data import DEFAULT_DATA_DIR, load_mnist
+from fastnn.model import Sequential
 
 
 def numpy_relu_network_accuracy(weights_path, widths, X, y):
@@ -47,9 +53,12 @@ def test_train_on_a_small_idx_directory(tmp_path, capsys):
                  "--validation", "20", "--optimizer", "momentum", "--lr", "0.05"])
     output = capsys.readouterr()
     assert code == 0
-    assert "test accuracy" in output.out
-    # not a terminal: no redrawn bar, one line of metrics per epoch
-    assert [line.split()[:2] for line in output.err.splitlines()] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    # results on stdout, so that `fastnn train | tee log` keeps them: one line of
+    # metrics per epoch (stderr is not a terminal: no bar), then the test score
+    lines = output.out.splitlines()
+    assert [line.split()[:2] for line in lines[1:-1]] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert lines[-1].startswith("test accuracy")
+    assert output.err == ""
 
 
 def test_missing_data_exits_nonzero_with_instructions(tmp_path, capsys):
@@ -63,3 +72,146 @@ def test_bad_arguments_exit_with_usage(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
+
+
+# --- wrong values, damaged data: one line, exit status 2 ----------------------
+
+def run(argv, capsys):
+    """Exit status, stdout and stderr of ``fastnn argv``, run in this process."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    output = capsys.readouterr()
+    return code, output.out, output.err
+
+
+def small_run(directory, *options):
+    return ["train", "--data-dir", str(directory), "--hidden", "8", "--epochs", "2",
+            "--validation", "20", *options]
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--lr", "-1"), ("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--lr", "fast"),
+    ("--l2", "-1"), ("--l2", "nan"), ("--lr-decay", "-1"), ("--lr-decay", "inf"),
+    ("--seed", "x"), ("--seed", "-1"), ("--seed", "1.5"),
+    ("--batch-size", "0"), ("--batch-size", str(10**30)), ("--epochs", "0"),
+    ("--epochs", "-3"), ("--threads", str(10**20)), ("--threads", "0"),
+    ("--validation", "-1"), ("--hidden", "0"), ("--hidden", ","), ("--hidden", str(10**20)),
+])
+def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, option, value):
+    write_dataset(tmp_path)
+    code, out, err = run(small_run(tmp_path, option, value), capsys)
+    assert code == 2
+    assert "Traceback" not in err and out == ""
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("fastnn train: error: argument " + option)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--batch-size", "10000"], "--batch-size 10000 exceeds the 10 training samples"),
+    (["--validation", "30"], "--validation"),
+])
+def test_values_that_do_not_fit_the_data(tmp_path, capsys, options, message):
+    write_dataset(tmp_path)  # 30 training samples; small_run holds out 20
+    code, out, err = run(small_run(tmp_path, *options), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("train-images-idx3-ubyte", lambda: idx_bytes(np.full((30, 4, 3), np.nan), 0x0D), "NaN"),
+    ("train-images-idx3-ubyte", lambda: b"\x1f\x8b" + bytes(40), "gzip"),
+    ("t10k-labels-idx1-ubyte", lambda: idx_bytes(np.zeros(10, np.uint8))[:-4], "truncated"),
+])
+def test_damaged_data_is_one_line_naming_the_file(tmp_path, capsys, name, content, message):
+    write_dataset(tmp_path, compressed=False)
+    (tmp_path / name).write_bytes(content())
+    code, out, err = run(small_run(tmp_path), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and name in err and message in err
+
+
+# --- keeping the result of a run ------------------------------------------------
+
+def test_an_unwritable_destination_is_refused_before_training(tmp_path, capsys):
+    write_dataset(tmp_path)
+    code, out, err = run(small_run(tmp_path, "--save", str(tmp_path / "missing" / "m.npz")),
+                         capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "epoch" not in out  # nothing trained
+    assert err.strip().splitlines()[-1].startswith("fastnn train: error: argument --save")
+    assert "missing" in err
+
+
+def reported_accuracy(out):
+    return float(re.search(r"test accuracy (\d\.\d+)", out).group(1))
+
+
+def test_a_save_failing_after_training_keeps_the_weights(tmp_path, capsys, monkeypatch):
+    (tmp_path / "data").mkdir()
+    write_dataset(tmp_path / "data", n_train=200, n_test=50)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    fit = Sequential.fit
+
+    def fit_then_lose_the_directory(self, *args, **kwargs):
+        history = fit(self, *args, **kwargs)
+        shutil.rmtree(tmp_path / "out")  # removed while the network trained
+        return history
+
+    monkeypatch.setattr(Sequential, "fit", fit_then_lose_the_directory)
+    code, out, err = run(small_run(tmp_path / "data", "--save", str(tmp_path / "out" / "m.npz")),
+                         capsys)
+    assert code == 1 and "Traceback" not in err
+    saved = Path(re.search(r"saved to (\S+) instead", err).group(1))
+    assert saved == tmp_path / "cwd" / "m.npz"
+    _, (X_test, y_test) = load_mnist(tmp_path / "data")
+    assert numpy_relu_network_accuracy(saved, [12, 8, 10], X_test, y_test) == pytest.approx(
+        reported_accuracy(out), abs=1e-12)
+
+
+def test_a_diverging_run_reports_in_one_line_and_keeps_the_last_good_weights(tmp_path, capsys):
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    weights = tmp_path / "m.npz"
+    code, out, err = run(small_run(tmp_path, "--optimizer", "sgd", "--lr", "1e30",
+                                   "--save", str(weights)), capsys)
+    assert code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "NaN or infinite" in err
+    with np.load(weights) as data:
+        assert np.isfinite(data["params"]).all()
+    # The last good weights are huge (one step of lr 1e30): a float64 transcription
+    # would not overflow where the float32 network does, so the saved file is
+    # checked by loading it into the same network and evaluating it.
+    _, (X_test, y_test) = load_mnist(tmp_path)
+    model = Sequential(build_network(12, [8], 10, "relu"), dtype="float32")
+    model.load_weights(weights)
+    assert model.evaluate(X_test, y_test)["accuracy"] == pytest.approx(reported_accuracy(out),
+                                                                       abs=1e-12)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ctrl_c_evaluates_and_saves_the_last_finished_step(tmp_path):
+    write_dataset(tmp_path, n_train=400, n_test=50)
+    weights = tmp_path / "m.npz"
+    command = [sys.executable, "-m", "fastnn.cli", *small_run(tmp_path), "--epochs", "1000000",
+               "--lr-decay", "0", "--save", str(weights)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        header = process.stdout.readline()
+        first_epoch = process.stdout.readline()
+        assert header.startswith("fastnn:") and first_epoch.startswith("epoch 1/1000000")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "interrupted" in err
+    _, (X_test, y_test) = load_mnist(tmp_path)
+    assert numpy_relu_network_accuracy(weights, [12, 8, 10], X_test, y_test) == pytest.approx(
+        reported_accuracy(out), abs=1e-12)

@@ -71,3 +71,86 @@ def test_fashion_mnist_shapes():
     assert 0 <= X.min() and X.max() == 1
     np.testing.assert_array_equal(np.bincount(y), np.full(10, 6000))
     np.testing.assert_array_equal(np.bincount(y_test), np.full(10, 1000))
+
+
+# --- damaged and inconsistent files -------------------------------------------
+
+def idx_bytes(array, type_code=0x08, n_dims=None):
+    dims = array.ndim if n_dims is None else n_dims
+    header = bytes([0, 0, type_code, dims]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape)
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0D: ">f4"}[type_code]
+    return header + array.astype(dtype).tobytes()
+
+
+def damage(path, transform):
+    path.write_bytes(transform(path.read_bytes()))
+
+
+@pytest.mark.parametrize("name, transform, message", [
+    ("train-images-idx3-ubyte.gz", lambda data: data[:len(data) // 2], "truncated"),
+    ("train-images-idx3-ubyte.gz", lambda data: data[:-6] + bytes(6), "damaged"),
+    ("train-labels-idx1-ubyte.gz", lambda data: data[:2] + b"\xff" * 30, "gzip"),
+    ("t10k-images-idx3-ubyte.gz", lambda data: gzip.compress(gzip.decompress(data)[:9]),
+     "header"),
+    ("t10k-labels-idx1-ubyte.gz", lambda data: gzip.compress(b"\x00\x00\x08"), "magic"),
+    ("t10k-labels-idx1-ubyte.gz", lambda data: gzip.compress(b""), "magic"),
+])
+def test_damaged_files_are_refused_naming_the_file(tmp_path, name, transform, message):
+    write_dataset(tmp_path)
+    damage(tmp_path / name, transform)
+    with pytest.raises(ValueError, match=message) as error:
+        load_mnist(tmp_path)
+    assert name in str(error.value)
+
+
+@pytest.mark.parametrize("name, array, type_code, message", [
+    ("train-images-idx3-ubyte", np.zeros((30, 12), np.uint8), 0x08, "3 dimensions"),
+    ("train-images-idx3-ubyte", np.zeros(30, np.uint8), 0x08, "3 dimensions"),
+    ("train-labels-idx1-ubyte", np.zeros((30, 1), np.uint8), 0x08, "1 dimension"),
+    ("train-labels-idx1-ubyte", np.zeros(29, np.uint8), 0x08, "29 labels.*30 images"),
+    ("t10k-labels-idx1-ubyte", np.full(10, -1), 0x09, "labels.*-1"),
+    ("t10k-labels-idx1-ubyte", np.full(10, 2.5), 0x0D, "labels.*2.5"),
+    ("train-images-idx3-ubyte", np.full((30, 4, 3), np.nan), 0x0D, "NaN"),
+    ("train-images-idx3-ubyte", np.full((30, 4, 3), 300.0), 0x0D, r"\[0, 255\]"),
+    ("t10k-images-idx3-ubyte", np.zeros((10, 3, 4), np.uint8), 0x08, "4×3.*3×4"),
+    ("t10k-images-idx3-ubyte", np.zeros((0, 4, 3), np.uint8), 0x08, "no images"),
+])
+def test_inconsistent_files_are_refused_naming_the_file(tmp_path, name, array, type_code,
+                                                        message):
+    write_dataset(tmp_path, compressed=False)
+    (tmp_path / name).write_bytes(idx_bytes(array, type_code))
+    with pytest.raises(ValueError, match=message) as error:
+        load_mnist(tmp_path)
+    assert name in str(error.value)
+
+
+def test_a_header_promising_more_dimensions_than_the_file_holds(tmp_path):
+    (tmp_path / "f").write_bytes(bytes([0, 0, 8, 200]) + bytes(12))
+    with pytest.raises(ValueError, match="header") as error:
+        read_idx(tmp_path / "f")
+    assert "f" in str(error.value)
+
+
+def test_gzip_is_recognised_by_content_not_by_name(tmp_path):
+    values = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    (tmp_path / "plain").write_bytes(gzip.compress(idx_bytes(values)))
+    np.testing.assert_array_equal(read_idx(tmp_path / "plain"), values)
+
+
+def test_float_images_in_range_are_scaled_like_bytes(tmp_path):
+    written = write_dataset(tmp_path, compressed=False)
+    images = written["train"][0].astype(np.float32)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(images, 0x0D))
+    (X, _), _ = load_mnist(tmp_path, dtype="float64")
+    np.testing.assert_array_equal(X, images.reshape(30, 12).astype(np.float64) / 255)
+
+
+@pytest.mark.parametrize("call, error, name", [
+    (lambda: load_mnist(3), TypeError, "directory"),
+    (lambda: load_mnist(dtype="int32"), TypeError, "dtype"),
+    (lambda: read_idx(None), TypeError, "path"),
+])
+def test_wrong_argument_types(call, error, name):
+    with pytest.raises(error, match=name):
+        call()

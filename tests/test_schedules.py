@@ -241,3 +241,50 @@ def test_plateau_matches_torch(kwargs):
         assert ours.rates(epoch + 1, 1, 1)[0] == pytest.approx(opt.param_groups[0]["lr"],
                                                                rel=1e-12)
     assert ours.current_lr < 1.0
+
+
+# --- which way is better, and whether the metric exists -------------------------
+
+def test_plateau_auto_mode_maximizes_accuracies():
+    s = ReduceLROnPlateau(0.1, monitor="val_accuracy", patience=0, factor=0.1)
+    assert s.mode == "max" and s.best_ == -math.inf
+    # rising accuracy is improvement every epoch: the rate stays
+    assert feed(s, [0.5, 0.6, 0.7], key="val_accuracy") == [0.1, 0.1, 0.1]
+    assert ReduceLROnPlateau(0.1).mode == "min"
+    assert ReduceLROnPlateau(0.1, monitor="val_accuracy", mode="min").mode == "min"
+
+
+def test_check_metrics_refuses_a_metric_training_does_not_report():
+    names = ("loss", "accuracy", "lr")
+    with pytest.raises(ValueError, match=r"'val_loss'.*\['accuracy', 'loss', 'lr'\]"):
+        ReduceLROnPlateau(0.1).check_metrics(names)
+    assert ReduceLROnPlateau(0.1, monitor="loss").check_metrics(names) is None
+    for schedule in (Constant(0.1), StepDecay(0.1), ExponentialDecay(0.1, 0.1)):
+        assert schedule.check_metrics(names) is None  # nothing monitored
+    with pytest.raises(TypeError, match="metric_names"):
+        ReduceLROnPlateau(0.1).check_metrics(3)
+
+
+def test_plateau_refuses_a_metric_value_that_is_not_a_number():
+    with pytest.raises(TypeError, match="val_loss"):
+        ReduceLROnPlateau(0.1).on_epoch_end(0, {"val_loss": "low"})
+    with pytest.raises(TypeError, match="logs"):
+        ReduceLROnPlateau(0.1).on_epoch_end(0, [("val_loss", 1.0)])
+
+
+@pytest.mark.parametrize("first_step", [2**53, 10**20, 10**30])
+def test_rates_far_into_training_have_one_entry_per_step(first_step):
+    s = ExponentialDecay(1.0, 1e-30, per="step")
+    rates = s.rates(0, first_step, 4)
+    t = (first_step - 1) + np.arange(4, dtype=np.float64)
+    np.testing.assert_array_equal(rates, np.exp(-1e-30 * t))
+
+
+@pytest.mark.parametrize("args, error, name", [
+    (("0", 1), TypeError, "epoch"), ((0, 1.5), TypeError, "step"),
+    ((-1, 1), ValueError, "epoch"), ((0, 0), ValueError, "step"),
+    ((float("nan"), 1), TypeError, "epoch"),
+])
+def test_invalid_rate_arguments(args, error, name):
+    with pytest.raises(error, match=name):
+        ExponentialDecay(0.1, 0.1).rate(*args)
