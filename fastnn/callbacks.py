@@ -20,19 +20,6 @@ from fastnn._validation import (check_bool, check_count, check_metric_available,
 MAX_BAR_WIDTH = 1000
 
 
-def check_callbacks(callbacks):
-    """``callbacks`` as a list of Callback objects; anything else is a TypeError."""
-    try:
-        callbacks = list(callbacks)
-    except TypeError:
-        raise TypeError(f"callbacks must be a list of Callback objects, "
-                        f"got {type(callbacks).__name__}") from None
-    for callback in callbacks:
-        if not isinstance(callback, Callback):
-            raise TypeError(f"callbacks must hold Callback objects, got {callback!r}")
-    return callbacks
-
-
 class Callback:
     """Base class with no-op hooks."""
 

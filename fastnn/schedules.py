@@ -90,9 +90,6 @@ class Schedule:
     def _rate(self, t):
         raise NotImplementedError
 
-    def check_metrics(self, metric_names):
-        """Raise before training if the schedule watches a metric that will not exist."""
-
     def rates(self, epoch, first_step, n_steps):
         """Rates of the next ``n_steps`` updates, the first being ``first_step``.
 
