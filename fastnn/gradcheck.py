@@ -72,10 +72,38 @@ def check_gradients(model, X, y, step=1e-6, max_per_array=None, seed=0, zero_tol
                 params[i] = saved
                 numeric[k] = (plus - minus) / (2 * step)
             backprop = analytic[offset + positions]
-            scale = max(np.linalg.norm(backprop), np.linalg.norm(numeric))
-            error = np.linalg.norm(backprop - numeric)
-            if scale >= zero_tolerance:
-                error /= scale
-            report[f"{index}.{type(layer).__name__}.{name}"] = float(error)
+            report[f"{index}.{type(layer).__name__}.{name}"] = relative_error(
+                backprop, numeric, zero_tolerance)
     model.rng.bit_generator.state = generator_state
     return report
+
+
+def relative_error(computed, reference, zero_tolerance):
+    """Difference of two arrays relative to the larger of their norms.
+
+        ‖computed − reference‖ / max(‖computed‖, ‖reference‖)
+
+    over the whole arrays: element-wise ratios are meaningless where an
+    entry is zero.
+
+    Parameters
+    ----------
+    computed, reference : array_like
+        Arrays of one shape.
+    zero_tolerance : float
+        When both norms are below it (or both arrays are zero) the arrays
+        count as zero and the absolute difference ‖computed − reference‖ is
+        returned instead: relative to a zero array, rounding noise would
+        read as a 100 % error.
+
+    Returns
+    -------
+    float
+    """
+    computed = np.asarray(computed, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    scale = max(np.linalg.norm(computed), np.linalg.norm(reference))
+    error = np.linalg.norm(computed - reference)
+    if scale >= zero_tolerance and scale > 0:
+        error /= scale
+    return float(error)

@@ -159,6 +159,14 @@ def test_complex_step_check_refuses_callables_that_drop_the_imaginary_part():
     assert report["gradient"]["central"] < 1e-9
 
 
+def test_derivative_check_of_a_zero_hessian_reports_zero_error():
+    # the plane's Hessian is exactly zero, and so are the differences of its
+    # constant Jacobian: 0, not 0/0
+    report = check_derivatives(projection_problem(), n_random=2)
+    assert report["plane.hessian"] == {"central": 0.0, "complex-step": 0.0}
+    assert report["hessian"]["central"] < 1e-9
+
+
 def test_difference_formulas_against_a_closed_form():
     def fun(x):
         return np.exp(x[0]) * np.sin(x[1])
