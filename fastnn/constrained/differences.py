@@ -40,13 +40,13 @@ def central_difference(fun, x, rel_step=None):
 def complex_step(fun, x, step=1e-30):
     """Complex-step derivative ``Im fun(x + i·h·e_k) / h`` of a function.
 
-    Free of subtractive cancellation, so exact to rounding for any tiny h,
-    but ``fun`` must be analytic and written to accept complex input.
+    Free of subtractive cancellation, so exact to rounding for any tiny h.
 
     Parameters
     ----------
     fun : callable
-        ``fun(x)`` returning a float or an array of shape (m,).
+        ``fun(x)`` returning a float or an array of shape (m,); it must be
+        analytic and written to accept complex input.
     x : array_like, shape (n,)
         Point of evaluation.
     step : float
