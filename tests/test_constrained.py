@@ -451,3 +451,116 @@ def test_violation_is_measured_from_the_problem_functions():
     expected = max(25 - 0.5 * 5 * 5 * 1, abs(np.sum(x ** 2) - 40), 0.5)
     assert HS071.violation(x) == pytest.approx(expected)
     assert math.isclose(HS071.violation(X_STAR), 0, abs_tol=1e-9)
+
+
+
+def quadratic_problem(bounds=None):
+    """minimize (x − 2)² in one variable: the minimiser is 2, in a few iterations."""
+    return Problem(fun=lambda x: (x[0] - 2) ** 2, grad=lambda x: 2 * (x - 2),
+                   hess=lambda x: 2 * np.eye(1), x0=[0.0], bounds=bounds, name="quadratic")
+
+
+def untouched(problem_and_tallies):
+    """True if no user callable of a tallied problem was called."""
+    _, tallies = problem_and_tallies
+    return all(tally.calls == 0 for tally in tallies.values())
+
+
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                          ("2", TypeError), (None, TypeError)])
+def test_restarts_must_be_a_non_negative_integer(value, error):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match="restarts"):
+        solve(tallied[0], "bfgs", keep_feasible=True, restarts=value)
+    assert untouched(tallied)
+
+
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (0, ValueError), (2.0, TypeError),
+                                          (True, TypeError), ("40", TypeError)])
+def test_stall_window_must_be_a_positive_integer(value, error):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match="stall_window"):
+        solve(tallied[0], "analytic", stall_window=value)
+    assert untouched(tallied)
+
+
+def test_a_huge_stall_window_never_stalls():
+    result = solve(quadratic_problem(), "analytic", stall_window=2 ** 70)
+    assert result.success and not result.stalls
+    assert result.x[0] == pytest.approx(2, abs=1e-8)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"mode": ["analytic"]}, ValueError, "mode"),
+    ({"mode": None}, ValueError, "mode"),
+    ({"defaults": ["fastnn"]}, ValueError, "defaults"),
+    ({"keep_feasible": "no"}, TypeError, "keep_feasible"),
+    ({"keep_feasible": 1}, TypeError, "keep_feasible"),
+    ({"feasibility_tol": -1e-6}, ValueError, "feasibility_tol"),
+    ({"feasibility_tol": math.nan}, ValueError, "feasibility_tol"),
+    ({"feasibility_tol": "1e-6"}, TypeError, "feasibility_tol"),
+    ({"x0": "abcd"}, TypeError, "x0"),
+    ({"x0": [1.0, math.nan, 5.0, 1.0]}, ValueError, "x0"),
+    ({"gtol": "small"}, TypeError, "gtol"),
+    ({"gtol": -1.0}, ValueError, "gtol"),
+    ({"maxiter": 2.5}, TypeError, "maxiter"),
+    ({"maxiter": 0}, ValueError, "maxiter"),
+    ({"verbose": 7}, ValueError, "verbose"),
+    ({"disp": "yes"}, TypeError, "disp"),
+])
+def test_solve_checks_its_arguments_before_calling_anything(arguments, error, name):
+    tallied = tallied_hs071()
+    arguments = {"mode": "analytic", **arguments}
+    with pytest.raises(error, match=name):
+        solve(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+def test_solve_needs_a_problem():
+    with pytest.raises(TypeError, match="problem"):
+        solve("HS071")
+
+
+@pytest.mark.parametrize("call, error, name", [
+    (lambda: central_difference(np.sin, [1.0], rel_step=0.0), ValueError, "rel_step"),
+    (lambda: central_difference(np.sin, [1.0], rel_step="1e-6"), TypeError, "rel_step"),
+    (lambda: complex_step(np.sin, [1.0], step=0.0), ValueError, "step"),
+    (lambda: complex_step(np.sin, [1.0], step=-1e-30), ValueError, "step"),
+    (lambda: central_difference(np.sin, 1.0), ValueError, r"\bx\b"),
+    (lambda: complex_step(np.sin, [[1.0]]), ValueError, r"\bx\b"),
+    (lambda: central_difference(None, [1.0]), TypeError, "fun"),
+])
+def test_difference_formulas_check_their_arguments(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"fun": None}, TypeError, "fun"),
+    ({"grad": 3}, TypeError, "grad"),
+    ({"x0": [1.0, math.inf]}, ValueError, "x0"),
+    ({"x0": "ab"}, TypeError, "x0"),
+    ({"f_star": "low"}, TypeError, "f_star"),
+    ({"x_star": [1.0, math.nan]}, ValueError, "x_star"),
+    ({"bounds": (math.nan, 5.0)}, ValueError, "bounds"),
+    ({"name": 71}, TypeError, "name"),
+    ({"constraints": Constraint(np.sin, np.cos, np.cos)}, TypeError, "constraints"),
+])
+def test_problem_checks_its_fields(arguments, error, name):
+    fields = {"fun": np.sum, "grad": np.ones_like, "hess": lambda x: np.zeros((2, 2)),
+              "x0": [1.0, 2.0], **arguments}
+    with pytest.raises(error, match=name):
+        Problem(**fields)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"fun": None}, TypeError, "fun"),
+    ({"hess": "2I"}, TypeError, "hess"),
+    ({"lb": "low"}, TypeError, "lb"),
+    ({"ub": math.nan}, ValueError, "ub"),
+    ({"name": 0}, TypeError, "name"),
+])
+def test_constraint_checks_its_fields(arguments, error, name):
+    fields = {"fun": np.sum, "jac": np.ones_like, "hess": np.zeros_like, **arguments}
+    with pytest.raises(error, match=name):
+        Constraint(**fields)

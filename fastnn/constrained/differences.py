@@ -1,6 +1,14 @@
-"""Central and complex-step differences of scalar and vector functions."""
+"""Central and complex-step differences of scalar and vector functions.
+
+Both refuse a ``fun`` that is not callable (TypeError), an ``x`` that is not
+a non-empty finite vector of numbers and a step that is not a number > 0
+(TypeError for a non-number, ValueError otherwise), before any call of
+``fun``.
+"""
 
 import numpy as np
+
+from fastnn._validation import check_callable, check_finite_number, check_vector
 
 _EPS = np.finfo(float).eps
 
@@ -23,9 +31,13 @@ def central_difference(fun, x, rel_step=None):
     ndarray
         Shape (n,) for a scalar function (the gradient), (m, n) otherwise
         (the Jacobian).  Costs 2n calls of ``fun``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``fun``, ``x`` or ``rel_step``, as the module docstring says.
     """
-    x = np.asarray(x, dtype=float)
-    rel_step = _EPS ** (1 / 3) if rel_step is None else rel_step
+    x, rel_step = _checked(fun, x, "rel_step", _EPS ** (1 / 3) if rel_step is None else rel_step)
     columns = []
     for k in range(x.size):
         forward, backward = x.copy(), x.copy()
@@ -56,11 +68,22 @@ def complex_step(fun, x, step=1e-30):
     -------
     ndarray
         Shape (n,) for a scalar function, (m, n) otherwise.  Costs n calls.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``fun``, ``x`` or ``step``, as the module docstring says.
     """
-    x = np.asarray(x, dtype=float)
+    x, step = _checked(fun, x, "step", step)
     columns = []
     for k in range(x.size):
         shifted = x.astype(complex)
         shifted[k] += 1j * step
         columns.append(np.imag(np.asarray(fun(shifted))) / step)
     return np.stack(columns, axis=-1)
+
+
+def _checked(fun, x, step_name, step):
+    """(x as a float vector, step) once fun, x and the step are known to be valid."""
+    check_callable("fun", fun)
+    return check_vector("x", x), check_finite_number(step_name, step, minimum=0, open_min=True)

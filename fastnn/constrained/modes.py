@@ -7,6 +7,7 @@ Jacobians) and the Hessians come from; the table in the docstring of
 
 from scipy.optimize import BFGS, SR1
 
+from fastnn._validation import check_finite_number, check_flag, check_int, check_non_negative
 from fastnn.constrained.differences import central_difference
 
 # (first-derivative source, Hessian source) of every mode; the package
@@ -70,9 +71,24 @@ _TRUST_CONSTR_OPTIONS = frozenset({
 })
 
 
+# Options whose values are checked here, by kind: scipy takes a bad one
+# into the first iteration (a string gtol fails there, after the first
+# calls) or silently runs with it (maxiter=-5 runs one iteration, xtol=-1
+# all of maxiter).  The others are passed on as given.
+_TOLERANCE_OPTIONS = ("xtol", "gtol", "barrier_tol")  # >= 0
+_POSITIVE_OPTIONS = ("initial_constr_penalty", "initial_tr_radius",
+                     "initial_barrier_parameter", "initial_barrier_tolerance")
+_VERBOSE_LEVELS = 3
+
+
 def _check_mode(mode):
-    if mode not in _MODE_SOURCES:
+    if not isinstance(mode, str) or mode not in _MODE_SOURCES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+
+
+def _check_defaults(defaults):
+    if not isinstance(defaults, str) or defaults not in _OPTION_SETS:
+        raise ValueError(f"defaults must be 'fastnn' or 'scipy', got {defaults!r}")
 
 
 def _check_options(options):
@@ -80,7 +96,18 @@ def _check_options(options):
     if unknown:
         raise ValueError(f"unknown trust-constr option(s) {sorted(unknown)}; "
                          f"known: {sorted(_TRUST_CONSTR_OPTIONS)}")
-
+    for name in _TOLERANCE_OPTIONS:
+        if name in options:
+            check_non_negative(name, options[name])
+    for name in _POSITIVE_OPTIONS:
+        if name in options:
+            check_finite_number(name, options[name], minimum=0, open_min=True)
+    if "maxiter" in options:
+        check_int("maxiter", options["maxiter"], minimum=1)
+    if "verbose" in options and check_int("verbose", options["verbose"], 0) > _VERBOSE_LEVELS:
+        raise ValueError(f"verbose must be 0, 1, 2 or 3, got {options['verbose']!r}")
+    if "disp" in options:
+        check_flag("disp", options["disp"])
 
 
 def _derivatives(first, second, fun, derivative, hessian):

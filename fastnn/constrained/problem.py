@@ -1,9 +1,14 @@
 """Problem descriptions: :class:`Constraint`, :class:`Problem` and HS071."""
 
+import collections.abc
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
+
+from fastnn._validation import (check_callable, check_finite_number, check_real_array,
+                                check_vector)
+
 
 @dataclass(frozen=True)
 class Constraint:
@@ -24,6 +29,14 @@ class Constraint:
     name : str
         Label used in reports; :class:`Problem` names unnamed constraints
         ``c0``, ``c1``, ... by position.
+
+    Raises
+    ------
+    TypeError
+        If fun, jac or hess is not callable, lb or ub are not numbers, or
+        name is not a str.
+    ValueError
+        If lb or ub contain NaN.
     """
 
     fun: Callable
@@ -32,6 +45,13 @@ class Constraint:
     lb: object = -np.inf
     ub: object = np.inf
     name: str = ""
+
+    def __post_init__(self):
+        for label in ("fun", "jac", "hess"):
+            check_callable(f"constraint {label}", getattr(self, label))
+        for label in ("lb", "ub"):
+            check_real_array(f"constraint {label}", getattr(self, label), allow_inf=True)
+        _check_name("constraint name", self.name)
 
 
 @dataclass(frozen=True)
@@ -70,7 +90,12 @@ class Problem:
     ValueError
         If x0 is not a non-empty vector, the bounds are not a pair, do not
         broadcast to x0's shape or cross, constraint names repeat, or x_star
-        has the wrong length.
+        has the wrong length; if x0, x_star or f_star is not finite or a
+        bound is NaN.
+    TypeError
+        If fun, grad or hess is not callable, name is not a str,
+        constraints is not a sequence, or x0, x_star, f_star or the bounds
+        are not numbers.
     """
 
     fun: Callable
@@ -84,20 +109,21 @@ class Problem:
     f_star: Optional[float] = None
 
     def __post_init__(self):
-        x0 = _frozen(np.array(self.x0, dtype=float))
-        if x0.ndim != 1 or x0.size == 0:
-            raise ValueError(f"x0 must be a non-empty 1-D array, got shape {x0.shape}")
+        for label in ("fun", "grad", "hess"):
+            check_callable(label, getattr(self, label))
+        _check_name("name", self.name)
+        x0 = _frozen(check_vector("x0", self.x0))
         object.__setattr__(self, "x0", x0)
         object.__setattr__(self, "constraints", _named(self.constraints))
         if self.bounds is not None:
             object.__setattr__(self, "bounds", _box(self.bounds, x0.size))
         if self.x_star is not None:
-            x_star = _frozen(np.array(self.x_star, dtype=float))
+            x_star = _frozen(check_real_array("x_star", self.x_star))
             if x_star.shape != x0.shape:
                 raise ValueError(f"x_star has shape {x_star.shape}, x0 has {x0.shape}")
             object.__setattr__(self, "x_star", x_star)
         if self.f_star is not None:
-            object.__setattr__(self, "f_star", float(self.f_star))
+            object.__setattr__(self, "f_star", check_finite_number("f_star", self.f_star))
 
     @property
     def n(self):
@@ -124,8 +150,23 @@ class Problem:
         return worst
 
 
+def check_problem(problem):
+    """``problem`` itself if it is a :class:`Problem`; a TypeError otherwise."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a Problem, got {problem!r}")
+    return problem
+
+
+def _check_name(label, name):
+    if not isinstance(name, str):
+        raise TypeError(f"{label} must be a str, got {name!r}")
+
+
 def _named(constraints):
     """The constraints, unnamed ones named by position; names must be unique."""
+    if isinstance(constraints, (str, Constraint)) or not isinstance(constraints,
+                                                                   collections.abc.Iterable):
+        raise TypeError(f"constraints must be a sequence of Constraint, got {constraints!r}")
     named = []
     for index, constraint in enumerate(constraints):
         if not isinstance(constraint, Constraint):
@@ -150,7 +191,7 @@ def _box(bounds, n):
         raise ValueError("bounds must be a pair (lower, upper)") from None
     arrays = []
     for label, side in (("lower", lower), ("upper", upper)):
-        side = np.array(side, dtype=float)
+        side = check_real_array(f"{label} bounds", side, allow_inf=True)
         if side.ndim > 1 or (side.ndim == 1 and side.size != n):
             raise ValueError(f"{label} bounds have shape {side.shape}, expected ({n},) "
                              f"or a scalar")
@@ -164,7 +205,6 @@ def _excess(value, lb, ub):
     below = np.asarray(lb, dtype=float) - value
     above = value - np.asarray(ub, dtype=float)
     return float(np.max(np.maximum(np.maximum(below, above), 0.0), initial=0.0))
-
 
 
 # --------------------------------------------------------------------------

@@ -9,9 +9,11 @@ from typing import Optional
 import numpy as np
 from scipy.optimize import Bounds, NonlinearConstraint, minimize
 
+from fastnn._validation import check_flag, check_int, check_non_negative, check_vector
 from fastnn.constrained.counting import _CountedProblem
-from fastnn.constrained.modes import (_MODE_SOURCES, _OPTION_SETS, _check_mode, _check_options,
-                                      _derivatives)
+from fastnn.constrained.modes import (_MODE_SOURCES, _OPTION_SETS, _check_defaults, _check_mode,
+                                      _check_options, _derivatives)
+from fastnn.constrained.problem import check_problem
 
 
 @dataclass
@@ -120,13 +122,17 @@ class _StallMonitor:
 
     def __init__(self, window):
         self.window = window
-        self.history = deque(maxlen=window + 1)
+        # trimmed by hand: deque(maxlen=window + 1) overflows for windows
+        # beyond sys.maxsize, which are valid (they never stall)
+        self.history = deque()
         self.stall = None
 
     def __call__(self, intermediate_result):
         state = intermediate_result
         self.history.append((np.copy(state.x), state.optimality,
                              state.get("barrier_parameter"), state.tr_radius))
+        if len(self.history) > self.window + 1:
+            self.history.popleft()
         if len(self.history) <= self.window:
             return False
         (x_old, opt_old, mu_old, tr_old) = self.history[0]
@@ -184,9 +190,9 @@ def solve(problem, mode="analytic", *, x0=None, defaults="fastnn", keep_feasible
         stall (see the package docstring); fastnn then restarts.
     restarts : int
         Restarts allowed after a detected stall, each from the stalled point
-        with fresh quasi-Newton approximations.
+        with fresh quasi-Newton approximations; >= 0.
     stall_window : int
-        Iterations without progress that count as a stall.
+        Iterations without progress that count as a stall; >= 1.
     feasibility_tol : float, optional
         Largest violation a successful run may end with; by default the
         larger of ``gtol`` and 1e-10.  trust-constr's own feasibility test
@@ -206,17 +212,30 @@ def solve(problem, mode="analytic", *, x0=None, defaults="fastnn", keep_feasible
     Raises
     ------
     ValueError
-        Unknown mode, defaults or option; x0 of the wrong length; a callable
-        returning an array of the wrong shape (checked on every call).
+        Unknown mode, defaults or option; x0 of the wrong length or not
+        finite; restarts < 0, stall_window < 1, a negative or non-finite
+        feasibility_tol or option value out of range; a callable returning
+        an array of the wrong shape (checked on every call).
+    TypeError
+        problem not a :class:`Problem`; keep_feasible not a bool; restarts,
+        stall_window or an integer option not an int; feasibility_tol, x0
+        or a numeric option not numbers.
+
+    All arguments are checked before any of the problem's callables runs.
     """
+    check_problem(problem)
     _check_mode(mode)
-    if defaults not in _OPTION_SETS:
-        raise ValueError(f"defaults must be 'fastnn' or 'scipy', got {defaults!r}")
+    _check_defaults(defaults)
+    keep_feasible = check_flag("keep_feasible", keep_feasible)
+    restarts = check_int("restarts", restarts, minimum=0)
+    stall_window = check_int("stall_window", stall_window, minimum=1)
     _check_options(options)
     options = {**_OPTION_SETS[defaults], **options}
     if feasibility_tol is None:
         feasibility_tol = max(options.get("gtol", 1e-8), 1e-10)
-    x_start = problem.x0 if x0 is None else np.array(x0, dtype=float)
+    else:
+        feasibility_tol = check_non_negative("feasibility_tol", feasibility_tol)
+    x_start = problem.x0 if x0 is None else check_vector("x0", x0)
     if x_start.shape != (problem.n,):
         raise ValueError(f"x0 has shape {x_start.shape}, the problem has {problem.n} variables")
 
