@@ -564,3 +564,89 @@ def test_constraint_checks_its_fields(arguments, error, name):
     fields = {"fun": np.sum, "jac": np.ones_like, "hess": np.zeros_like, **arguments}
     with pytest.raises(error, match=name):
         Constraint(**fields)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"modes": "analytic"}, TypeError, "modes"),
+    ({"modes": 3}, TypeError, "modes"),
+    ({"modes": ("analytic", "newton")}, ValueError, "modes"),
+    ({"defaults": "fastnn"}, TypeError, "defaults"),
+    ({"defaults": ("fastnn", "tuned")}, ValueError, "defaults"),
+    ({"trap": "no"}, TypeError, "trap"),
+])
+def test_compare_checks_its_arguments_before_solving(arguments, error, name):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match=name):
+        compare(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"n_starts": 0}, ValueError, "n_starts"),
+    ({"n_starts": 2.5}, TypeError, "n_starts"),
+    ({"n_starts": "3"}, TypeError, "n_starts"),
+    ({"n_starts": True}, TypeError, "n_starts"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"seed": 1.5}, TypeError, "seed"),
+    ({"feasibility": -1e-6}, ValueError, "feasibility"),
+    ({"feasibility": math.nan}, ValueError, "feasibility"),
+    ({"feasibility": None}, TypeError, "feasibility"),
+    ({"distinct": -1.0}, ValueError, "distinct"),
+    ({"mode": "exact"}, ValueError, "mode"),
+])
+def test_multistart_checks_its_arguments_before_solving(arguments, error, name):
+    tallied = tallied_hs071()
+    arguments = {"n_starts": 2, **arguments}
+    with pytest.raises(error, match=name):
+        multistart(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"n_random": -1}, ValueError, "n_random"),
+    ({"n_random": 2.5}, TypeError, "n_random"),
+    ({"n_random": True}, TypeError, "n_random"),
+    ({"seed": -3}, ValueError, "seed"),
+    ({"seed": "0"}, TypeError, "seed"),
+    ({"methods": "central"}, TypeError, "methods"),
+    ({"methods": None}, TypeError, "methods"),
+    ({"methods": ()}, ValueError, "methods"),
+    ({"methods": ("central", "forward")}, ValueError, "methods"),
+])
+def test_check_derivatives_checks_its_arguments(arguments, error, name):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match=name):
+        check_derivatives(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+def test_derivative_check_reports_a_nan_derivative():
+    # max() would drop the NaN: max(0.0, nan) is 0.0
+    broken = Problem(fun=HS071.fun, grad=lambda x: np.full(4, np.nan), hess=HS071.hess,
+                     x0=HS071.x0, bounds=(1, 5))
+    report = check_derivatives(broken, n_random=2)
+    assert all(math.isnan(error) for error in report["gradient"].values())
+
+
+@pytest.mark.parametrize("rows, path, error, name", [
+    ([{"a": 1}], None, TypeError, r"\bpath\b"),
+    ([{"a": 1}], 3, TypeError, r"\bpath\b"),
+    ([{"a": 1}], "", ValueError, r"\bpath\b"),
+    ("a,b", "table.csv", TypeError, "rows"),
+    ({"a": 1}, "table.csv", TypeError, "rows"),
+    ([1, 2], "table.csv", TypeError, "rows"),
+    ([{"a": 1}, {"b": 2}], "table.csv", ValueError, "rows"),
+])
+def test_write_csv_checks_its_arguments(tmp_path, monkeypatch, rows, path, error, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "table.csv").write_text("previous\n")
+    with pytest.raises(error, match=name):
+        write_csv(rows, path)
+    assert (tmp_path / "table.csv").read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_main_rejects_a_negative_seed(capsys):
+    with pytest.raises(SystemExit):
+        main(["--seed", "-1", "--modes", "analytic"])
+    assert "--seed" in capsys.readouterr().err

@@ -5,7 +5,9 @@ import warnings
 
 import numpy as np
 
+from fastnn._validation import check_int, check_names
 from fastnn.constrained.differences import central_difference, complex_step
+from fastnn.constrained.problem import check_problem
 from fastnn.gradcheck import relative_error
 
 # Norm below which an analytic derivative and its differences both count as
@@ -48,12 +50,25 @@ def check_derivatives(problem, n_random=5, seed=0, methods=("central", "complex-
         :func:`fastnn.gradcheck.relative_error`, arrays of norm below 1e-300
         counting as zero).
         Central differences reach ~1e-9 on well-scaled smooth problems,
-        complex steps ~1e-15.
+        complex steps ~1e-15.  A derivative that returns NaN reports NaN.
+
+    Raises
+    ------
+    TypeError
+        If problem is not a :class:`Problem`, n_random or seed is not an
+        int, or methods is not a sequence of names (a lone string is
+        refused).
+    ValueError
+        If n_random or seed is negative, or methods is empty or holds an
+        unknown name.
     """
     differencers = {"central": central_difference, "complex-step": complex_step}
-    unknown = set(methods) - set(differencers)
-    if unknown:
-        raise ValueError(f"unknown method(s) {sorted(unknown)}; use 'central', 'complex-step'")
+    check_problem(problem)
+    n_random = check_int("n_random", n_random, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
+    methods = check_names("methods", methods, tuple(differencers), "method")
+    if not methods:
+        raise ValueError("methods must name at least one of 'central', 'complex-step'")
     rng = np.random.default_rng(seed)
     points = [problem.x0] + [_random_point(problem, rng) for _ in range(n_random)]
     report = {}
@@ -61,7 +76,9 @@ def check_derivatives(problem, n_random=5, seed=0, methods=("central", "complex-
     def record(item, analytic, numeric, method):
         error = relative_error(analytic, numeric, zero_tolerance=_ZERO_NORM)
         worst = report.setdefault(item, {}).get(method, 0.0)
-        report[item][method] = max(worst, error)
+        # max() alone would drop a NaN: max(0.0, nan) is 0.0
+        nan = math.isnan(worst) or math.isnan(error)
+        report[item][method] = math.nan if nan else max(worst, error)
 
     for x in points:
         for method in methods:
@@ -121,7 +138,20 @@ def format_derivative_check(report):
     -------
     str
         A header and one line per item, one column per method.
+
+    Raises
+    ------
+    TypeError
+        If report is not a dict of dicts.
+    ValueError
+        If report is empty.
     """
+    if not isinstance(report, dict) or not all(isinstance(errors, dict)
+                                               for errors in report.values()):
+        raise TypeError(f"report must be a dict of dicts (from check_derivatives), "
+                        f"got {report!r}")
+    if not report:
+        raise ValueError("report is empty: there is nothing to format")
     methods = sorted({method for errors in report.values() for method in errors})
     width = max(len(item) for item in report)
     lines = ["  ".join(["item".ljust(width)] + [method.rjust(12) for method in methods])]

@@ -71,6 +71,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.multistart < 0:
         parser.error("--multistart must be non-negative")
+    if args.seed < 0:
+        parser.error("--seed must be non-negative")
     _print_problem(HS071, args.seed)
     results = _print_comparison(HS071, args)
     if args.multistart:

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastnn._validation import check_int, check_non_negative
+from fastnn.constrained.modes import _check_mode
+from fastnn.constrained.problem import check_problem
 from fastnn.constrained.solver import solve
 
 
@@ -75,11 +78,25 @@ def multistart(problem, n_starts, mode="analytic", seed=0, feasibility=1e-6,
     Returns
     -------
     MultistartReport
+
+    Raises
+    ------
+    TypeError
+        If problem is not a :class:`Problem`, n_starts or seed is not an
+        int, or feasibility or distinct is not a number.
+    ValueError
+        If the bounds are not finite, n_starts < 1, seed < 0, feasibility or
+        distinct is negative or not finite, or the mode is unknown; all
+        checked before the first solve.
     """
+    check_problem(problem)
     if problem.bounds is None or not np.all(np.isfinite(problem.bounds)):
         raise ValueError("multistart needs finite bounds to draw starting points from")
-    if n_starts < 1:
-        raise ValueError(f"n_starts must be positive, got {n_starts}")
+    n_starts = check_int("n_starts", n_starts, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    feasibility = check_non_negative("feasibility", feasibility)
+    distinct = check_non_negative("distinct", distinct)
+    _check_mode(mode)
     rng = np.random.default_rng(seed)
     starts = rng.uniform(*problem.bounds, size=(n_starts, problem.n))
     results = [solve(problem, mode, x0=start, **options) for start in starts]

@@ -1,14 +1,17 @@
 """Comparing modes: :func:`compare`, the comparison table, the counts table and CSV."""
 
+import collections.abc
 import csv
 import math
+import os
 
 import numpy as np
 
 from fastnn._files import atomic_write
-from fastnn.constrained.modes import MODES, _check_mode
-from fastnn.constrained.problem import HS071
-from fastnn.constrained.solver import solve
+from fastnn._validation import check_flag, check_names
+from fastnn.constrained.modes import _OPTION_SETS, MODES
+from fastnn.constrained.problem import HS071, check_problem
+from fastnn.constrained.solver import Result, solve
 
 
 def compare(problem=HS071, modes=MODES, defaults=("fastnn", "scipy"), trap=True):
@@ -29,9 +32,19 @@ def compare(problem=HS071, modes=MODES, defaults=("fastnn", "scipy"), trap=True)
     Returns
     -------
     list of Result
+
+    Raises
+    ------
+    TypeError
+        If problem is not a :class:`Problem`, modes or defaults is not a
+        sequence of names (a lone string is refused), or trap is not a bool.
+    ValueError
+        If modes or defaults hold unknown names; checked before any solve.
     """
-    for mode in modes:
-        _check_mode(mode)
+    check_problem(problem)
+    modes = check_names("modes", modes, MODES, "mode")
+    defaults = check_names("defaults", defaults, tuple(_OPTION_SETS), "option set")
+    trap = check_flag("trap", trap)
     results = [solve(problem, mode, defaults=option_set)
                for option_set in defaults for mode in modes]
     if trap:
@@ -57,6 +70,8 @@ def table_rows(problem, results):
         ``grad_calls``, ``hess_calls``, ``constr_calls``, ``constr_jac_calls``,
         ``constr_hess_calls``, ``scipy_nfev``, ``time_ms``, ``note``.
     """
+    check_problem(problem)
+    _check_results(results)
     rows = []
     for result in results:
         options = result.defaults + ("+kf" if result.keep_feasible else "")
@@ -80,6 +95,29 @@ def table_rows(problem, results):
             "note": _note(result),
         })
     return rows
+
+
+def _check_results(results):
+    if isinstance(results, (str, Result)) or not isinstance(results, collections.abc.Iterable):
+        raise TypeError(f"results must be a sequence of Result, got {results!r}")
+    for result in results:
+        if not isinstance(result, Result):
+            raise TypeError(f"results must hold Result objects (from solve), got {result!r}")
+
+
+def _check_rows(rows, keys=None):
+    """rows must be a sequence of dicts with the same keys (``keys``, if given)."""
+    if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, collections.abc.Sequence):
+        raise TypeError(f"rows must be a list of dicts (from table_rows), got {rows!r}")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise TypeError(f"rows must hold dicts, got {row!r} at index {index}")
+        expected = set(rows[0]) if keys is None else keys
+        missing, extra = expected - set(row), set(row) - expected
+        if missing:
+            raise ValueError(f"row {index} of rows lacks the keys {sorted(missing)}")
+        if keys is None and extra:
+            raise ValueError(f"row {index} of rows has keys {sorted(extra)} that row 0 lacks")
 
 
 def _relative_error(f, f_star):
@@ -137,6 +175,7 @@ def format_table(rows):
         user's objective (f), gradient (∇f), Hessian (∇²f) and constraint
         functions, Jacobians and Hessians, summed over constraints.
     """
+    _check_rows(rows, keys={key for key, _, _ in _COLUMNS})
     return _aligned(rows, _COLUMNS)
 
 
@@ -179,6 +218,7 @@ def format_counts(results):
         One line per result; constraint counts are summed over constraints.
         scipy's counts cover only the last attempt of a restarted run.
     """
+    _check_results(results)
     rows = []
     for result in results:
         counts = result.scipy_counts
@@ -198,7 +238,20 @@ def write_csv(rows, path):
     path : str or path-like
         File to write (replaced atomically: an interrupted write leaves the
         previous file in place).
+
+    Raises
+    ------
+    TypeError
+        If rows is not a sequence of dicts or path is not a str, bytes or
+        path-like object.
+    ValueError
+        If the rows' keys differ or path is empty; nothing is written then.
     """
+    _check_rows(rows)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str or path-like, got {path!r}")
+    if not os.fspath(path):
+        raise ValueError("path must name a file, got an empty string")
     with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
         writer.writeheader()
