@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastnn.constrained import (
     FASTNN_OPTIONS, HS071, MODES, TOLERANCES, Constraint, Problem, central_difference,
@@ -650,3 +652,66 @@ def test_main_rejects_a_negative_seed(capsys):
     with pytest.raises(SystemExit):
         main(["--seed", "-1", "--modes", "analytic"])
     assert "--seed" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# properties of the argument checks: any integer, float, None or string either
+# gives a result or a TypeError/ValueError naming the argument
+# --------------------------------------------------------------------------
+
+ANY_VALUE = st.one_of(st.integers(), st.floats(), st.none(), st.text(max_size=6))
+# the same, but no integer that would ask for more than a few solves or points
+FEW = st.one_of(st.integers(max_value=2), st.floats(), st.none(), st.text(max_size=6))
+
+
+def named_error_or(call, name):
+    """call()'s result, or None if it raised a TypeError/ValueError naming ``name``."""
+    try:
+        return call()
+    except (TypeError, ValueError) as error:
+        assert name in str(error), f"{type(error).__name__} does not name {name}: {error}"
+        return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["restarts", "stall_window", "feasibility_tol", "keep_feasible",
+                             "mode", "defaults", "x0", "xtol", "maxiter"]),
+       value=ANY_VALUE)
+def test_solve_argument_property(name, value):
+    result = named_error_or(lambda: solve(quadratic_problem(), **{name: value}), name)
+    if result is not None and name not in ("xtol", "maxiter"):  # those may stop it early
+        assert result.x[0] == pytest.approx(2, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(["n_starts", "seed", "feasibility", "distinct"]), value=FEW)
+def test_multistart_argument_property(name, value):
+    arguments = {"n_starts": 1, name: value}
+    report = named_error_or(lambda: multistart(quadratic_problem((-1.0, 5.0)), **arguments),
+                            name)
+    if report is not None:
+        assert report.starts.shape == (arguments["n_starts"], 1)
+        assert len(report.results) == arguments["n_starts"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["n_random", "seed", "methods"]), value=FEW)
+def test_check_derivatives_argument_property(name, value):
+    report = named_error_or(lambda: check_derivatives(quadratic_problem((-1.0, 5.0)),
+                                                      **{name: value}), name)
+    if report is not None:
+        assert set(report) == {"gradient", "hessian"}
+        assert all(error < 1e-8 for errors in report.values() for error in errors.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ANY_VALUE, path=st.one_of(st.integers(), st.floats(), st.none()))
+def test_write_csv_argument_property(rows, path):
+    # rows first: a bad rows is named whatever the path; every path here is of a wrong type.
+    # (String paths are not drawn: a directory that does not exist is an OSError.)
+    try:
+        write_csv(rows, path)
+    except (TypeError, ValueError) as error:
+        assert "rows" in str(error) or "path" in str(error), str(error)
+    else:
+        raise AssertionError("write_csv accepted a wrong rows or path")
