@@ -1,5 +1,6 @@
 """Input checks at the Python boundary, done once per call before any kernel."""
 
+import collections.abc
 import numbers
 
 import numpy as np
@@ -22,6 +23,47 @@ def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_int(name, value, minimum):
+    """``value`` as an int >= ``minimum``; bool and integral floats are refused.
+
+    A wrong type is a TypeError, a value below the minimum a ValueError.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_flag(name, value):
+    """``value`` as a bool; a truthy non-bool (1, "no") is refused, not read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_callable(name, value):
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+    return value
+
+
+def check_names(name, values, choices, what):
+    """``values`` as a tuple of strings, each one of ``choices``.
+
+    A lone string is refused rather than read as a sequence of one-letter
+    names.  ``what`` is the singular noun the messages use ("mode").
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, collections.abc.Iterable):
+        raise TypeError(f"{name} must be a sequence of {what} names, got {values!r}")
+    values = tuple(values)
+    unknown = [value for value in values if not isinstance(value, str) or value not in choices]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown} in {name}; choose from "
+                         f"{', '.join(choices)}")
+    return values
 
 
 def check_finite_number(name, value, minimum=None, maximum=None, open_min=False):
@@ -61,6 +103,27 @@ def _numeric_array(name, values):
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     return array
+
+
+def check_real_array(name, values, allow_inf=False):
+    """``values`` as a new float64 array; NaN (and ±inf unless allowed) are refused."""
+    try:
+        array = _numeric_array(name, values)
+    except ValueError as error:  # ragged nesting
+        raise ValueError(f"{name} must be a rectangular array of numbers ({error})") from None
+    array = np.array(array, dtype=np.float64)
+    if np.isnan(array).any() or not (allow_inf or all_finite(array)):
+        raise ValueError(f"{name} must be {'free of NaN' if allow_inf else 'finite'}, "
+                         f"got {array}")
+    return array
+
+
+def check_vector(name, values):
+    """``values`` as a new finite float64 vector of at least one entry."""
+    vector = check_real_array(name, values)
+    if vector.ndim != 1 or vector.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {vector.shape}")
+    return vector
 
 
 def check_features(X, dtype, n_features):

@@ -128,8 +128,35 @@ def _relative_error(params, at, backprop, objective, step, zero_tolerance, key):
     if not np.isfinite(numeric).all():
         raise ValueError(f"step={step:g} is too large: the objective is not finite "
                          f"within one step of the parameters of {key}")
-    scale = max(np.linalg.norm(backprop), np.linalg.norm(numeric))
-    error = np.linalg.norm(backprop - numeric)
-    if scale >= zero_tolerance:
+    return relative_error(backprop, numeric, zero_tolerance)
+
+
+def relative_error(computed, reference, zero_tolerance):
+    """Difference of two arrays relative to the larger of their norms.
+
+        ‖computed − reference‖ / max(‖computed‖, ‖reference‖)
+
+    over the whole arrays: element-wise ratios are meaningless where an
+    entry is zero.
+
+    Parameters
+    ----------
+    computed, reference : array_like
+        Arrays of one shape.
+    zero_tolerance : float
+        When both norms are below it (or both arrays are zero) the arrays
+        count as zero and the absolute difference ‖computed − reference‖ is
+        returned instead: relative to a zero array, rounding noise would
+        read as a 100 % error.
+
+    Returns
+    -------
+    float
+    """
+    computed = np.asarray(computed, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    scale = max(np.linalg.norm(computed), np.linalg.norm(reference))
+    error = np.linalg.norm(computed - reference)
+    if scale >= zero_tolerance and scale > 0:
         error /= scale
     return float(error)

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastnn.constrained import (
     FASTNN_OPTIONS, HS071, MODES, TOLERANCES, Constraint, Problem, central_difference,
@@ -157,6 +159,14 @@ def test_complex_step_check_refuses_callables_that_drop_the_imaginary_part():
         check_derivatives(real_only)
     report = check_derivatives(real_only, methods=("central",))
     assert report["gradient"]["central"] < 1e-9
+
+
+def test_derivative_check_of_a_zero_hessian_reports_zero_error():
+    # the plane's Hessian is exactly zero, and so are the differences of its
+    # constant Jacobian: 0, not 0/0
+    report = check_derivatives(projection_problem(), n_random=2)
+    assert report["plane.hessian"] == {"central": 0.0, "complex-step": 0.0}
+    assert report["hessian"]["central"] < 1e-9
 
 
 def test_difference_formulas_against_a_closed_form():
@@ -443,3 +453,265 @@ def test_violation_is_measured_from_the_problem_functions():
     expected = max(25 - 0.5 * 5 * 5 * 1, abs(np.sum(x ** 2) - 40), 0.5)
     assert HS071.violation(x) == pytest.approx(expected)
     assert math.isclose(HS071.violation(X_STAR), 0, abs_tol=1e-9)
+
+
+
+def quadratic_problem(bounds=None):
+    """minimize (x − 2)² in one variable: the minimiser is 2, in a few iterations."""
+    return Problem(fun=lambda x: (x[0] - 2) ** 2, grad=lambda x: 2 * (x - 2),
+                   hess=lambda x: 2 * np.eye(1), x0=[0.0], bounds=bounds, name="quadratic")
+
+
+def untouched(problem_and_tallies):
+    """True if no user callable of a tallied problem was called."""
+    _, tallies = problem_and_tallies
+    return all(tally.calls == 0 for tally in tallies.values())
+
+
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                          ("2", TypeError), (None, TypeError)])
+def test_restarts_must_be_a_non_negative_integer(value, error):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match="restarts"):
+        solve(tallied[0], "bfgs", keep_feasible=True, restarts=value)
+    assert untouched(tallied)
+
+
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (0, ValueError), (2.0, TypeError),
+                                          (True, TypeError), ("40", TypeError)])
+def test_stall_window_must_be_a_positive_integer(value, error):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match="stall_window"):
+        solve(tallied[0], "analytic", stall_window=value)
+    assert untouched(tallied)
+
+
+def test_a_huge_stall_window_never_stalls():
+    result = solve(quadratic_problem(), "analytic", stall_window=2 ** 70)
+    assert result.success and not result.stalls
+    assert result.x[0] == pytest.approx(2, abs=1e-8)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"mode": ["analytic"]}, ValueError, "mode"),
+    ({"mode": None}, ValueError, "mode"),
+    ({"defaults": ["fastnn"]}, ValueError, "defaults"),
+    ({"keep_feasible": "no"}, TypeError, "keep_feasible"),
+    ({"keep_feasible": 1}, TypeError, "keep_feasible"),
+    ({"feasibility_tol": -1e-6}, ValueError, "feasibility_tol"),
+    ({"feasibility_tol": math.nan}, ValueError, "feasibility_tol"),
+    ({"feasibility_tol": "1e-6"}, TypeError, "feasibility_tol"),
+    ({"x0": "abcd"}, TypeError, "x0"),
+    ({"x0": [1.0, math.nan, 5.0, 1.0]}, ValueError, "x0"),
+    ({"gtol": "small"}, TypeError, "gtol"),
+    ({"gtol": -1.0}, ValueError, "gtol"),
+    ({"maxiter": 2.5}, TypeError, "maxiter"),
+    ({"maxiter": 0}, ValueError, "maxiter"),
+    ({"verbose": 7}, ValueError, "verbose"),
+    ({"disp": "yes"}, TypeError, "disp"),
+])
+def test_solve_checks_its_arguments_before_calling_anything(arguments, error, name):
+    tallied = tallied_hs071()
+    arguments = {"mode": "analytic", **arguments}
+    with pytest.raises(error, match=name):
+        solve(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+def test_solve_needs_a_problem():
+    with pytest.raises(TypeError, match="problem"):
+        solve("HS071")
+
+
+@pytest.mark.parametrize("call, error, name", [
+    (lambda: central_difference(np.sin, [1.0], rel_step=0.0), ValueError, "rel_step"),
+    (lambda: central_difference(np.sin, [1.0], rel_step="1e-6"), TypeError, "rel_step"),
+    (lambda: complex_step(np.sin, [1.0], step=0.0), ValueError, "step"),
+    (lambda: complex_step(np.sin, [1.0], step=-1e-30), ValueError, "step"),
+    (lambda: central_difference(np.sin, 1.0), ValueError, r"\bx\b"),
+    (lambda: complex_step(np.sin, [[1.0]]), ValueError, r"\bx\b"),
+    (lambda: central_difference(None, [1.0]), TypeError, "fun"),
+])
+def test_difference_formulas_check_their_arguments(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"fun": None}, TypeError, "fun"),
+    ({"grad": 3}, TypeError, "grad"),
+    ({"x0": [1.0, math.inf]}, ValueError, "x0"),
+    ({"x0": "ab"}, TypeError, "x0"),
+    ({"f_star": "low"}, TypeError, "f_star"),
+    ({"x_star": [1.0, math.nan]}, ValueError, "x_star"),
+    ({"bounds": (math.nan, 5.0)}, ValueError, "bounds"),
+    ({"name": 71}, TypeError, "name"),
+    ({"constraints": Constraint(np.sin, np.cos, np.cos)}, TypeError, "constraints"),
+])
+def test_problem_checks_its_fields(arguments, error, name):
+    fields = {"fun": np.sum, "grad": np.ones_like, "hess": lambda x: np.zeros((2, 2)),
+              "x0": [1.0, 2.0], **arguments}
+    with pytest.raises(error, match=name):
+        Problem(**fields)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"fun": None}, TypeError, "fun"),
+    ({"hess": "2I"}, TypeError, "hess"),
+    ({"lb": "low"}, TypeError, "lb"),
+    ({"ub": math.nan}, ValueError, "ub"),
+    ({"name": 0}, TypeError, "name"),
+])
+def test_constraint_checks_its_fields(arguments, error, name):
+    fields = {"fun": np.sum, "jac": np.ones_like, "hess": np.zeros_like, **arguments}
+    with pytest.raises(error, match=name):
+        Constraint(**fields)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"modes": "analytic"}, TypeError, "modes"),
+    ({"modes": 3}, TypeError, "modes"),
+    ({"modes": ("analytic", "newton")}, ValueError, "modes"),
+    ({"defaults": "fastnn"}, TypeError, "defaults"),
+    ({"defaults": ("fastnn", "tuned")}, ValueError, "defaults"),
+    ({"trap": "no"}, TypeError, "trap"),
+])
+def test_compare_checks_its_arguments_before_solving(arguments, error, name):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match=name):
+        compare(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"n_starts": 0}, ValueError, "n_starts"),
+    ({"n_starts": 2.5}, TypeError, "n_starts"),
+    ({"n_starts": "3"}, TypeError, "n_starts"),
+    ({"n_starts": True}, TypeError, "n_starts"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"seed": 1.5}, TypeError, "seed"),
+    ({"feasibility": -1e-6}, ValueError, "feasibility"),
+    ({"feasibility": math.nan}, ValueError, "feasibility"),
+    ({"feasibility": None}, TypeError, "feasibility"),
+    ({"distinct": -1.0}, ValueError, "distinct"),
+    ({"mode": "exact"}, ValueError, "mode"),
+])
+def test_multistart_checks_its_arguments_before_solving(arguments, error, name):
+    tallied = tallied_hs071()
+    arguments = {"n_starts": 2, **arguments}
+    with pytest.raises(error, match=name):
+        multistart(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+@pytest.mark.parametrize("arguments, error, name", [
+    ({"n_random": -1}, ValueError, "n_random"),
+    ({"n_random": 2.5}, TypeError, "n_random"),
+    ({"n_random": True}, TypeError, "n_random"),
+    ({"seed": -3}, ValueError, "seed"),
+    ({"seed": "0"}, TypeError, "seed"),
+    ({"methods": "central"}, TypeError, "methods"),
+    ({"methods": None}, TypeError, "methods"),
+    ({"methods": ()}, ValueError, "methods"),
+    ({"methods": ("central", "forward")}, ValueError, "methods"),
+])
+def test_check_derivatives_checks_its_arguments(arguments, error, name):
+    tallied = tallied_hs071()
+    with pytest.raises(error, match=name):
+        check_derivatives(tallied[0], **arguments)
+    assert untouched(tallied)
+
+
+def test_derivative_check_reports_a_nan_derivative():
+    # max() would drop the NaN: max(0.0, nan) is 0.0
+    broken = Problem(fun=HS071.fun, grad=lambda x: np.full(4, np.nan), hess=HS071.hess,
+                     x0=HS071.x0, bounds=(1, 5))
+    report = check_derivatives(broken, n_random=2)
+    assert all(math.isnan(error) for error in report["gradient"].values())
+
+
+@pytest.mark.parametrize("rows, path, error, name", [
+    ([{"a": 1}], None, TypeError, r"\bpath\b"),
+    ([{"a": 1}], 3, TypeError, r"\bpath\b"),
+    ([{"a": 1}], "", ValueError, r"\bpath\b"),
+    ("a,b", "table.csv", TypeError, "rows"),
+    ({"a": 1}, "table.csv", TypeError, "rows"),
+    ([1, 2], "table.csv", TypeError, "rows"),
+    ([{"a": 1}, {"b": 2}], "table.csv", ValueError, "rows"),
+])
+def test_write_csv_checks_its_arguments(tmp_path, monkeypatch, rows, path, error, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "table.csv").write_text("previous\n")
+    with pytest.raises(error, match=name):
+        write_csv(rows, path)
+    assert (tmp_path / "table.csv").read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_main_rejects_a_negative_seed(capsys):
+    with pytest.raises(SystemExit):
+        main(["--seed", "-1", "--modes", "analytic"])
+    assert "--seed" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# properties of the argument checks: any integer, float, None or string either
+# gives a result or a TypeError/ValueError naming the argument
+# --------------------------------------------------------------------------
+
+ANY_VALUE = st.one_of(st.integers(), st.floats(), st.none(), st.text(max_size=6))
+# the same, but no integer that would ask for more than a few solves or points
+FEW = st.one_of(st.integers(max_value=2), st.floats(), st.none(), st.text(max_size=6))
+
+
+def named_error_or(call, name):
+    """call()'s result, or None if it raised a TypeError/ValueError naming ``name``."""
+    try:
+        return call()
+    except (TypeError, ValueError) as error:
+        assert name in str(error), f"{type(error).__name__} does not name {name}: {error}"
+        return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["restarts", "stall_window", "feasibility_tol", "keep_feasible",
+                             "mode", "defaults", "x0", "xtol", "maxiter"]),
+       value=ANY_VALUE)
+def test_solve_argument_property(name, value):
+    result = named_error_or(lambda: solve(quadratic_problem(), **{name: value}), name)
+    if result is not None and name not in ("xtol", "maxiter"):  # those may stop it early
+        assert result.x[0] == pytest.approx(2, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(["n_starts", "seed", "feasibility", "distinct"]), value=FEW)
+def test_multistart_argument_property(name, value):
+    arguments = {"n_starts": 1, name: value}
+    report = named_error_or(lambda: multistart(quadratic_problem((-1.0, 5.0)), **arguments),
+                            name)
+    if report is not None:
+        assert report.starts.shape == (arguments["n_starts"], 1)
+        assert len(report.results) == arguments["n_starts"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["n_random", "seed", "methods"]), value=FEW)
+def test_check_derivatives_argument_property(name, value):
+    report = named_error_or(lambda: check_derivatives(quadratic_problem((-1.0, 5.0)),
+                                                      **{name: value}), name)
+    if report is not None:
+        assert set(report) == {"gradient", "hessian"}
+        assert all(error < 1e-8 for errors in report.values() for error in errors.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ANY_VALUE, path=st.one_of(st.integers(), st.floats(), st.none()))
+def test_write_csv_argument_property(rows, path):
+    # rows first: a bad rows is named whatever the path; every path here is of a wrong type.
+    # (String paths are not drawn: a directory that does not exist is an OSError.)
+    try:
+        write_csv(rows, path)
+    except (TypeError, ValueError) as error:
+        assert "rows" in str(error) or "path" in str(error), str(error)
+    else:
+        raise AssertionError("write_csv accepted a wrong rows or path")
