@@ -19,29 +19,138 @@ def as_dtype(dtype):
     return resolved.type
 
 
+# ------------------------------------------------------------------- rules
+# A rule checks one value and returns it converted (an int, a float, a
+# bool); a value of the wrong kind is a TypeError, one out of range a
+# ValueError, both worded "<name> must be <what the rule accepts>, got
+# <value>".  Classes and functions declare their arguments with rules, as a
+# table (``CONSTRAINTS``, read by ``check_params``) or one at a time
+# (``check``); the check_* functions below are the common cases.
+
+
+class Rule:
+    """What a value must be; ``rule(name, value)`` returns it checked."""
+
+    def describe(self):
+        raise NotImplementedError
+
+    def fail(self, name, value, kind=ValueError):
+        shown = type(value).__name__ if kind is TypeError and not isinstance(
+            value, (numbers.Number, str, type(None))) else repr(value)
+        raise kind(f"{name} must be {self.describe()}, got {shown}")
+
+
+class Integer(Rule):
+    """An int (not a bool) in [minimum, maximum]; either bound may be None."""
+
+    def __init__(self, minimum=None, maximum=None):
+        self.minimum, self.maximum = minimum, maximum
+
+    def describe(self):
+        if self.minimum == 1 and self.maximum is None:
+            return "a positive integer"
+        bounds = [f">= {self.minimum}"] if self.minimum is not None else []
+        bounds += [f"<= {self.maximum}"] if self.maximum is not None else []
+        return " ".join(["an integer"] + [" and ".join(bounds)] if bounds else ["an integer"])
+
+    def __call__(self, name, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            self.fail(name, value, TypeError)
+        if ((self.minimum is not None and value < self.minimum)
+                or (self.maximum is not None and value > self.maximum)):
+            self.fail(name, value)
+        return int(value)
+
+
+class Real(Rule):
+    """A finite real number (not a bool), optionally bounded; open bounds exclude the end."""
+
+    def __init__(self, minimum=None, maximum=None, open_min=False, open_max=False):
+        self.minimum, self.maximum = minimum, maximum
+        self.open_min, self.open_max = open_min, open_max
+
+    def describe(self):
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f"{'>' if self.open_min else '>='} {self.minimum}")
+        if self.maximum is not None:
+            bounds.append(f"{'<' if self.open_max else '<='} {self.maximum}")
+        return "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+
+    def __call__(self, name, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            self.fail(name, value, TypeError)
+        value = float(value)
+        low, high = self.minimum, self.maximum
+        if (not np.isfinite(value)
+                or (low is not None and (value < low or (self.open_min and value == low)))
+                or (high is not None and (value > high or (self.open_max and value == high)))):
+            self.fail(name, value)
+        return value
+
+
+class Flag(Rule):
+    """True or False (NumPy's booleans too); a truthy 1 or "no" is not read as True."""
+
+    def describe(self):
+        return "True or False"
+
+    def __call__(self, name, value):
+        if not isinstance(value, (bool, np.bool_)):
+            self.fail(name, value, TypeError)
+        return bool(value)
+
+
+class OneOf(Rule):
+    """One of a few given values (strings, usually)."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def describe(self):
+        return "one of " + ", ".join(repr(choice) for choice in self.choices)
+
+    def __call__(self, name, value):
+        if not any(type(value) is type(choice) and value == choice for choice in self.choices):
+            self.fail(name, value)
+        return value
+
+
+class Optional(Rule):
+    """None, or what ``rule`` accepts."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def describe(self):
+        return f"None or {self.rule.describe()}"
+
+    def __call__(self, name, value):
+        return None if value is None else self.rule(name, value)
+
+
+def check(name, value, rule):
+    """``value`` checked by ``rule`` (see Rule)."""
+    return rule(name, value)
+
+
+def check_params(constraints, values):
+    """Every entry of ``values`` checked by the rule ``constraints`` gives its name."""
+    return {name: constraints[name](name, value) for name, value in values.items()}
+
+
 def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return Integer(1)(name, value)
 
 
-def check_int(name, value, minimum):
-    """``value`` as an int >= ``minimum``; bool and integral floats are refused.
-
-    A wrong type is a TypeError, a value below the minimum a ValueError.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def check_int(name, value, minimum=0, maximum=None):
+    """``value`` as an int in [minimum, maximum]; bool and integral floats are refused."""
+    return Integer(minimum, maximum)(name, value)
 
 
 def check_flag(name, value):
     """``value`` as a bool; a truthy non-bool (1, "no") is refused, not read as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    return Flag()(name, value)
 
 
 def check_callable(name, value):
@@ -68,34 +177,17 @@ def check_names(name, values, choices, what):
 
 def check_finite_number(name, value, minimum=None, maximum=None, open_min=False):
     """A real number, optionally bounded; NaN and ±inf are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if minimum is not None and (value < minimum or (open_min and value == minimum)):
-        bound = ">" if open_min else ">="
-        raise ValueError(f"{name} must be {bound} {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return value
+    return Real(minimum, maximum, open_min)(name, value)
 
 
 def check_real(name, value):
-    """``value`` as a finite float; a non-number's TypeError names its type.
-
-    The hyper-parameter form of :func:`check_finite_number`, for optimizers
-    and schedules, whose messages show the type of a wrong argument (a
-    string or None) rather than its repr.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return check_finite_number(name, value)
+    """``value`` as a finite float."""
+    return Real()(name, value)
 
 
 def check_non_negative(name, value):
-    """``value`` as a finite float >= 0 (messages as :func:`check_real`)."""
-    return check_finite_number(name, check_real(name, value), minimum=0)
+    """``value`` as a finite float >= 0."""
+    return Real(0)(name, value)
 
 
 def _numeric_array(name, values):
@@ -200,22 +292,9 @@ def one_hot(labels, n_outputs, dtype):
 # ------------------------------------------------------------ counts, flags, metrics
 # Rules for callbacks, schedules, data loading and the command line.
 
-def check_count(name, value, minimum=0, maximum=None):
-    """``value`` as an int in [minimum, maximum]; a non-integer is a TypeError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return int(value)
-
-
-def check_bool(name, value):
-    """``value`` if it is True or False (numpy booleans included)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
-    return bool(value)
+#: the same rule under the names the callbacks, schedules and command line use
+check_count = check_int
+check_bool = check_flag
 
 
 def check_stream(name, stream):
@@ -241,8 +320,7 @@ def check_monitor(monitor):
 
 def resolve_mode(mode, monitor):
     """'min' or 'max' for ``mode``; 'auto' decides by the name of ``monitor``."""
-    if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    mode = OneOf("auto", "min", "max")("mode", mode)
     if mode != "auto":
         return mode
     name = monitor.lower()

@@ -39,26 +39,17 @@ import numpy as np
 from fastnn_ext import optim as _optim
 from fastnn_ext import optim_lion as _optim_lion
 
-from ._validation import check_non_negative, check_real
+from ._validation import Flag, Real, check_non_negative, check_real
 from .schedules import as_schedule
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "Lion",
            "OPTIMIZERS", "get_optimizer"]
 
 
-def _positive(name, value):
-    value = check_real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def _decay_rate(name, value):
-    """A moving-average coefficient, in [0, 1)."""
-    value = check_real(name, value)
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
+# The rules of the hyper-parameters (fastnn._validation's vocabulary).
+_positive = Real(0, open_min=True)
+_decay_rate = Real(0, 1, open_max=True)   # a moving-average coefficient
+_flag = Flag()
 
 
 def _betas(betas):
@@ -68,12 +59,6 @@ def _betas(betas):
     except (TypeError, ValueError):
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
     return (_decay_rate("beta1", beta1), _decay_rate("beta2", beta2))
-
-
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 class Optimizer:
