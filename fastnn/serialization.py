@@ -51,14 +51,14 @@ def _read(path):
 
 
 def _first_difference(saved, wanted):
-    if len(saved["layers"]) != len(wanted["layers"]):
-        return (f"it holds {len(saved['layers'])} layers, the network has "
-                f"{len(wanted['layers'])}")
     for i, (a, b) in enumerate(zip(saved["layers"], wanted["layers"])):
         for key in ("kind", "params", "buffers"):
             if a.get(key) != b.get(key):
-                return f"layer {i} is {a.get('kind')} with {key} {a.get(key)}, the network's " \
-                       f"is {b.get('kind')} with {b.get(key)}"
+                return (f"layer {i} is {a.get('kind')} with {key} {a.get(key)} in the file, "
+                        f"{b.get('kind')} with {b.get(key)} in the network")
+    if len(saved["layers"]) != len(wanted["layers"]):
+        return (f"it holds {len(saved['layers'])} layers, the network has "
+                f"{len(wanted['layers'])}")
     return None
 
 

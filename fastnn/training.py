@@ -115,15 +115,13 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
 
 def _run(model, plan, X, labels, targets, order, batch_size, rates, first, last, threads):
     """Steps first..last-1 of the epoch in one compiled call."""
-    result = plan.run(X, targets, labels, order[first * batch_size:last * batch_size],
-                      rates[first:last], model.rng, threads)
-    model.optimizer.t_ = plan.update.steps
-    if result[3] == _train.STATUS_INTERRUPTED:
-        # The steps before the signal are complete and counted: the model is
-        # consistent, and Python's handler raises KeyboardInterrupt now.
-        model.stop_training = True
-        raise KeyboardInterrupt
-    return result
+    try:
+        return plan.run(X, targets, labels, order[first * batch_size:last * batch_size],
+                        rates[first:last], model.rng, threads)
+    finally:
+        # Also when Ctrl-C interrupts the call: the steps before it are
+        # complete, and the optimizer counts them.
+        model.optimizer.t_ = plan.update.steps
 
 
 def fused_sgd_decay(model):
