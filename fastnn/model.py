@@ -13,21 +13,20 @@ compiled form); both call the same kernels in the same order and give the
 same weights.
 """
 
-import math
 import weakref
 
 import numpy as np
 
-from fastnn import callbacks as _callbacks
 from fastnn import losses as _losses
 from fastnn import serialization as _files
 from fastnn import training as _training
 from fastnn._validation import (as_dtype, check_features, check_finite_number,
                                 check_positive_int, check_targets, one_hot)
+from fastnn._layout import lay_out
 from fastnn.layers import Layer
 from fastnn.optimizers import SGD, Optimizer
 from fastnn.plan import build_plan
-from fastnn.training import NonFiniteError  # noqa: F401  (public here since 0.1)
+from fastnn.training import NonFiniteError  # noqa: F401  (importable from here, as before)
 from fastnn_ext import gradients as _gradients
 from fastnn_ext import losses as _loss_kernels
 from fastnn_ext import train as _train
@@ -155,50 +154,11 @@ class Sequential:
         # Layers before the first one with parameters need no input gradient.
         self._first_with_params = next((i for i, layer in enumerate(self._loss_layers)
                                         if layer.param_specs()), len(self._loss_layers))
-        self._lay_out()
+        lay_out(self)
         for layer in self.layers:
             layer.rng = self.rng
             layer._owner_ref = weakref.ref(self)
         self.stop_training = False
-
-    def _lay_out(self):
-        """Allocate the flat buffers and point every layer's views into them."""
-        from fastnn.layers import Dense
-
-        specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
-        layout = [item for item in specs if item[1].decay] + [item for item in specs if not item[1].decay]
-        sizes = [math.prod(spec.shape) for _, spec in layout]
-        self.params_ = np.zeros(sum(sizes), dtype=self.dtype)
-        self.grads_ = np.zeros(sum(sizes), dtype=self.dtype)
-        self.n_weights_ = sum(size for (_, spec), size in zip(layout, sizes) if spec.decay)
-        self._weights_are_dense = all(isinstance(layer, Dense) for layer, spec in specs
-                                      if spec.decay)
-        self._offsets = {}
-        views = {id(layer): ({}, {}, {}) for layer in self.layers}
-        offset = 0
-        for (layer, spec), size in zip(layout, sizes):
-            params, grads, _ = views[id(layer)]
-            params[spec.name] = self.params_[offset:offset + size].reshape(spec.shape)
-            grads[spec.name] = self.grads_[offset:offset + size].reshape(spec.shape)
-            self._offsets[id(layer), spec.name] = offset
-            offset += size
-        buffer_specs = [(layer, spec) for layer in self.layers for spec in layer.buffer_specs()]
-        self.buffers_ = np.zeros(sum(math.prod(shape) for _, (_, shape, _) in buffer_specs),
-                                 dtype=self.dtype)
-        offset = 0
-        for layer, (name, shape, value) in buffer_specs:
-            size = math.prod(shape)
-            views[id(layer)][2][name] = self.buffers_[offset:offset + size].reshape(shape)
-            views[id(layer)][2][name][...] = value
-            self._offsets[id(layer), name] = offset
-            offset += size
-        for layer in self.layers:
-            layer._attach(*views[id(layer)])
-        # Initialize in network order, not buffer order, so that a layer's
-        # draws do not depend on the layers after it.
-        for layer, spec in specs:
-            layer.params[spec.name][...] = spec.init(self.rng, spec.shape, spec.fan_in,
-                                                     spec.fan_out)
 
     @property
     def optimizer(self):
@@ -349,9 +309,9 @@ class Sequential:
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if compiled not in (None, True, False):
             raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
-        self._check_batch_rows(batch_size, X.shape[0])
-        validation = self._check_validation(validation_data)
-        hooks = self._hooks(callbacks, verbose, epochs, validation is not None)
+        _training.check_batch_rows(self, batch_size, X.shape[0])
+        validation = _training.check_validation(self, validation_data)
+        hooks = _training.make_hooks(self, callbacks, verbose, epochs, validation is not None)
         update = _train.UpdateStep(
             self.params_, self.grads_, self.optimizer, self.n_weights_,
             self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
@@ -392,38 +352,6 @@ class Sequential:
             hook.on_train_end()
         self.history_ = hooks[0]
         return self.history_
-
-    def _check_batch_rows(self, batch_size, n):
-        smallest = min(batch_size, n % batch_size or batch_size)
-        for layer in self.layers:
-            if smallest < getattr(layer, "min_batch_rows", 1):
-                raise ValueError(f"{layer.min_batch_rows_reason}: choose a batch_size other "
-                                 f"than {batch_size} for {n} samples")
-
-    def _check_validation(self, validation_data):
-        if validation_data is None:
-            return None
-        try:
-            X_val, y_val = validation_data
-        except (TypeError, ValueError):
-            raise ValueError("validation_data must be a pair (X_val, y_val)") from None
-        try:
-            X_val = check_features(X_val, self.dtype, self.n_features_)
-            check_targets(y_val, X_val.shape[0], self.n_outputs_, self.dtype)
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"validation_data: {error}") from None
-        return X_val, y_val
-
-    def _hooks(self, callbacks, verbose, epochs, with_validation):
-        """History first, then the user's callbacks, then the progress bar."""
-        callbacks = _callbacks.check_callbacks(callbacks)
-        self.metric_names_ = ("loss", "accuracy", "lr") + (
-            ("val_loss", "val_accuracy") if with_validation else ())
-        self.optimizer.lr.check_metrics(self.metric_names_)
-        hooks = [_callbacks.History(), *callbacks]
-        if verbose:
-            hooks.append(_callbacks.ProgressBar(epochs))
-        return hooks
 
     # ------------------------------------------------------- state and files
 

@@ -14,6 +14,8 @@ import math
 import numpy as np
 
 from fastnn import _threads
+from fastnn import callbacks as callbacks_
+from fastnn._validation import check_features, check_targets
 from fastnn_ext import train as _train
 
 #: compiled calls per epoch when a callback follows progress (a progress bar)
@@ -142,3 +144,40 @@ def fused_sgd_decay(model):
 
 def shuffled_order(model, n, shuffle):
     return model.rng.permutation(n) if shuffle else np.arange(n)
+
+
+def check_batch_rows(model, batch_size, n):
+    """Refuse a batch size that leaves a layer too few rows in some batch."""
+    smallest = min(batch_size, n % batch_size or batch_size)
+    for layer in model.layers:
+        if smallest < getattr(layer, "min_batch_rows", 1):
+            raise ValueError(f"{layer.min_batch_rows_reason}: choose a batch_size other "
+                             f"than {batch_size} for {n} samples")
+
+
+def check_validation(model, validation_data):
+    """``validation_data`` as checked arrays, or None; errors say it is the validation set."""
+    if validation_data is None:
+        return None
+    try:
+        X_val, y_val = validation_data
+    except (TypeError, ValueError):
+        raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+    try:
+        X_val = check_features(X_val, model.dtype, model.n_features_)
+        check_targets(y_val, X_val.shape[0], model.n_outputs_, model.dtype)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"validation_data: {error}") from None
+    return X_val, y_val
+
+
+def make_hooks(model, callbacks, verbose, epochs, with_validation):
+    """History first, then the user's callbacks, then the progress bar."""
+    callbacks = callbacks_.check_callbacks(callbacks)
+    model.metric_names_ = ("loss", "accuracy", "lr") + (
+        ("val_loss", "val_accuracy") if with_validation else ())
+    model.optimizer.lr.check_metrics(model.metric_names_)
+    hooks = [callbacks_.History(), *callbacks]
+    if verbose:
+        hooks.append(callbacks_.ProgressBar(epochs))
+    return hooks
