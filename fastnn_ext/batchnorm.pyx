@@ -116,8 +116,8 @@ def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
     cdef FloatArray xa, ga, ba, ya, xha, mua, isa, rma, rva
     _check_batch("x", x, False, &xa)
     if xa.rows < 2:
-        raise ValueError(f"training-mode batch normalization needs a batch of "
-                         f"at least 2 rows, got {xa.rows}")
+        raise ValueError(f"x must have at least 2 rows for training-mode batch "
+                         f"normalization, got {xa.rows}")
     check_range("momentum", momentum, 0.0, 1.0, False, False)
     _check_eps(eps)
     _check_vector("gamma", gamma, False, &ga, "x", &xa)

@@ -6,7 +6,7 @@ checked before a kernel runs.
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, isfinite
 from numpy.random cimport bitgen_t
 from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
                                  expect_length, check_disjoint, check_range,
@@ -76,8 +76,10 @@ def clip_by_global_norm(g, double max_norm):
     Returns
     -------
     float
-        ‖g‖₂ before clipping, summed in double (NaN or inf if g holds one;
-        g is then left alone).
+        ‖g‖₂ before clipping, summed in double.  If it is not finite (g
+        holds a NaN or an infinity, or the sum overflows) g is left alone:
+        scaling by max_norm/inf = 0 would turn the infinities into NaN and
+        every finite element into 0.
 
     Raises
     ------
@@ -102,7 +104,7 @@ cdef double _clip_by_global_norm(floating[::1] g, double max_norm) except? -1:
     cdef double norm
     with nogil:
         norm = sqrt(squared_norm(&g[0], g.shape[0]))
-        if norm > max_norm:
+        if norm > max_norm and isfinite(norm):
             scale_inplace(&g[0], g.shape[0], <floating> (max_norm / norm))
     return norm
 
