@@ -18,6 +18,8 @@ cdef enum:
     # Element types float_array accepts (FloatArray.kind).
     KIND_FLOAT32 = 1
     KIND_FLOAT64 = 2
+    # Dimensions a FloatArray records (the kernels' arrays have one or two).
+    MAX_DIMS = 8
 
 
 cdef struct FloatArray:
@@ -25,6 +27,7 @@ cdef struct FloatArray:
     int ndim
     Py_ssize_t rows         # shape[0]; 1 for a 0-d buffer
     Py_ssize_t cols         # shape[1] of a 2-D array, 1 otherwise
+    Py_ssize_t shape[MAX_DIMS]
     Py_ssize_t size         # number of elements
     const char* start       # first byte
     Py_ssize_t nbytes       # bytes spanned (contiguous: size * itemsize)
@@ -49,7 +52,7 @@ cdef inline int float_array(str name, object a, int ndim, bint writeable,
     native byte order, C-contiguous, aligned, with `ndim` dimensions (any
     number if ndim < 0) and, if `writeable`, not read-only; fill `info`."""
     cdef Py_buffer view
-    cdef int kind
+    cdef int kind, i
     try:
         PyObject_GetBuffer(a, &view, PyBUF_RECORDS_RO)
     except (TypeError, ValueError, BufferError):
@@ -67,6 +70,9 @@ cdef inline int float_array(str name, object a, int ndim, bint writeable,
         if ndim >= 0 and view.ndim != ndim:
             raise ValueError(f"{name} must be {ndim}-D, got "
                              f"{view.ndim} dimensions")
+        if view.ndim > MAX_DIMS:
+            raise ValueError(f"{name} has {view.ndim} dimensions, at most "
+                             f"{MAX_DIMS} are supported")
         if not PyBuffer_IsContiguous(&view, b'C'):
             raise ValueError(f"{name} must be C-contiguous")
         if (<uintptr_t>view.buf) % view.itemsize != 0:
@@ -77,6 +83,8 @@ cdef inline int float_array(str name, object a, int ndim, bint writeable,
         info.ndim = view.ndim
         info.rows = view.shape[0] if view.ndim >= 1 else 1
         info.cols = view.shape[1] if view.ndim == 2 else 1
+        for i in range(view.ndim):
+            info.shape[i] = view.shape[i]
         info.size = view.len // view.itemsize
         info.start = <const char*>view.buf
         info.nbytes = view.len
@@ -92,6 +100,23 @@ cdef inline int expect_kind(str name, FloatArray* a, str like_name,
         raise TypeError(f"{name} has dtype {_kind_name(a.kind)} but "
                         f"{like_name} has dtype {_kind_name(like.kind)}")
     return 0
+
+
+cdef inline int expect_same_shape(str name, FloatArray* a, str like_name,
+                                  FloatArray* like) except -1:
+    """a has like's shape, whatever the number of dimensions."""
+    cdef int i
+    cdef bint same = a.ndim == like.ndim
+    for i in range(a.ndim if same else 0):
+        same = same and a.shape[i] == like.shape[i]
+    if not same:
+        raise ValueError(f"{name} has shape {shape_tuple(a)} but {like_name} has "
+                         f"shape {shape_tuple(like)}")
+    return 0
+
+
+cdef inline tuple shape_tuple(FloatArray* a):
+    return tuple([a.shape[i] for i in range(a.ndim)])
 
 
 cdef inline str _kind_name(int kind):

@@ -11,7 +11,7 @@ from cython cimport floating
 from libc.math cimport INFINITY
 
 from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
-                                 expect_shape, check_no_overlap, check_range)
+                                 expect_shape, check_no_overlap, check_range, shape_tuple)
 
 __all__ = ["forward_train", "forward_eval", "backward", "backward_eval"]
 
@@ -32,7 +32,7 @@ cdef int _check_vector(str name, object a, bint writeable, FloatArray* info,
     float_array(name, a, -1, writeable, info)
     expect_kind(name, info, like_name, like)
     if info.ndim != 1 or info.rows != like.cols:
-        raise ValueError(f"{name} has shape {memoryview(a).shape}, expected "
+        raise ValueError(f"{name} has shape {shape_tuple(info)}, expected "
                          f"({like.cols},) to match the {like.cols} features of "
                          f"{like_name}")
     return 0

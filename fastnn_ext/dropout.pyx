@@ -9,26 +9,27 @@ from cython cimport floating
 from numpy.random cimport bitgen_t
 
 from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
-                                 check_disjoint, check_range, bit_generator_of)
+                                 expect_same_shape, check_disjoint, check_range,
+                                 bit_generator_of)
 
 __all__ = ["forward", "backward"]
 
 
-cdef object _flat(object a, FloatArray* info):
-    """A 1-D view of the C-contiguous array a (of any shape), for the
-    kernels, which see every array as n consecutive units."""
-    return memoryview(a).cast("B").cast("f" if info.kind == KIND_FLOAT32 else "d")
+cdef object _rows(object a, FloatArray* info):
+    """a itself if it is 2-D, else a (1, size) view of it: the kernels see
+    every array as consecutive units, and take them as a matrix."""
+    if info.ndim == 2:
+        return a
+    return memoryview(a).cast("B").cast("f" if info.kind == KIND_FLOAT32 else "d",
+                                        (1, info.size))
 
 
 cdef int _check_like(str name, object a, bint writeable, FloatArray* info,
-                     str like_name, object like, FloatArray* like_info) except -1:
+                     str like_name, FloatArray* like) except -1:
     """a is an array of like's dtype and shape (any number of dimensions)."""
     float_array(name, a, -1, writeable, info)
-    expect_kind(name, info, like_name, like_info)
-    if memoryview(a).shape != memoryview(like).shape:
-        raise ValueError(f"{name} has shape {memoryview(a).shape} but {like_name} "
-                         f"has shape {memoryview(like).shape}")
-    return 0
+    expect_kind(name, info, like_name, like)
+    return expect_same_shape(name, info, like_name, like)
 
 
 def forward(rng, x, y, mask, double rate):
@@ -73,8 +74,8 @@ def forward(rng, x, y, mask, double rate):
                 False, True)
     cdef FloatArray xa, ya, ma
     float_array("x", x, -1, False, &xa)
-    _check_like("y", y, True, &ya, "x", x, &xa)
-    _check_like("mask", mask, True, &ma, "x", x, &xa)
+    _check_like("y", y, True, &ya, "x", &xa)
+    _check_like("mask", mask, True, &ma, "x", &xa)
     check_disjoint("y", &ya, "x", &xa, True)
     check_disjoint("mask", &ma, "x", &xa, False)
     check_disjoint("mask", &ma, "y", &ya, False)
@@ -82,20 +83,22 @@ def forward(rng, x, y, mask, double rate):
     if xa.size == 0:
         return
     if xa.kind == KIND_FLOAT32:
-        _forward[float](bit_generator, _flat(x, &xa), _flat(y, &xa),
-                        _flat(mask, &xa), rate)
+        _forward[float](bit_generator, _rows(x, &xa), _rows(y, &xa),
+                        _rows(mask, &xa), rate)
     else:
-        _forward[double](bit_generator, _flat(x, &xa), _flat(y, &xa),
-                         _flat(mask, &xa), rate)
+        _forward[double](bit_generator, _rows(x, &xa), _rows(y, &xa),
+                         _rows(mask, &xa), rate)
 
 
-cdef int _forward(object bit_generator, const floating[::1] x, floating[::1] y,
-                  floating[::1] mask, double rate) except -1:
-    """forward after its checks (n >= 1; the caller checks)."""
+cdef int _forward(object bit_generator, const floating[:, ::1] x,
+                  floating[:, ::1] y, floating[:, ::1] mask,
+                  double rate) except -1:
+    """forward after its checks (size >= 1; the caller checks)."""
     cdef bitgen_t* bitgen = bitgen_pointer(bit_generator)
     with bit_generator.lock:
         with nogil:
-            dropout_forward(bitgen, &x[0], &y[0], &mask[0], x.shape[0], rate)
+            dropout_forward(bitgen, &x[0, 0], &y[0, 0], &mask[0, 0],
+                            x.shape[0] * x.shape[1], rate)
     return 0
 
 
@@ -122,21 +125,22 @@ def backward(dy, mask, dx):
     """
     cdef FloatArray dya, ma, dxa
     float_array("dy", dy, -1, False, &dya)
-    _check_like("mask", mask, False, &ma, "dy", dy, &dya)
-    _check_like("dx", dx, True, &dxa, "dy", dy, &dya)
+    _check_like("mask", mask, False, &ma, "dy", &dya)
+    _check_like("dx", dx, True, &dxa, "dy", &dya)
     check_disjoint("dx", &dxa, "dy", &dya, True)
     check_disjoint("dx", &dxa, "mask", &ma, True)
     if dya.size == 0:
         return
     if dya.kind == KIND_FLOAT32:
-        _backward[float](_flat(dy, &dya), _flat(mask, &dya), _flat(dx, &dya))
+        _backward[float](_rows(dy, &dya), _rows(mask, &dya), _rows(dx, &dya))
     else:
-        _backward[double](_flat(dy, &dya), _flat(mask, &dya), _flat(dx, &dya))
+        _backward[double](_rows(dy, &dya), _rows(mask, &dya), _rows(dx, &dya))
 
 
-cdef int _backward(const floating[::1] dy, const floating[::1] mask,
-                   floating[::1] dx) except -1:
-    """backward after its checks (n >= 1; the caller checks)."""
+cdef int _backward(const floating[:, ::1] dy, const floating[:, ::1] mask,
+                   floating[:, ::1] dx) except -1:
+    """backward after its checks (size >= 1; the caller checks)."""
     with nogil:
-        dropout_backward(&dy[0], &mask[0], &dx[0], dy.shape[0])
+        dropout_backward(&dy[0, 0], &mask[0, 0], &dx[0, 0],
+                         dy.shape[0] * dy.shape[1])
     return 0
