@@ -112,7 +112,23 @@ class SigmoidCrossEntropy(Loss):
 
 
 def get(loss):
-    """A ``Loss`` instance from a registered name or an instance."""
+    """A ``Loss`` instance from a registered name or an instance.
+
+    Parameters
+    ----------
+    loss : str or Loss
+        A key of ``LOSSES`` (a class's ``name`` or one of its ``aliases``), or
+        a ``Loss`` instance, which is returned as it is.
+
+    Returns
+    -------
+    Loss
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` is neither a registered name nor a ``Loss``.
+    """
     if isinstance(loss, Loss):
         return loss
     try:
