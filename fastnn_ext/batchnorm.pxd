@@ -279,3 +279,57 @@ cdef inline void batchnorm_backward(
             for j in range(width):
                 dxr[j] = k_dy[j] * dyr[j] + (k_xhat[j] * hr[j] + k_const[j])
         j0 += width
+
+
+cdef inline void batchnorm_backward_eval(
+        const floating* dy, const floating* x, const floating* gamma,
+        const floating* running_mean, const floating* running_var,
+        floating* dx, floating* dgamma, floating* dbeta,
+        Py_ssize_t m, Py_ssize_t n, double eps) noexcept nogil:
+    """Backward pass of batchnorm_forward_eval, the per-feature affine map
+    y = gamma * (x - running_mean) * invstd + beta, invstd = 1/sqrt(running_var + eps):
+
+        dx     = dy * gamma * invstd
+        dgamma = sum_i dy * (x - running_mean) * invstd
+        dbeta  = sum_i dy
+
+    The statistics are constants here, unlike in training mode, where they
+    depend on the batch (batchnorm_backward).  Overwrites dx (m, n), dgamma
+    and dbeta (n,); dx may be dy or x itself.
+    """
+    cdef double sum_dy[BN_BLOCK]
+    cdef double sum_dyd[BN_BLOCK]
+    cdef double mu[BN_BLOCK]
+    cdef double invstd[BN_BLOCK]
+    cdef floating k[BN_BLOCK]
+    cdef const floating* dyr
+    cdef const floating* xr
+    cdef floating* dxr
+    cdef double g
+    cdef Py_ssize_t i, j, j0 = 0, width
+    while j0 < n:
+        width = min(<Py_ssize_t>BN_BLOCK, n - j0)
+        for j in range(width):
+            mu[j] = running_mean[j0 + j]
+            invstd[j] = 1.0 / sqrt(<double>running_var[j0 + j] + eps)
+            k[j] = <floating>(<double>gamma[j0 + j] * invstd[j])
+            sum_dy[j] = 0.0
+            sum_dyd[j] = 0.0
+        # The sums read every row of the block's columns before dx is
+        # written, so dx may be x; x - running_mean is formed in double.
+        for i in range(m):
+            dyr = dy + i * n + j0
+            xr = x + i * n + j0
+            for j in range(width):
+                g = dyr[j]
+                sum_dy[j] += g
+                sum_dyd[j] += g * (<double>xr[j] - mu[j])
+        for j in range(width):
+            dbeta[j0 + j] = <floating>sum_dy[j]
+            dgamma[j0 + j] = <floating>(sum_dyd[j] * invstd[j])
+        for i in range(m):
+            dyr = dy + i * n + j0
+            dxr = dx + i * n + j0
+            for j in range(width):
+                dxr[j] = k[j] * dyr[j]
+        j0 += width

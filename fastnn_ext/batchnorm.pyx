@@ -7,68 +7,63 @@ vectors (gamma, beta, statistics) have length ``features`` and the same
 dtype.  Every argument is checked before a kernel runs.
 """
 
-cimport numpy as cnp
+from cython cimport floating
+from libc.math cimport INFINITY
 
-from fastnn_ext._ndarray_checks cimport (check_dtype, check_layout, check_like,
-                                         check_overlap, data, float_type)
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
+                                 expect_shape, check_no_overlap, check_range, shape_tuple)
 
-cnp.import_array()
-
-__all__ = ["forward_train", "forward_eval", "backward"]
-
-
-cdef int _check_vector(object a, str name, object like, str like_name,
-                       bint writeable) except -1:
-    """a is a 1-D ndarray of length n with the dtype of the (m, n) like."""
-    check_dtype(a, name, like, like_name)
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>like, 1)
-    if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIM(arr, 0) != n:
-        raise ValueError(f"{name} has shape {a.shape}, expected ({n},) to "
-                         f"match the {n} features of {like_name}")
-    return check_layout(a, name, writeable)
+__all__ = ["forward_train", "forward_eval", "backward", "backward_eval"]
 
 
-cdef int _check_batch(object x, str name) except -1:
-    """x is a 2-D float32/float64 C-contiguous ndarray."""
-    float_type(x, name)
-    if cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
-        raise ValueError(f"{name} must be 2-D (batch, features), got shape "
-                         f"{x.shape}")
-    return check_layout(x, name, False)
+cdef int _check_batch(str name, object a, bint writeable, FloatArray* info,
+                      str like_name=None, FloatArray* like=NULL) except -1:
+    """a is a 2-D (batch, features) array; with like, of like's dtype and shape."""
+    float_array(name, a, 2, writeable, info)
+    if like != NULL:
+        expect_kind(name, info, like_name, like)
+        expect_shape(name, info.rows, info.cols, like.rows, like.cols)
+    return 0
 
 
-cdef int _check_affine(object x, object gamma, object beta, object y) except -1:
-    """The operands of y = gamma * (normalized x) + beta that both forward
-    passes share, checked against the batch x."""
-    _check_vector(gamma, "gamma", x, "x", False)
-    _check_vector(beta, "beta", x, "x", False)
-    return check_like(y, "y", x, "x", True)
+cdef int _check_vector(str name, object a, bint writeable, FloatArray* info,
+                       str like_name, FloatArray* like) except -1:
+    """a is a 1-D array of like's dtype, one value per feature of the batch like."""
+    float_array(name, a, -1, writeable, info)
+    expect_kind(name, info, like_name, like)
+    if info.ndim != 1 or info.rows != like.cols:
+        raise ValueError(f"{name} has shape {shape_tuple(info)}, expected "
+                         f"({like.cols},) to match the {like.cols} features of "
+                         f"{like_name}")
+    return 0
+
+
+cdef tuple _span(str name, FloatArray* a):
+    return (name, <Py_ssize_t>a.start, a.nbytes)
 
 
 cdef int _check_disjoint(list outputs, list inputs, tuple in_place) except -1:
     """Outputs may not share memory with each other or with inputs, except
     an (output, input) name pair in in_place may be one and the same array:
-    the kernels read each such element before writing it."""
+    the kernels read each such element before writing it.  Entries are
+    (name, start address, bytes) from _span."""
     cdef Py_ssize_t i, j
     for i in range(len(outputs)):
-        out_name, out = outputs[i]
+        out_name, out_start, out_bytes = outputs[i]
         for j in range(i + 1, len(outputs)):
-            other_name, other = outputs[j]
-            check_overlap(out, out_name, other, other_name, False)
-        for in_name, inp in inputs:
-            check_overlap(out, out_name, inp, in_name,
-                          (out_name, in_name) in in_place)
+            other_name, other_start, other_bytes = outputs[j]
+            check_no_overlap(out_name, <const void*><Py_ssize_t>out_start, out_bytes,
+                             other_name, <const void*><Py_ssize_t>other_start,
+                             other_bytes, False)
+        for in_name, in_start, in_bytes in inputs:
+            check_no_overlap(out_name, <const void*><Py_ssize_t>out_start, out_bytes,
+                             in_name, <const void*><Py_ssize_t>in_start, in_bytes,
+                             (out_name, in_name) in in_place)
     return 0
 
 
-cdef int _check_hyper(double momentum, double eps) except -1:
-    if not (0.0 <= momentum <= 1.0):
-        raise ValueError(f"momentum must satisfy 0 <= momentum <= 1, got "
-                         f"{momentum!r}")
-    if not (0.0 <= eps < float("inf")):
-        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
-    return 0
+cdef int _check_eps(double eps) except -1:
+    return check_range("eps", eps, 0.0, INFINITY, True, True)
 
 
 def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
@@ -107,7 +102,7 @@ def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
     momentum : float, default 0.1
         Weight of the batch statistics in the running update, in [0, 1].
     eps : float, default 1e-5
-        Added to the variance inside the square root, finite and >= 0.
+        Added to the variance inside the square root, finite and > 0.
 
     Raises
     ------
@@ -118,49 +113,54 @@ def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
         and (for outputs) writeable, outputs overlap other arrays, only one
         running statistic is given, or momentum or eps is out of range.
     """
-    _check_batch(x, "x")
-    cdef Py_ssize_t m = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
-    if m < 2:
-        raise ValueError(f"training-mode batch normalization needs a batch of "
-                         f"at least 2 rows, got {m}")
-    _check_hyper(momentum, eps)
-    _check_affine(x, gamma, beta, y)
-    check_like(xhat, "xhat", x, "x", True)
-    _check_vector(mean, "mean", x, "x", True)
-    _check_vector(invstd, "invstd", x, "x", True)
-    outputs = [("y", y), ("xhat", xhat), ("mean", mean), ("invstd", invstd)]
+    cdef FloatArray xa, ga, ba, ya, xha, mua, isa, rma, rva
+    _check_batch("x", x, False, &xa)
+    if xa.rows < 2:
+        raise ValueError(f"x must have at least 2 rows for training-mode batch "
+                         f"normalization, got {xa.rows}")
+    check_range("momentum", momentum, 0.0, 1.0, False, False)
+    _check_eps(eps)
+    _check_vector("gamma", gamma, False, &ga, "x", &xa)
+    _check_vector("beta", beta, False, &ba, "x", &xa)
+    _check_batch("y", y, True, &ya, "x", &xa)
+    _check_batch("xhat", xhat, True, &xha, "x", &xa)
+    _check_vector("mean", mean, True, &mua, "x", &xa)
+    _check_vector("invstd", invstd, True, &isa, "x", &xa)
+    outputs = [_span("y", &ya), _span("xhat", &xha), _span("mean", &mua),
+               _span("invstd", &isa)]
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must both be arrays "
                          "or both be None")
     if running_mean is not None:
-        _check_vector(running_mean, "running_mean", x, "x", True)
-        _check_vector(running_var, "running_var", x, "x", True)
-        outputs += [("running_mean", running_mean), ("running_var", running_var)]
-    _check_disjoint(outputs, [("x", x), ("gamma", gamma), ("beta", beta)],
+        _check_vector("running_mean", running_mean, True, &rma, "x", &xa)
+        _check_vector("running_var", running_var, True, &rva, "x", &xa)
+        outputs += [_span("running_mean", &rma), _span("running_var", &rva)]
+    _check_disjoint(outputs, [_span("x", &xa), _span("gamma", &ga), _span("beta", &ba)],
                     (("y", "x"), ("xhat", "x")))
-    cdef void* prm = NULL if running_mean is None else data(running_mean)
-    cdef void* prv = NULL if running_var is None else data(running_var)
-    cdef void* px = data(x)
-    cdef void* pg = data(gamma)
-    cdef void* pb = data(beta)
-    cdef void* py = data(y)
-    cdef void* pxh = data(xhat)
-    cdef void* pmu = data(mean)
-    cdef void* pis = data(invstd)
-    cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
+    if xa.cols == 0:
+        return
+    if xa.kind == KIND_FLOAT32:
+        _forward_train[float](x, gamma, beta, y, xhat, mean, invstd, running_mean,
+                              running_var, momentum, eps)
+    else:
+        _forward_train[double](x, gamma, beta, y, xhat, mean, invstd, running_mean,
+                               running_var, momentum, eps)
+
+
+cdef int _forward_train(const floating[:, ::1] x, const floating[::1] gamma,
+                        const floating[::1] beta, floating[:, ::1] y,
+                        floating[:, ::1] xhat, floating[::1] mean,
+                        floating[::1] invstd, floating[::1] running_mean,
+                        floating[::1] running_var, double momentum,
+                        double eps) except -1:
+    """forward_train after its checks (m >= 2, n >= 1; the caller checks)."""
+    cdef floating* prm = NULL if running_mean is None else &running_mean[0]
+    cdef floating* prv = NULL if running_var is None else &running_var[0]
     with nogil:
-        if single:
-            batchnorm_forward_train(<const float*>px, <const float*>pg,
-                                    <const float*>pb, <float*>py, <float*>pxh,
-                                    <float*>pmu, <float*>pis, <float*>prm,
-                                    <float*>prv, m, n, momentum, eps)
-        else:
-            batchnorm_forward_train(<const double*>px, <const double*>pg,
-                                    <const double*>pb, <double*>py,
-                                    <double*>pxh, <double*>pmu, <double*>pis,
-                                    <double*>prm, <double*>prv, m, n,
-                                    momentum, eps)
+        batchnorm_forward_train(&x[0, 0], &gamma[0], &beta[0], &y[0, 0],
+                                &xhat[0, 0], &mean[0], &invstd[0], prm, prv,
+                                x.shape[0], x.shape[1], momentum, eps)
+    return 0
 
 
 def forward_eval(x, gamma, beta, y, running_mean, running_var,
@@ -180,7 +180,7 @@ def forward_eval(x, gamma, beta, y, running_mean, running_var,
     running_mean, running_var : ndarray, shape (n,)
         Statistics accumulated by `forward_train`.
     eps : float, default 1e-5
-        Added to the variance inside the square root, finite and >= 0.
+        Added to the variance inside the square root, finite and > 0.
 
     Raises
     ------
@@ -190,36 +190,36 @@ def forward_eval(x, gamma, beta, y, running_mean, running_var,
         If shapes do not match, an array is not C-contiguous, aligned and
         (for y) writeable, y overlaps another array, or eps is out of range.
     """
-    _check_batch(x, "x")
-    cdef Py_ssize_t m = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
-    _check_hyper(0.0, eps)
-    _check_affine(x, gamma, beta, y)
-    _check_vector(running_mean, "running_mean", x, "x", False)
-    _check_vector(running_var, "running_var", x, "x", False)
-    _check_disjoint([("y", y)],
-                    [("x", x), ("gamma", gamma), ("beta", beta),
-                     ("running_mean", running_mean),
-                     ("running_var", running_var)],
+    cdef FloatArray xa, ga, ba, ya, rma, rva
+    _check_batch("x", x, False, &xa)
+    _check_eps(eps)
+    _check_vector("gamma", gamma, False, &ga, "x", &xa)
+    _check_vector("beta", beta, False, &ba, "x", &xa)
+    _check_batch("y", y, True, &ya, "x", &xa)
+    _check_vector("running_mean", running_mean, False, &rma, "x", &xa)
+    _check_vector("running_var", running_var, False, &rva, "x", &xa)
+    _check_disjoint([_span("y", &ya)],
+                    [_span("x", &xa), _span("gamma", &ga), _span("beta", &ba),
+                     _span("running_mean", &rma), _span("running_var", &rva)],
                     (("y", "x"),))
-    cdef void* px = data(x)
-    cdef void* pg = data(gamma)
-    cdef void* pb = data(beta)
-    cdef void* py = data(y)
-    cdef void* prm = data(running_mean)
-    cdef void* prv = data(running_var)
-    cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
+    if xa.rows == 0 or xa.cols == 0:
+        return
+    if xa.kind == KIND_FLOAT32:
+        _forward_eval[float](x, gamma, beta, y, running_mean, running_var, eps)
+    else:
+        _forward_eval[double](x, gamma, beta, y, running_mean, running_var, eps)
+
+
+cdef int _forward_eval(const floating[:, ::1] x, const floating[::1] gamma,
+                       const floating[::1] beta, floating[:, ::1] y,
+                       const floating[::1] running_mean,
+                       const floating[::1] running_var, double eps) except -1:
+    """forward_eval after its checks (m, n >= 1; the caller checks)."""
     with nogil:
-        if single:
-            batchnorm_forward_eval(<const float*>px, <const float*>pg,
-                                   <const float*>pb, <float*>py,
-                                   <const float*>prm, <const float*>prv,
-                                   m, n, eps)
-        else:
-            batchnorm_forward_eval(<const double*>px, <const double*>pg,
-                                   <const double*>pb, <double*>py,
-                                   <const double*>prm, <const double*>prv,
-                                   m, n, eps)
+        batchnorm_forward_eval(&x[0, 0], &gamma[0], &beta[0], &y[0, 0],
+                               &running_mean[0], &running_var[0], x.shape[0],
+                               x.shape[1], eps)
+    return 0
 
 
 def backward(dy, xhat, gamma, invstd, dx, dgamma, dbeta):
@@ -254,33 +254,121 @@ def backward(dy, xhat, gamma, invstd, dx, dgamma, dbeta):
         If shapes do not match, an array is not C-contiguous, aligned and
         (for outputs) writeable, or outputs overlap other arrays.
     """
-    _check_batch(dy, "dy")
-    cdef Py_ssize_t m = cnp.PyArray_DIM(<cnp.ndarray>dy, 0)
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>dy, 1)
-    check_like(xhat, "xhat", dy, "dy", False)
-    _check_vector(gamma, "gamma", dy, "dy", False)
-    _check_vector(invstd, "invstd", dy, "dy", False)
-    check_like(dx, "dx", dy, "dy", True)
-    _check_vector(dgamma, "dgamma", dy, "dy", True)
-    _check_vector(dbeta, "dbeta", dy, "dy", True)
-    _check_disjoint([("dx", dx), ("dgamma", dgamma), ("dbeta", dbeta)],
-                    [("dy", dy), ("xhat", xhat), ("gamma", gamma),
-                     ("invstd", invstd)],
+    cdef FloatArray dya, xha, ga, isa, dxa, dga, dba
+    _check_batch("dy", dy, False, &dya)
+    _check_batch("xhat", xhat, False, &xha, "dy", &dya)
+    _check_vector("gamma", gamma, False, &ga, "dy", &dya)
+    _check_vector("invstd", invstd, False, &isa, "dy", &dya)
+    _check_batch("dx", dx, True, &dxa, "dy", &dya)
+    _check_vector("dgamma", dgamma, True, &dga, "dy", &dya)
+    _check_vector("dbeta", dbeta, True, &dba, "dy", &dya)
+    _check_disjoint([_span("dx", &dxa), _span("dgamma", &dga), _span("dbeta", &dba)],
+                    [_span("dy", &dya), _span("xhat", &xha), _span("gamma", &ga),
+                     _span("invstd", &isa)],
                     (("dx", "dy"), ("dx", "xhat")))
-    cdef void* pdy = data(dy)
-    cdef void* pxh = data(xhat)
-    cdef void* pg = data(gamma)
-    cdef void* pis = data(invstd)
-    cdef void* pdx = data(dx)
-    cdef void* pdg = data(dgamma)
-    cdef void* pdb = data(dbeta)
-    cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray>dy) == cnp.NPY_FLOAT32
+    if dya.cols == 0:
+        return
+    if dya.kind == KIND_FLOAT32:
+        _backward[float](dy, xhat, gamma, invstd, dx, dgamma, dbeta)
+    else:
+        _backward[double](dy, xhat, gamma, invstd, dx, dgamma, dbeta)
+
+
+cdef int _backward(const floating[:, ::1] dy, const floating[:, ::1] xhat,
+                   const floating[::1] gamma, const floating[::1] invstd,
+                   floating[:, ::1] dx, floating[::1] dgamma,
+                   floating[::1] dbeta) except -1:
+    """backward after its checks (n >= 1; the caller checks)."""
+    if dy.shape[0] == 0:
+        # No rows: the sums are empty and there is no dx to write.
+        dgamma[:] = 0
+        dbeta[:] = 0
+        return 0
     with nogil:
-        if single:
-            batchnorm_backward(<const float*>pdy, <const float*>pxh,
-                               <const float*>pg, <const float*>pis,
-                               <float*>pdx, <float*>pdg, <float*>pdb, m, n)
-        else:
-            batchnorm_backward(<const double*>pdy, <const double*>pxh,
-                               <const double*>pg, <const double*>pis,
-                               <double*>pdx, <double*>pdg, <double*>pdb, m, n)
+        batchnorm_backward(&dy[0, 0], &xhat[0, 0], &gamma[0], &invstd[0],
+                           &dx[0, 0], &dgamma[0], &dbeta[0], dy.shape[0],
+                           dy.shape[1])
+    return 0
+
+
+def backward_eval(grad_out, x, gamma, running_mean, running_var, double eps,
+                  grad_in, grad_gamma, grad_beta):
+    """Batch normalization backward pass in inference mode.
+
+    In inference mode the forward pass (`forward_eval`) is the per-feature
+    affine map ``y = gamma * (x - running_mean) * invstd + beta`` with
+    ``invstd = 1 / sqrt(running_var + eps)``, whose statistics are constants.
+    Its gradients, with sums over the m rows::
+
+        grad_in    = grad_out * gamma * invstd
+        grad_gamma = sum_i grad_out * (x - running_mean) * invstd
+        grad_beta  = sum_i grad_out
+
+    (The training-mode `backward` differentiates through the batch
+    statistics as well and does not apply here.)
+
+    Parameters
+    ----------
+    grad_out : ndarray of float32 or float64, shape (m, n), C-contiguous
+        Gradient with respect to the forward output ``y``.
+    x : ndarray, shape (m, n)
+        The forward pass's input.
+    gamma, running_mean, running_var : ndarray, shape (n,)
+        Scale and the statistics `forward_eval` used.
+    eps : float
+        The forward pass's eps, finite and > 0.
+    grad_in : ndarray, shape (m, n), output
+        Gradient with respect to ``x``; overwritten.  May be `grad_out` or
+        `x` itself.
+    grad_gamma, grad_beta : ndarray, shape (n,), output
+        Gradients with respect to ``gamma`` and ``beta``; overwritten (not
+        accumulated).
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array or dtypes differ.
+    ValueError
+        If shapes do not match, an array is not C-contiguous, aligned and
+        (for outputs) writeable, outputs overlap other arrays, or eps is out
+        of range.
+    """
+    cdef FloatArray dya, xa, ga, rma, rva, dxa, dga, dba
+    _check_batch("dy", grad_out, False, &dya)
+    _check_batch("x", x, False, &xa, "dy", &dya)
+    _check_vector("gamma", gamma, False, &ga, "dy", &dya)
+    _check_vector("running_mean", running_mean, False, &rma, "dy", &dya)
+    _check_vector("running_var", running_var, False, &rva, "dy", &dya)
+    _check_eps(eps)
+    _check_batch("dx", grad_in, True, &dxa, "dy", &dya)
+    _check_vector("dgamma", grad_gamma, True, &dga, "dy", &dya)
+    _check_vector("dbeta", grad_beta, True, &dba, "dy", &dya)
+    _check_disjoint([_span("dx", &dxa), _span("dgamma", &dga), _span("dbeta", &dba)],
+                    [_span("dy", &dya), _span("x", &xa), _span("gamma", &ga),
+                     _span("running_mean", &rma), _span("running_var", &rva)],
+                    (("dx", "dy"), ("dx", "x")))
+    if dya.cols == 0:
+        return
+    if dya.kind == KIND_FLOAT32:
+        _backward_eval[float](grad_out, x, gamma, running_mean, running_var, eps,
+                              grad_in, grad_gamma, grad_beta)
+    else:
+        _backward_eval[double](grad_out, x, gamma, running_mean, running_var, eps,
+                               grad_in, grad_gamma, grad_beta)
+
+
+cdef int _backward_eval(const floating[:, ::1] dy, const floating[:, ::1] x,
+                        const floating[::1] gamma, const floating[::1] running_mean,
+                        const floating[::1] running_var, double eps,
+                        floating[:, ::1] dx, floating[::1] dgamma,
+                        floating[::1] dbeta) except -1:
+    """backward_eval after its checks (n >= 1; the caller checks)."""
+    if dy.shape[0] == 0:
+        dgamma[:] = 0
+        dbeta[:] = 0
+        return 0
+    with nogil:
+        batchnorm_backward_eval(&dy[0, 0], &x[0, 0], &gamma[0], &running_mean[0],
+                                &running_var[0], &dx[0, 0], &dgamma[0], &dbeta[0],
+                                dy.shape[0], dy.shape[1], eps)
+    return 0

@@ -5,26 +5,31 @@
 units are scaled by ``1 / keep`` so that ``E[y] = x``.
 """
 
-cimport numpy as cnp
-import numpy as np
+from cython cimport floating
 from numpy.random cimport bitgen_t
 
-from fastnn_ext._ndarray_checks cimport (check_layout, check_like, check_overlap,
-                                         data, float_type)
-
-cnp.import_array()
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
+                                 expect_same_shape, check_disjoint, check_range,
+                                 bit_generator_of)
 
 __all__ = ["forward", "backward"]
 
 
-cdef object _bit_generator_of(object rng):
-    """The BitGenerator behind a Generator (a bare BitGenerator is accepted)."""
-    if isinstance(rng, np.random.Generator):
-        return rng.bit_generator
-    if isinstance(rng, np.random.BitGenerator):
-        return rng
-    raise TypeError(f"rng must be a numpy.random.Generator, got "
-                    f"{type(rng).__name__}")
+cdef object _rows(object a, FloatArray* info):
+    """a itself if it is 2-D, else a (1, size) view of it: the kernels see
+    every array as consecutive units, and take them as a matrix."""
+    if info.ndim == 2:
+        return a
+    return memoryview(a).cast("B").cast("f" if info.kind == KIND_FLOAT32 else "d",
+                                        (1, info.size))
+
+
+cdef int _check_like(str name, object a, bint writeable, FloatArray* info,
+                     str like_name, FloatArray* like) except -1:
+    """a is an array of like's dtype and shape (any number of dimensions)."""
+    float_array(name, a, -1, writeable, info)
+    expect_kind(name, info, like_name, like)
+    return expect_same_shape(name, info, like_name, like)
 
 
 def forward(rng, x, y, mask, double rate):
@@ -44,7 +49,7 @@ def forward(rng, x, y, mask, double rate):
     rng : numpy.random.Generator
         Source of the random bits (its bit generator is advanced; its lock is
         held while drawing).  The same seed gives the same mask.
-    x : ndarray of float32 or float64, C-contiguous
+    x : ndarray of float32 or float64, C-contiguous, any shape
         Input activations, typically of shape (batch, features).
     y : ndarray, same shape and dtype as x
         Output, ``x * mask``.  May be `x` itself (in-place dropout).
@@ -63,32 +68,38 @@ def forward(rng, x, y, mask, double rate):
     ValueError
         If `rate` is outside [0, 1) or NaN, shapes differ, an array is not
         C-contiguous, aligned and (for outputs) writeable, or outputs overlap
-        inputs.
+        inputs (other than `y` being `x` itself).
     """
-    if not (0.0 <= rate < 1.0):
-        raise ValueError(f"rate (probability of dropping a unit) must satisfy "
-                         f"0 <= rate < 1, got {rate!r}")
-    cdef int typenum = float_type(x, "x")
-    check_layout(x, "x", False)
-    check_like(y, "y", x, "x", True)
-    check_like(mask, "mask", x, "x", True)
-    check_overlap(y, "y", x, "x", True)
-    check_overlap(mask, "mask", x, "x", False)
-    check_overlap(mask, "mask", y, "y", False)
-    cdef object bit_generator = _bit_generator_of(rng)
+    check_range("rate (probability of dropping a unit)", rate, 0.0, 1.0,
+                False, True)
+    cdef FloatArray xa, ya, ma
+    float_array("x", x, -1, False, &xa)
+    _check_like("y", y, True, &ya, "x", &xa)
+    _check_like("mask", mask, True, &ma, "x", &xa)
+    check_disjoint("y", &ya, "x", &xa, True)
+    check_disjoint("mask", &ma, "x", &xa, False)
+    check_disjoint("mask", &ma, "y", &ya, False)
+    cdef object bit_generator = bit_generator_of("rng", rng)
+    if xa.size == 0:
+        return
+    if xa.kind == KIND_FLOAT32:
+        _forward[float](bit_generator, _rows(x, &xa), _rows(y, &xa),
+                        _rows(mask, &xa), rate)
+    else:
+        _forward[double](bit_generator, _rows(x, &xa), _rows(y, &xa),
+                         _rows(mask, &xa), rate)
+
+
+cdef int _forward(object bit_generator, const floating[:, ::1] x,
+                  floating[:, ::1] y, floating[:, ::1] mask,
+                  double rate) except -1:
+    """forward after its checks (size >= 1; the caller checks)."""
     cdef bitgen_t* bitgen = bitgen_pointer(bit_generator)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
-    cdef void* px = data(x)
-    cdef void* py = data(y)
-    cdef void* pm = data(mask)
     with bit_generator.lock:
         with nogil:
-            if typenum == cnp.NPY_FLOAT32:
-                dropout_forward(bitgen, <const float*>px, <float*>py,
-                                <float*>pm, n, rate)
-            else:
-                dropout_forward(bitgen, <const double*>px, <double*>py,
-                                <double*>pm, n, rate)
+            dropout_forward(bitgen, &x[0, 0], &y[0, 0], &mask[0, 0],
+                            x.shape[0] * x.shape[1], rate)
+    return 0
 
 
 def backward(dy, mask, dx):
@@ -112,19 +123,24 @@ def backward(dy, mask, dx):
         If shapes differ, an array is not C-contiguous, aligned and (for dx)
         writeable, or dx partially overlaps an input.
     """
-    cdef int typenum = float_type(dy, "dy")
-    check_layout(dy, "dy", False)
-    check_like(mask, "mask", dy, "dy", False)
-    check_like(dx, "dx", dy, "dy", True)
-    check_overlap(dx, "dx", dy, "dy", True)
-    check_overlap(dx, "dx", mask, "mask", True)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>dy)
-    cdef void* pdy = data(dy)
-    cdef void* pm = data(mask)
-    cdef void* pdx = data(dx)
+    cdef FloatArray dya, ma, dxa
+    float_array("dy", dy, -1, False, &dya)
+    _check_like("mask", mask, False, &ma, "dy", &dya)
+    _check_like("dx", dx, True, &dxa, "dy", &dya)
+    check_disjoint("dx", &dxa, "dy", &dya, True)
+    check_disjoint("dx", &dxa, "mask", &ma, True)
+    if dya.size == 0:
+        return
+    if dya.kind == KIND_FLOAT32:
+        _backward[float](_rows(dy, &dya), _rows(mask, &dya), _rows(dx, &dya))
+    else:
+        _backward[double](_rows(dy, &dya), _rows(mask, &dya), _rows(dx, &dya))
+
+
+cdef int _backward(const floating[:, ::1] dy, const floating[:, ::1] mask,
+                   floating[:, ::1] dx) except -1:
+    """backward after its checks (size >= 1; the caller checks)."""
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            dropout_backward(<const float*>pdy, <const float*>pm, <float*>pdx, n)
-        else:
-            dropout_backward(<const double*>pdy, <const double*>pm,
-                             <double*>pdx, n)
+        dropout_backward(&dy[0, 0], &mask[0, 0], &dx[0, 0],
+                         dy.shape[0] * dy.shape[1])
+    return 0

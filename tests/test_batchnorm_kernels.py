@@ -190,9 +190,10 @@ def test_large_mean_small_spread_float32():
 def test_large_mean_small_spread_float64():
     rng = np.random.default_rng(8)
     x = 1e8 + 1e-3 * rng.standard_normal((50, 2))
-    out = train(x, np.ones(2), np.zeros(2), eps=0.0)
+    # eps must be > 0; 1e-300 against a variance of 1e-6 leaves the spread alone.
+    out = train(x, np.ones(2), np.zeros(2), eps=1e-300)
     _, xhat, _, invstd, _, _ = reference_train(x, np.ones(2), np.zeros(2),
-                                               np.zeros(2), np.ones(2), 0.1, 0.0)
+                                               np.zeros(2), np.ones(2), 0.1, 1e-300)
     np.testing.assert_allclose(out["invstd"], invstd, rtol=1e-8)
     np.testing.assert_allclose(out["xhat"], xhat, rtol=0, atol=1e-8)
 
@@ -282,6 +283,98 @@ def test_float32_agrees_with_float64(shape):
     for single, double in zip(results[np.float32], results[np.float64]):
         scale = np.abs(double).max()
         np.testing.assert_allclose(single, double, rtol=0, atol=3e-6 * scale)
+
+
+# ------------------------------------------------------- backward, eval mode
+
+def backward_eval(dy, x, gamma, running_mean, running_var, eps):
+    dx = np.full_like(dy, np.nan)
+    dgamma = np.full(dy.shape[1], np.nan, dy.dtype)
+    dbeta = np.full(dy.shape[1], np.nan, dy.dtype)
+    bn.backward_eval(dy, x, gamma, running_mean, running_var, eps, dx, dgamma, dbeta)
+    return dx, dgamma, dbeta
+
+
+def reference_backward_eval(dy, x, gamma, running_mean, running_var, eps):
+    """The affine map's gradients, transcribed in float64."""
+    dy, x, gamma, rm, rv = (a.astype(np.float64) for a in
+                            (dy, x, gamma, running_mean, running_var))
+    invstd = 1.0 / np.sqrt(rv + eps)
+    return dy * gamma * invstd, (dy * (x - rm) * invstd).sum(axis=0), dy.sum(axis=0)
+
+
+@pytest.mark.parametrize("shape, eps", [((1, 1), 0.5), ((2, 3), 1e-2),
+                                        ((7, 13), 1e-5), ((5, 260), 1e-3)])
+def test_backward_eval_matches_finite_differences(shape, eps):
+    x, gamma, beta, rm, rv = make_inputs(shape, np.float64, seed=23)
+    weights = np.random.default_rng(24).standard_normal(shape)
+
+    def objective():
+        y = np.empty_like(x)
+        bn.forward_eval(x, gamma, beta, y, rm, rv, eps)
+        return np.sum(weights * y)
+
+    statistics = rm.copy(), rv.copy()
+    dx, dgamma, dbeta = backward_eval(weights, x, gamma, rm, rv, eps)
+    np.testing.assert_array_equal(rm, statistics[0])
+    np.testing.assert_array_equal(rv, statistics[1])
+    for name, analytic, wrt in [("x", dx, x), ("gamma", dgamma, gamma),
+                                ("beta", dbeta, beta)]:
+        numeric = central_difference(objective, wrt, 1e-3)
+        error = worst_relative_error(analytic, numeric)
+        assert error < 1e-7, f"d{name}: worst relative error {error:.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (1, 1), (9, 6), (33, 300)])
+def test_backward_eval_matches_formula(dtype, shape):
+    x, gamma, _, rm, rv = make_inputs(shape, dtype, seed=25, loc=5.0)
+    dy = np.random.default_rng(26).standard_normal(shape).astype(dtype)
+    got = backward_eval(dy, x, gamma, rm, rv, 1e-3)
+    want = reference_backward_eval(dy, x, gamma, rm, rv, 1e-3)
+    for name, g, w in zip(("dx", "dgamma", "dbeta"), got, want):
+        scale = max(np.abs(w).max(initial=0.0), 1.0)
+        assert np.abs(g - w).max(initial=0.0) / scale <= 4 * TOLERANCE[dtype] * np.sqrt(
+            max(shape[0], 1)), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_eval_in_place(dtype):
+    x, gamma, _, rm, rv = make_inputs((9, 6), dtype, seed=27)
+    dy = np.random.default_rng(28).standard_normal((9, 6)).astype(dtype)
+    dx, dgamma, dbeta = backward_eval(dy, x, gamma, rm, rv, 1e-5)
+    for target in ("dy", "x"):
+        arrays = dict(dy=dy.copy(), x=x.copy())
+        dg, db = np.empty_like(dgamma), np.empty_like(dbeta)
+        bn.backward_eval(arrays["dy"], arrays["x"], gamma, rm, rv, 1e-5,
+                         arrays[target], dg, db)
+        np.testing.assert_array_equal(arrays[target], dx)
+        np.testing.assert_array_equal(dg, dgamma)
+        np.testing.assert_array_equal(db, dbeta)
+
+
+def test_bad_backward_eval_arguments_raise():
+    x, gamma, _, rm, rv = make_inputs((4, 3), np.float32, seed=29)
+    dy = np.ones_like(x)
+    dx, dg, db = np.empty_like(x), np.empty(3, np.float32), np.empty(3, np.float32)
+    with pytest.raises(ValueError, match="eps"):
+        bn.backward_eval(dy, x, gamma, rm, rv, 0.0, dx, dg, db)
+    with pytest.raises(ValueError, match="eps"):
+        bn.backward_eval(dy, x, gamma, rm, rv, np.nan, dx, dg, db)
+    with pytest.raises(ValueError, match="x has shape"):
+        bn.backward_eval(dy, x[:3], gamma, rm, rv, 1e-5, dx, dg, db)
+    with pytest.raises(TypeError, match="running_var has dtype"):
+        bn.backward_eval(dy, x, gamma, rm, rv.astype(np.float64), 1e-5, dx, dg, db)
+    with pytest.raises(ValueError, match="dgamma overlaps gamma"):
+        bn.backward_eval(dy, x, gamma, rm, rv, 1e-5, dx, gamma, db)
+    with pytest.raises(ValueError, match="dbeta overlaps dgamma|dgamma overlaps dbeta"):
+        bn.backward_eval(dy, x, gamma, rm, rv, 1e-5, dx, dg, dg)
+    buffer = np.empty(24, np.float32)
+    with pytest.raises(ValueError, match="dx overlaps dy"):
+        bn.backward_eval(buffer[:12].reshape(4, 3), x, gamma, rm, rv, 1e-5,
+                         buffer[3:15].reshape(4, 3), dg, db)
+    with pytest.raises(ValueError, match="dx.*writeable"):
+        bn.backward_eval(dy, x, gamma, rm, rv, 1e-5, read_only(dx), dg, db)
 
 
 # --------------------------------------------------------------------- torch
@@ -391,7 +484,7 @@ def test_bad_train_arguments_raise_before_writing(case):
 
 @pytest.mark.parametrize("momentum, eps, match", [
     (-0.1, 1e-5, "momentum"), (1.5, 1e-5, "momentum"), (np.nan, 1e-5, "momentum"),
-    (0.1, -1e-5, "eps"), (0.1, np.nan, "eps"), (0.1, np.inf, "eps")])
+    (0.1, -1e-5, "eps"), (0.1, 0.0, "eps"), (0.1, np.nan, "eps"), (0.1, np.inf, "eps")])
 def test_bad_hyperparameters_raise(momentum, eps, match):
     with pytest.raises(ValueError, match=match):
         call_train(train_arguments(), momentum, eps)

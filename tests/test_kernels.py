@@ -1,4 +1,7 @@
-"""Compiled kernels against plain NumPy transcriptions of their formulas."""
+"""Compiled kernels against plain NumPy transcriptions of their formulas.
+
+The loss kernels are tested in test_losses.py.
+"""
 
 import warnings
 
@@ -7,7 +10,7 @@ import pytest
 from conftest import assert_close
 
 from fastnn_ext import activations as act
-from fastnn_ext import dense, gradients, losses
+from fastnn_ext import dense, gradients
 
 SHAPES = [(1, 1, 1), (1, 784, 30), (10, 784, 30), (7, 13, 1), (33, 5, 17), (128, 64, 10)]
 
@@ -134,67 +137,6 @@ def test_prelu_forward_and_gradients(dtype, rng):
     assert_close(grad_slope, (upstream * np.where(z64 > 0, 0.0, z64)).sum(axis=0), dtype)
 
 
-def softmax_ce_reference(z, t):
-    z = z.astype(np.float64)
-    lse = z.max(axis=1, keepdims=True) + np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
-    p = np.exp(z - lse)
-    return float((t * (lse - z)).sum()), p - t
-
-
-def sigmoid_ce_reference(z, t):
-    z = z.astype(np.float64)
-    loss = np.logaddexp(0, -z) * t + np.logaddexp(0, z) * (1 - t)
-    return float(loss.sum()), sigmoid(z) - t
-
-
-def mse_reference(a, t):
-    diff = a.astype(np.float64) - t
-    return 0.5 * float((diff ** 2).sum()), diff
-
-
-@pytest.mark.parametrize("code, reference", [
-    (losses.SOFTMAX_CROSS_ENTROPY, softmax_ce_reference),
-    (losses.SIGMOID_CROSS_ENTROPY, sigmoid_ce_reference),
-    (losses.MSE, mse_reference),
-])
-@pytest.mark.parametrize("m, n", [(1, 1), (1, 10), (6, 3), (64, 10)])
-def test_losses_match_numpy(code, reference, m, n, dtype, rng):
-    z = (2 * rng.standard_normal((m, n))).astype(dtype)
-    if code == losses.SOFTMAX_CROSS_ENTROPY:
-        t = rng.dirichlet(np.ones(n), size=m)  # probability targets
-    else:
-        t = rng.uniform(0, 1, (m, n))
-    t = t.astype(dtype)
-    grad = np.empty_like(z)
-    total = losses.loss_grad(code, z, t, grad, 1.0 / m)
-    expected_loss, expected_grad = reference(z, t.astype(np.float64))
-    assert abs(total - expected_loss) <= 10 * (1e-6 if dtype == np.float32 else 1e-14) * max(1, abs(expected_loss)) * m * n
-    assert_close(grad, expected_grad / m, dtype)
-
-
-def test_cross_entropies_finite_for_extreme_logits(dtype):
-    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 3.0]], dtype)
-    t = np.array([[0, 1, 0], [1, 0, 0]], dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        grad = np.empty_like(z)
-        softmax_loss = losses.loss_grad(losses.SOFTMAX_CROSS_ENTROPY, z, t, grad)
-        assert softmax_loss == pytest.approx(4e4, rel=1e-6)  # log p of the target = −2e4 each
-        assert np.isfinite(grad).all()
-        bce = losses.loss_grad(losses.SIGMOID_CROSS_ENTROPY, z, t, grad)
-        # −log(1 − σ(1e4)) = −log σ(−1e4) = 1e4 four times, log 2 for z = 0, softplus(3)
-        assert bce == pytest.approx(4e4 + np.log(2.0) + np.logaddexp(0, 3.0), rel=1e-9)
-        assert np.isfinite(grad).all()
-
-
-def test_count_correct(dtype):
-    out = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]], dtype)
-    t = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype)
-    assert losses.correct(out, t) == 2
-    binary = np.array([[0.9], [0.2], [0.6]], dtype)
-    assert losses.correct(binary, np.array([[1], [1], [0]], dtype), 0.5) == 1
-
-
 def test_weight_penalty_and_clipping(dtype, rng):
     w = rng.standard_normal(50).astype(dtype)
     w[3] = 0
@@ -229,10 +171,85 @@ def test_gaussian_noise_statistics_and_seed():
     (lambda: dense.backward(np.ones((2, 3)), np.ones((3, 0)), np.ones((2, 0)), np.empty((3, 0)), np.empty(0)), "non-zero widths"),
     (lambda: dense.forward(np.ones((2, 3)), np.ones((3, 2)), np.ones(2), np.broadcast_to(np.empty((1, 2)), (2, 2))), "contiguous|read-only"),
     (lambda: act.forward(np.ones((2, 2)), np.empty((2, 2)), 99), "activation must be an activation kernel"),
-    (lambda: losses.loss_grad(7, np.ones((2, 2)), np.ones((2, 2))), "unknown loss"),
-    (lambda: losses.loss_grad(0, np.ones((2, 2)), np.ones((3, 2))), "targets has shape"),
     (lambda: gradients.clip_by_global_norm(np.ones(3), -1.0), "max_norm"),
 ])
 def test_bad_kernel_input_is_refused(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000])
+def test_gradient_transformations_match_numpy(n, dtype, rng):
+    w = rng.standard_normal(n).astype(dtype)
+    g = (10 * rng.standard_normal(n)).astype(dtype)
+    expected = g.astype(np.float64) + 0.3 * w + 0.2 * np.sign(w)
+    gradients.weight_penalty(w, g, 0.3, 0.2)
+    assert_close(g, expected, dtype)
+    before = g.astype(np.float64)
+    norm = np.linalg.norm(before)
+    assert gradients.clip_by_global_norm(g, 1.5) == pytest.approx(norm, rel=1e-6)
+    assert_close(g, before * min(1.0, 1.5 / norm) if n else before, dtype)
+    before = g.astype(np.float64)
+    gradients.clip_by_value(g, 0.1)
+    assert_close(g, np.clip(before, -0.1, 0.1), dtype)
+
+
+def test_weight_penalty_on_a_view_of_one_buffer(rng):
+    # Weights and gradients side by side in one buffer: disjoint views are fine.
+    buffer = rng.standard_normal(20)
+    w, g = buffer[:10], buffer[10:]
+    expected = g + 0.5 * w
+    gradients.weight_penalty(w, g, 0.5)
+    assert_close(g, expected, np.float64)
+
+
+def ones(n, dtype=np.float64):
+    return np.ones(n, dtype)
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+SHARED = np.zeros(30)
+BAD_GRADIENT_CALLS = [
+    ("g overlaps w", ValueError, "g overlaps w",
+     lambda: gradients.weight_penalty(SHARED[:10], SHARED[5:15], 0.1)),
+    ("g is w", ValueError, "g overlaps w",
+     lambda: gradients.weight_penalty(SHARED[:10], SHARED[:10], 0.1)),
+    ("g length", ValueError, "g has length", lambda: gradients.weight_penalty(ones(3), ones(4), 0.1)),
+    ("mixed dtypes", TypeError, "g",
+     lambda: gradients.weight_penalty(ones(3), ones(3, np.float32), 0.1)),
+    ("integer w", TypeError, "w", lambda: gradients.weight_penalty(np.ones(3, int), ones(3), 0.1)),
+    ("strided g", ValueError, "g.*contiguous",
+     lambda: gradients.weight_penalty(ones(3), ones(6)[::2], 0.1)),
+    ("2-D g", ValueError, "g", lambda: gradients.weight_penalty(ones(3), np.ones((3, 1)), 0.1)),
+    ("read-only g", ValueError, "g.*writeable",
+     lambda: gradients.weight_penalty(ones(3), read_only(ones(3)), 0.1)),
+    ("NaN l2", ValueError, "l2", lambda: gradients.weight_penalty(ones(3), ones(3), np.nan)),
+    ("negative l1", ValueError, "l1", lambda: gradients.weight_penalty(ones(3), ones(3), 0.1, -1.0)),
+    ("infinite max_norm", ValueError, "max_norm",
+     lambda: gradients.clip_by_global_norm(ones(3), np.inf)),
+    ("zero max_norm", ValueError, "max_norm", lambda: gradients.clip_by_global_norm(ones(3), 0.0)),
+    ("read-only clip", ValueError, "g.*writeable",
+     lambda: gradients.clip_by_global_norm(read_only(ones(3)), 1.0)),
+    ("NaN limit", ValueError, "limit", lambda: gradients.clip_by_value(ones(3), np.nan)),
+    ("strided clip", ValueError, "g.*contiguous", lambda: gradients.clip_by_value(ones(6)[::2], 1.0)),
+    ("infinite sigma", ValueError, "sigma",
+     lambda: gradients.gaussian_noise(np.random.default_rng(0), ones(3), np.inf)),
+    ("not a generator", TypeError, "generator",
+     lambda: gradients.gaussian_noise(np.random.RandomState(0), ones(3), 0.1)),
+    ("read-only noise", ValueError, "g.*writeable",
+     lambda: gradients.gaussian_noise(np.random.default_rng(0), read_only(ones(3)), 0.1)),
+]
+
+
+@pytest.mark.parametrize("case", BAD_GRADIENT_CALLS, ids=lambda c: c[0])
+def test_bad_gradient_arguments_raise(case):
+    _, error, match, call = case
+    before = SHARED.copy()
+    with pytest.raises(error, match=match):
+        call()
+    np.testing.assert_array_equal(SHARED, before)
