@@ -66,15 +66,21 @@ def _history_dict(history):
 def history_to_csv(history, path):
     """Write a history as CSV: a header ``epoch,<key>,…`` and one row per epoch.
 
-    A per-layer key (a list per epoch, such as ``speed_b``) becomes one
-    column per layer, ``speed_b[0]``, ``speed_b[1]``, …; a missing value
+    The ``epoch`` column is the history's own ``"epoch"`` entry when it has
+    one (as ``LearningSpeed.history``, whose epoch 0 is the network before
+    training) and 1, 2, … otherwise (a ``History`` records epochs from the
+    first).  A per-layer key (a list per epoch, such as ``speed_b``) becomes
+    one column per layer, ``speed_b[0]``, ``speed_b[1]``, …; a missing value
     (``None``) becomes an empty field.  Floats are written with ``repr``, so
     reading the file back gives the same numbers bit for bit.
     """
     data = _history_dict(history)
     n_epochs = len(next(iter(data.values()), []))
+    epochs = data.get("epoch", range(1, n_epochs + 1))
     columns, getters = [], []
     for key, values in data.items():
+        if key == "epoch":
+            continue
         if any(isinstance(v, (list, tuple, np.ndarray)) for v in values):
             width = max(len(v) for v in values if v is not None)
             for k in range(width):
@@ -83,13 +89,13 @@ def history_to_csv(history, path):
         else:
             columns.append(key)
             getters.append((key, None))
-    with atomic_write(path, "w") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", *columns])
-        for epoch in range(n_epochs):
-            row = [epoch]
+        for row_index, epoch in enumerate(epochs):
+            row = [int(epoch)]
             for key, k in getters:
-                value = data[key][epoch]
+                value = data[key][row_index]
                 if k is not None and value is not None:
                     value = value[k] if k < len(value) else None
                 row.append("" if value is None else repr(float(value)))
@@ -97,13 +103,18 @@ def history_to_csv(history, path):
 
 
 def history_from_csv(path):
-    """Read a CSV written by :func:`history_to_csv` back into ``{key: [per epoch]}``."""
+    """Read a CSV written by :func:`history_to_csv` into ``{key: [value per epoch]}``.
+
+    The result has the ``"epoch"`` column as integers, the other columns as
+    floats (``None`` for empty fields), and per-layer columns gathered back
+    into one list per epoch.
+    """
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows or rows[0][:1] != ["epoch"]:
         raise ValueError(f"{path} is not a history CSV (its header must start with 'epoch')")
     header, body = rows[0][1:], rows[1:]
-    history = {}
+    history = {"epoch": [int(row[0]) for row in body]}
     for column, name in enumerate(header, start=1):
         values = [float(row[column]) if row[column] != "" else None for row in body]
         if name.endswith("]") and "[" in name:
@@ -149,12 +160,22 @@ def smoothed(previous, loss, weight=0.05):
 # --------------------------------------------------------------- figure
 
 
-def plot_history(history, path, title=None):
+def plot_history(history, path, speed=None, title=None):
     """Draw the learning curves of a history into ``path`` (PNG).
 
     Panels: loss (training and, if present, validation); accuracy (the
-    same); the learning rate; and, when recorded, ‖∂C/∂b^l‖ per layer on a
-    log scale (Nielsen's speed of learning).
+    same); the learning rate; and, when recorded, ‖∂C/∂b^l‖ and ‖∂C/∂W^l‖
+    per layer on a log scale (Nielsen's speed of learning).
+
+    Parameters
+    ----------
+    history : History or dict
+        As returned by ``fit`` or read by :func:`history_from_csv`.
+    path : str or path
+    speed : LearningSpeed or dict, optional
+        Per-layer speeds with their own ``"epoch"`` axis (entry 0 before
+        training); by default those in ``history``, if any.
+    title : str, optional
 
     Returns
     -------
@@ -162,13 +183,17 @@ def plot_history(history, path, title=None):
         ``path``.
     """
     data = _history_dict(history)
+    if speed is not None:
+        speed = _history_dict(speed)
+    elif any(key in data for key in PER_LAYER_KEYS):
+        speed = data
     plt = pyplot()
     panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")),
               ("learning rate", ("lr",))]
     panels = [(name, [k for k in keys if k in data]) for name, keys in panels]
     panels = [(name, keys) for name, keys in panels if keys]
-    speed = [key for key in PER_LAYER_KEYS if key in data]
-    n_panels = len(panels) + len(speed)
+    speed_keys = [key for key in PER_LAYER_KEYS if speed is not None and key in speed]
+    n_panels = len(panels) + len(speed_keys)
     if n_panels == 0:
         raise ValueError("the history holds none of loss, accuracy, lr, speed_b, speed_W")
     figure, axes = plt.subplots(1, n_panels, figsize=(3.6 * n_panels, 3.2), squeeze=False)
@@ -176,20 +201,21 @@ def plot_history(history, path, title=None):
     for ax, (name, keys) in zip(axes, panels):
         for key in keys:
             values = [np.nan if v is None else v for v in data[key]]
-            ax.plot(np.arange(1, len(values) + 1), values, marker=".",
+            epochs = data.get("epoch", range(1, len(values) + 1))
+            ax.plot(list(epochs), values, marker=".",
                     label="validation" if key.startswith("val_") else "training")
         ax.set_title(name)
         ax.set_xlabel("epoch")
         if len(keys) > 1:
             ax.legend()
-    for ax, key in zip(axes[len(panels):], speed):
-        per_layer = np.array([[np.nan if v is None else v for v in row] for row in data[key]])
+    for ax, key in zip(axes[len(panels):], speed_keys):
+        per_layer = np.array([[np.nan if v is None else v for v in row] for row in speed[key]])
+        epochs = list(speed.get("epoch", range(1, per_layer.shape[0] + 1)))
         for layer in range(per_layer.shape[1]):
-            ax.semilogy(np.arange(per_layer.shape[0]), per_layer[:, layer], marker=".",
-                        label=f"layer {layer + 1}")
+            ax.semilogy(epochs, per_layer[:, layer], marker=".", label=f"layer {layer + 1}")
         symbol = "b" if key == "speed_b" else "W"
-        ax.set_title(f"‖∂C/∂{symbol}‖ per layer")
-        ax.set_xlabel("epoch (0 = before training)" if "speed_epoch" not in data else "epoch")
+        ax.set_title(rf"$\|\partial C/\partial {symbol}^l\|$ per layer")
+        ax.set_xlabel("epoch (0: before training)" if 0 in epochs else "epoch")
         ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
