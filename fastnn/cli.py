@@ -4,6 +4,7 @@
                         MNIST-format data) and report its test accuracy.
 ``fastnn constrained``  the trust-constr exercise: analytic versus
                         finite-difference derivatives on Hock–Schittkowski 71.
+``fastnn study``        graph, landscapes, vanishing (``fastnn.studies.cli``).
 """
 
 import argparse
@@ -136,7 +137,13 @@ def main(argv=None):
     train_parser(commands.add_parser("train", help="train a network on Fashion-MNIST"))
     commands.add_parser("constrained", add_help=False,
                         help="trust-constr with analytic vs finite-difference derivatives")
+    commands.add_parser("study", add_help=False, help="studies of backprop at work: graph, "
+                        "landscapes, vanishing (fastnn study -h)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "study":
+        from fastnn.studies import cli as studies
+
+        return studies.main(rest)
     if args.command == "constrained":
         from fastnn import constrained
 

@@ -1,11 +1,17 @@
 """The studies: optimizer landscapes and the vanishing gradient, each claim against a reference."""
 
 import math
+import os
 
 import numpy as np
 import pytest
+from test_data import write_dataset
 
+from fastnn.cli import main
+from fastnn.data import DEFAULT_DATA_DIR, load_mnist
+from fastnn.plotting import have_matplotlib
 from fastnn.studies import landscapes as LS
+from fastnn.studies import vanishing as VG
 
 # ------------------------------------------------------------ landscapes
 
@@ -105,3 +111,105 @@ def test_landscape_table_and_bad_input():
     with pytest.raises(ValueError, match="max_steps"):
         LS.run("saddle", "SGD", 0.1, max_steps=0)
     assert math.isfinite(results["cubic"]["noisy"]["SGD"].final)
+
+
+# ------------------------------------------------------------ vanishing gradient
+
+have_fashion_mnist = pytest.mark.skipif(not os.path.isdir(DEFAULT_DATA_DIR),
+                                        reason="Fashion-MNIST not installed")
+
+
+@pytest.fixture(scope="module")
+def fashion_train():
+    (X, y), _ = load_mnist()
+    return VG.split(X, y)[0]
+
+
+@have_fashion_mnist
+def test_first_hidden_layer_learns_slowest_in_sigmoid_nets_at_initialization(fashion_train):
+    speeds = VG.initial_speeds(fashion_train, variants=("sigmoid",))
+    two = speeds["sigmoid", 2][0][:-1]
+    # Nielsen (MNIST): 0.07 and 0.31, about 4.4 times slower.
+    assert 2.5 < two[1] / two[0] < 8
+    for depth in (2, 3, 4):
+        hidden = speeds["sigmoid", depth][0][:-1]
+        assert all(np.diff(hidden) > 0), hidden  # every layer slower than the next
+    four = speeds["sigmoid", 4][0][:-1]
+    assert four[-1] / four[0] > 30  # Nielsen: about 100 times
+
+
+@have_fashion_mnist
+def test_relu_and_batch_norm_close_the_gap(fashion_train):
+    speeds = VG.initial_speeds(fashion_train, depths=(4,), variants=("sigmoid", "relu",
+                                                                     "batchnorm"))
+    ratio = {}
+    for variant in ("sigmoid", "relu", "batchnorm"):
+        speed_b, speed_W = speeds[variant, 4]
+        rms = VG.weight_rms(speed_W, 4)[:-1]
+        ratio[variant] = rms[0] / rms[-1], speed_b[0] / speed_b[-2]
+    assert ratio["sigmoid"][0] < 0.02 and ratio["sigmoid"][1] < 0.02
+    assert ratio["relu"][0] > 0.3 and ratio["relu"][1] > 0.3
+    assert ratio["batchnorm"][0] > 0.5  # the weights' speed; see the study on β
+
+
+@have_fashion_mnist
+def test_the_gap_persists_through_early_training(fashion_train):
+    X, y = fashion_train
+    result = VG.train_one(4, "sigmoid", (X[:2000], y[:2000]), (X[-500:], y[-500:]),
+                          (X[-500:], y[-500:]), epochs=1, n_sample=500)
+    for speed_b in result["speed"]["speed_b"]:  # 2000 steps, measured 10 times
+        assert speed_b[0] < 0.2 * speed_b[3]
+
+
+def test_vanishing_network_and_bad_input():
+    model = VG.network(3, "batchnorm", n_in=12)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Dense", "BatchNorm", "Sigmoid"] * 3 + ["Dense", "Sigmoid"]
+    assert model.l2 == 5.0 and model.optimizer.lr.rate(0, 1) == 0.1
+    with pytest.raises(ValueError, match="variant"):
+        VG.network(2, "swish")
+    with pytest.raises(ValueError, match="depth"):
+        VG.network(0)
+    with pytest.raises(ValueError, match="too few"):
+        VG.split(np.zeros((5, 3)), np.zeros(5))
+
+
+# ------------------------------------------------------------ the commands
+
+
+def test_study_vanishing_runs_on_small_synthetic_data(tmp_path, capsys):
+    write_dataset(tmp_path, n_train=600, n_test=100)
+    out = tmp_path / "figures"
+    assert main(["study", "vanishing", "--quick", "--data-dir", str(tmp_path),
+                 "--out-dir", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "sigmoid [12, 30, 30, 30, 30, 10]" in text
+    assert "book (MNIST)" in text and "96.48 %" in text
+    assert "on 500 images" in text  # 600 minus the 100 held out
+    if have_matplotlib():
+        assert sorted(p.name for p in out.iterdir()) == ["learning_curves.png",
+                                                         "vanishing_speeds.png"]
+    else:
+        assert 'pip install "fastnn[plot]"' in text
+
+
+def test_study_landscapes_and_graph_run(tmp_path, capsys):
+    assert main(["study", "landscapes", "--quick", "--out-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    for name in LS.SURFACES:
+        assert f"\n{name}: " in "\n" + text
+    if have_matplotlib():
+        assert len(list(tmp_path.glob("landscape_*.png"))) == len(LS.SURFACES)
+    assert main(["study", "graph", "--out-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "g = 2 × b" in text and "grad 24" in text
+    assert (tmp_path / "graph_example.dot").exists()
+
+
+def test_study_without_data_or_with_bad_arguments(tmp_path, capsys):
+    assert main(["study", "vanishing", "--data-dir", str(tmp_path), "--no-figures"]) == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "vanishing", "--epochs", "0"])
+    with pytest.raises(SystemExit):
+        main(["study", "everest"])
