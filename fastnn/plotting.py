@@ -39,6 +39,21 @@ def pyplot():
     return plt
 
 
+def save_figure(figure, path, dpi=80):
+    """Write a figure as a compact PNG (256-colour palette) and close it; returns ``path``."""
+    import io
+
+    from PIL import Image  # a dependency of matplotlib
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(figure)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256).save(path, format="PNG", optimize=True)
+    return str(path)
+
+
 def have_matplotlib():
     """Whether figures can be drawn."""
     try:
@@ -136,8 +151,8 @@ def smoothed(previous, loss, weight=0.05):
     Parameters
     ----------
     previous : float or None
-        The estimate so far; None before the first batch, in which case the
-        estimate starts at the first loss.
+        The estimate so far; None before the first batch (or a non-finite
+        estimate), in which case the estimate starts over at ``loss``.
     loss : float
         The latest batch loss L_i.
     weight : float
@@ -220,6 +235,4 @@ def plot_history(history, path, speed=None, title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return str(path)
+    return save_figure(figure, path, dpi=90)

@@ -94,8 +94,8 @@ _CURVATURES = np.array([1.0, 100.0])
 
 
 def _ravine45(theta):
-    u = _R45 @ theta
-    return 0.5 * float(_CURVATURES @ (u * u))
+    u = np.tensordot(_R45, theta, axes=1)  # θ of shape (2,) or a stack (2, ...)
+    return 0.5 * (_CURVATURES[0] * u[0] ** 2 + _CURVATURES[1] * u[1] ** 2)
 
 
 def _ravine45_grad(theta):
@@ -386,7 +386,7 @@ def plot(results, directory, noisy=True):
     """
     import os
 
-    from fastnn.plotting import pyplot
+    from fastnn.plotting import pyplot, save_figure
 
     plt = pyplot()
     paths = []
@@ -410,7 +410,7 @@ def plot(results, directory, noisy=True):
             else:
                 (x0, x1), (y0, y1) = surface.box
                 xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
-                zs = np.vectorize(lambda a, b: surface.f(np.array([a, b])))(xs, ys)
+                zs = surface.f(np.stack([xs, ys]))  # every f works on a stack of points
                 if name == "rosenbrock" or name.startswith("ravine"):
                     levels = np.geomspace(max(zs.min(), 1e-3), zs.max(), 20)
                     ax.contour(xs, ys, zs, levels=levels, colors="lightgrey", linewidths=0.7)
@@ -426,8 +426,5 @@ def plot(results, directory, noisy=True):
             ax.set_title(f"{surface.formula}, {kind} gradients", fontsize=10)
         axes[0][0].legend(fontsize=7, loc="best")
         figure.tight_layout()
-        path = os.path.join(directory, f"landscape_{name}.png")
-        figure.savefig(path, dpi=80)
-        plt.close(figure)
-        paths.append(path)
+        paths.append(save_figure(figure, os.path.join(directory, f"landscape_{name}.png")))
     return paths

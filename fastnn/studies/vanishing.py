@@ -220,7 +220,7 @@ def plot(results, directory):
     """
     import os
 
-    from fastnn.plotting import pyplot
+    from fastnn.plotting import plot_history, pyplot, save_figure
 
     plt = pyplot()
     deepest = max(run["depth"] for run in results["runs"])
@@ -246,11 +246,8 @@ def plot(results, directory):
     axes[0][0].legend(fontsize=7)
     figure.suptitle(f"Speed of learning per layer, {results['data']}", fontsize=11)
     figure.tight_layout()
-    path = os.path.join(directory, "vanishing_speeds.png")
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    path = save_figure(figure, os.path.join(directory, "vanishing_speeds.png"))
     # The learning curves of the deepest sigmoid network, with its speeds.
-    from fastnn.plotting import plot_history
 
     run = runs[0]
     curves = os.path.join(directory, "learning_curves.png")
