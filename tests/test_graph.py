@@ -74,7 +74,8 @@ def test_saturated_sigmoids_pass_back_almost_nothing():
         return s(z) * (1.0 - s(z))
 
     outer = ds(s(10.0) + s(100.0))
-    expected = (outer * ds(10.0), outer * (ds(10.0) + c.value * ds(100.0)), outer * b.value * ds(100.0))
+    expected = (outer * ds(10.0), outer * (ds(10.0) + c.value * ds(100.0)),
+                outer * b.value * ds(100.0))
     for node, reference in zip((a, b, c), expected):
         assert float(node.grad) == pytest.approx(reference, rel=1e-12, abs=1e-300)
         assert abs(float(node.grad)) < 1e-4

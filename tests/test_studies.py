@@ -45,7 +45,8 @@ def test_sgd_on_the_ravine_follows_its_closed_form():
     for lr in (1e-3, 5e-3, 1e-2):
         expected = sgd_steps_on_the_ravine(lr)
         steps = LS.run("ravine", "SGD", lr, max_steps=10_000).steps
-        assert steps is not None and abs(steps - expected) <= 1  # the last step may round either way
+        # The last step may round either way.
+        assert steps is not None and abs(steps - expected) <= 1
     assert LS.run("ravine", "SGD", 2e-2).steps is None  # ηλ = 2: the y-coordinate flips forever
 
 
@@ -213,3 +214,14 @@ def test_study_without_data_or_with_bad_arguments(tmp_path, capsys):
         main(["study", "vanishing", "--epochs", "0"])
     with pytest.raises(SystemExit):
         main(["study", "everest"])
+
+
+def test_without_matplotlib_the_tables_still_print(tmp_path, capsys, monkeypatch):
+    from fastnn import plotting
+
+    monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
+    assert main(["study", "landscapes", "--quick", "--out-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "ravine: f = ½(x² + 100y²)" in text and "AdaGrad" in text
+    assert 'pip install "fastnn[plot]"' in text
+    assert not list(tmp_path.iterdir())

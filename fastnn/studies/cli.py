@@ -105,6 +105,8 @@ def run_landscapes(args):
     eta, gamma = landscapes.NOISE
     print(f"noisy: N(0, σ_t²) added to every gradient, σ_t² = {eta}/(1 + t)^{gamma}")
     print(landscapes.format_table(results))
+    print(landscapes.format_step_sizes(n_steps=100 if args.quick else 1000,
+                                       at=(1, 10, 100) if args.quick else (1, 10, 100, 1000)))
     _figures(args, lambda directory: landscapes.plot(results, directory))
     print(f"({time.perf_counter() - start:.1f} s)")
     return 0

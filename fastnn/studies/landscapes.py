@@ -300,6 +300,17 @@ def step_sizes(optimizer, lr, surface="ravine", n_steps=500):
     return np.array(gradients), np.array(rates)
 
 
+def format_step_sizes(surface="ravine", n_steps=1000, lr=0.01, at=(1, 10, 100, 1000)):
+    """AdaGrad's and RMSProp's effective rates along x at a few steps, as text."""
+    lines = [f"effective learning rate |Δx|/|∂f/∂x| on the {surface} (lr = {lr}): AdaGrad's "
+             "accumulator only grows, RMSProp's average forgets"]
+    lines.append("  " + f"{'step':<10}" + "".join(f"{t:>11d}" for t in at))
+    for name in ("AdaGrad", "RMSProp"):
+        _, rates = step_sizes(name, lr, surface, n_steps)
+        lines.append("  " + f"{name:<10}" + "".join(f"{rates[t - 1, 0]:>11.3g}" for t in at))
+    return "\n".join(lines) + "\n"
+
+
 def study(surfaces=None, optimizers=None, quick=False, noise=NOISE, seed=0):
     """Best runs of every optimizer on every surface, with exact and with noisy gradients.
 
