@@ -107,8 +107,9 @@ def test_landscape_table_and_bad_input():
         LS.run("saddle", "Newton", 0.1)
     with pytest.raises(ValueError, match="surface"):
         LS.study(surfaces=["everest"])
-    with pytest.raises(ValueError, match="noise"):
-        LS.run("saddle", "SGD", 0.1, noise=-1.0)
+    for noise in (-1.0, (0.1, 0.5, 2.0), "loud"):
+        with pytest.raises(ValueError, match="noise"):
+            LS.run("saddle", "SGD", 0.1, noise=noise)
     with pytest.raises(ValueError, match="max_steps"):
         LS.run("saddle", "SGD", 0.1, max_steps=0)
     assert math.isfinite(results["cubic"]["noisy"]["SGD"].final)

@@ -44,8 +44,8 @@ def parser():
         sub.add_argument("--out-dir", default="docs",
                          help="directory for the figures (default: docs)")
         sub.add_argument("--no-figures", action="store_true", help="print the tables only")
-        sub.add_argument("--seed", type=int, default=0, help="(default: 0)")
         if name != "graph":
+            sub.add_argument("--seed", type=int, default=0, help="(default: 0)")
             sub.add_argument("--quick", action="store_true",
                              help="a small, fast version (for tests)")
         if name == "vanishing":

@@ -184,7 +184,11 @@ class Run:
 def _check_noise(noise):
     if noise is None:
         return None
-    eta, gamma = (noise, 0.55) if np.isscalar(noise) else tuple(noise)
+    try:
+        eta, gamma = (noise, 0.55) if np.isscalar(noise) else tuple(noise)
+        eta, gamma = float(eta), float(gamma)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise must be η > 0 or (η > 0, γ ≥ 0), got {noise!r}") from None
     if not (eta > 0 and gamma >= 0 and math.isfinite(eta) and math.isfinite(gamma)):
         raise ValueError(f"noise must be η > 0 or (η > 0, γ ≥ 0), got {noise!r}")
     return float(eta), float(gamma)
