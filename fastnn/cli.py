@@ -4,6 +4,7 @@
                         MNIST-format data) and report its test accuracy.
 ``fastnn constrained``  the trust-constr exercise: analytic versus
                         finite-difference derivatives on Hock–Schittkowski 71.
+``fastnn study``        graph, landscapes, vanishing (``fastnn.studies.cli``).
 
 Results (the run's description, each epoch's metrics, the test score) go to
 standard output; the live progress bar and messages go to standard error.
@@ -281,7 +282,13 @@ def main(argv=None):
     train_parser(train)
     commands.add_parser("constrained", add_help=False,
                         help="trust-constr with analytic vs finite-difference derivatives")
+    commands.add_parser("study", add_help=False, help="studies of backprop at work: graph, "
+                        "landscapes, vanishing (fastnn study -h)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "study":
+        from fastnn.studies import cli as studies
+
+        return studies.main(rest)
     if args.command == "constrained":
         from fastnn import constrained
 

@@ -311,7 +311,8 @@ class Sequential:
             raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
         _training.check_batch_rows(self, batch_size, X.shape[0])
         validation = _training.check_validation(self, validation_data)
-        hooks = _training.make_hooks(self, callbacks, verbose, epochs, validation is not None)
+        hooks, history = _training.make_hooks(self, callbacks, verbose, epochs,
+                                              validation is not None)
         update = _train.UpdateStep(
             self.params_, self.grads_, self.optimizer, self.n_weights_,
             self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
@@ -350,8 +351,8 @@ class Sequential:
                 break
         for hook in hooks:
             hook.on_train_end()
-        self.history_ = hooks[0]
-        return self.history_
+        self.history_ = history
+        return history
 
     # ------------------------------------------------------- state and files
 

@@ -172,12 +172,14 @@ def check_validation(model, validation_data):
 
 
 def make_hooks(model, callbacks, verbose, epochs, with_validation):
-    """History first, then the user's callbacks, then the progress bar."""
+    """The user's callbacks, then the history (which so records what they add to
+    the logs), then the progress bar; the history is the second value."""
     callbacks = callbacks_.check_callbacks(callbacks)
     model.metric_names_ = ("loss", "accuracy", "lr") + (
         ("val_loss", "val_accuracy") if with_validation else ())
     model.optimizer.lr.check_metrics(model.metric_names_)
-    hooks = [callbacks_.History(), *callbacks]
+    history = callbacks_.History()
+    hooks = [*callbacks, history]
     if verbose:
         hooks.append(callbacks_.ProgressBar(epochs))
-    return hooks
+    return hooks, history
