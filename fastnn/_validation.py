@@ -231,10 +231,7 @@ def check_features(X, dtype, n_features):
         raise ValueError("X is empty: it has no samples")
     if X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the network expects {n_features}")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if not all_finite(X):
-        raise ValueError("X contains NaN or infinite values")
-    return X
+    return as_finite("X", X, dtype)
 
 
 def all_finite(array):
@@ -247,15 +244,35 @@ def all_finite(array):
     return bool(np.isfinite(array.sum())) or bool(np.isfinite(array).all())
 
 
-def check_targets(y, n_samples, n_outputs, dtype):
+def as_finite(name, array, dtype):
+    """``array`` as a C-contiguous array of ``dtype`` with no NaN or ±∞.
+
+    A finite value too large for ``dtype`` (1e300 in float32) is named as
+    such rather than as the ∞ the conversion would make of it.
+    """
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    if not all_finite(converted):
+        if array.dtype.kind in "biu" or all_finite(array):
+            raise ValueError(f"{name} holds values beyond {np.dtype(dtype).name}'s range "
+                             f"(largest magnitude {np.abs(array).max():g})")
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return converted
+
+
+def check_targets(y, n_samples, n_outputs, dtype, regression=False):
     """Split y into (labels, targets): exactly one of them is None.
 
     1-D y holds integer class labels in [0, n_outputs) (in {0, 1} for a single
-    output); 2-D y holds one target row of n_outputs values per sample.
+    output) — except for a single-output network with a squared-error loss
+    (``regression``), where it holds the output's values; 2-D y holds one
+    target row of n_outputs values per sample.
     """
     y = _numeric_array("y", y)
     if y.shape[:1] != (n_samples,):
         raise ValueError(f"X has {n_samples} samples but y has {y.shape[0] if y.ndim else 0}")
+    if y.ndim == 1 and regression and n_outputs == 1:
+        y = y.reshape(-1, 1)
     if y.ndim == 1:
         if not all_finite(y):
             raise ValueError("y contains NaN or infinite values")
@@ -273,10 +290,7 @@ def check_targets(y, n_samples, n_outputs, dtype):
     if y.ndim == 2:
         if y.shape[1] != n_outputs:
             raise ValueError(f"y has {y.shape[1]} columns, the network has {n_outputs} outputs")
-        targets = np.ascontiguousarray(y, dtype=dtype)
-        if not all_finite(targets):
-            raise ValueError("y contains NaN or infinite values")
-        return None, targets
+        return None, as_finite("y", y, dtype)
     raise ValueError(f"y must be 1-D labels or 2-D targets, got shape {y.shape}")
 
 

@@ -416,7 +416,10 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=False):
         out = np.empty_like(x)
+        self._training = training
         if not training:
+            # The affine map of the running statistics; backward needs x.
+            self._x = x
             _batchnorm.forward_eval(x, self.params["gamma"], self.params["beta"], out,
                                     self.buffers["running_mean"], self.buffers["running_var"],
                                     self.eps)
@@ -431,6 +434,13 @@ class BatchNorm(Layer):
 
     def backward(self, grad_out, need_grad_in=True):
         grad_in = np.empty_like(grad_out)
+        if getattr(self, "_training", None) is None:
+            raise RuntimeError("BatchNorm.backward needs a forward pass first")
+        if not self._training:
+            _batchnorm.backward_eval(grad_out, self._x, self.params["gamma"],
+                                     self.buffers["running_mean"], self.buffers["running_var"],
+                                     self.eps, grad_in, self.grads["gamma"], self.grads["beta"])
+            return grad_in
         _batchnorm.backward(grad_out, self._xhat, self.params["gamma"], self._invstd, grad_in,
                             self.grads["gamma"], self.grads["beta"])
         return grad_in

@@ -45,6 +45,8 @@ class Loss:
     output_layer = None
     #: decision threshold on the loss input for single-output accuracy
     threshold = 0.5
+    #: the outputs are values to predict (regression), not class scores
+    regression = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -68,6 +70,7 @@ class MeanSquaredError(Loss):
     name = "mse"
     aliases = ("mean_squared_error",)
     code = _kernels.MSE
+    regression = True
 
 
 class QuadraticCost(Loss):
@@ -80,6 +83,7 @@ class QuadraticCost(Loss):
 
     name = "quadratic"
     code = _kernels.QUADRATIC
+    regression = True
 
 
 class SoftmaxCrossEntropy(Loss):

@@ -196,30 +196,74 @@ class Sequential:
             out = layer.forward(out, training)
         return out
 
+    def _features(self, X):
+        """X as checked rows; a single sample (1-D) becomes one row."""
+        single = np.ndim(X) == 1
+        X = check_features(np.reshape(X, (1, -1)) if single else X, self.dtype,
+                           self.n_features_)
+        return X, single
+
+    def _targets(self, y, n_samples):
+        return check_targets(y, n_samples, self.n_outputs_, self.dtype, self.loss.regression)
+
+    @property
+    def regression(self):
+        """Whether the outputs are values to predict rather than class scores.
+
+        A squared-error loss (``"mse"``, ``"quadratic"``) makes a regression,
+        unless the model was trained on class labels (as Nielsen's digit
+        classifier trains with the quadratic cost).
+        """
+        return self.loss.regression and not getattr(self, "_trained_on_labels", False)
+
     def predict_proba(self, X):
-        """Network outputs (class probabilities for the cross-entropy losses)."""
-        X = check_features(X, self.dtype, self.n_features_)
-        return np.concatenate([self._forward(X[i:i + PREDICT_CHUNK], self.layers, False)
-                               for i in range(0, X.shape[0], PREDICT_CHUNK)])
+        """Network outputs (class probabilities for the cross-entropy losses).
+
+        ``X`` is (n_samples, n_features), or one sample (n_features,), which
+        gives one row of outputs.
+        """
+        X, single = self._features(X)
+        out = np.concatenate([self._forward(X[i:i + PREDICT_CHUNK], self.layers, False)
+                              for i in range(0, X.shape[0], PREDICT_CHUNK)])
+        return out[0] if single else out
 
     def predict(self, X):
-        """Predicted class labels: argmax of the outputs, or output > 0.5 for one output."""
+        """Predictions: the outputs of a regression (``"mse"``, ``"quadratic"``); for a
+        classifier, the argmax of the outputs, or output > 0.5 for one output.
+
+        One sample (1-D ``X``) gives one prediction.
+        """
         proba = self.predict_proba(X)
+        if self.regression:
+            return proba
         if self.n_outputs_ == 1:
-            return (proba[:, 0] > 0.5).astype(np.int64)
-        return proba.argmax(axis=1)
+            return (proba[..., 0] > 0.5).astype(np.int64)
+        return proba.argmax(axis=-1)
 
     def evaluate(self, X, y):
-        """Mean loss (without penalty) and accuracy on (X, y), as a dict."""
+        """Mean loss (without penalty) on (X, y), and accuracy — or, for a regression,
+        the mean absolute error ``mae`` and the coefficient of determination ``r2``
+        (1 − Σ(y − a)²/Σ(y − ȳ)², averaged over the outputs), as a dict."""
         X = check_features(X, self.dtype, self.n_features_)
-        labels, targets = check_targets(y, X.shape[0], self.n_outputs_, self.dtype)
-        total, correct = 0.0, 0
+        labels, targets = self._targets(y, X.shape[0])
+        regression = self.regression and labels is None
+        total, correct, outputs = 0.0, 0, []
         for i in range(0, X.shape[0], PREDICT_CHUNK):
             out = self._forward(X[i:i + PREDICT_CHUNK], self._loss_layers, False)
             batch_targets = self._batch_targets(labels, targets, slice(i, i + PREDICT_CHUNK))
             total += _loss_kernels.loss_grad(self.loss.code, out, batch_targets)
-            correct += _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
+            if regression:
+                outputs.append(out)
+            else:
+                correct += _loss_kernels.correct(out, batch_targets, self.loss.threshold)
+        if not regression:
+            return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
+        error = np.concatenate(outputs).astype(np.float64) - targets
+        spread = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(spread > 0, 1 - (error ** 2).sum(axis=0) / spread, np.nan)
+        return {"loss": total / X.shape[0], "mae": float(np.abs(error).mean()),
+                "r2": float(np.mean(r2))}
 
     def _batch_targets(self, labels, targets, rows):
         if labels is not None:
@@ -242,7 +286,7 @@ class Sequential:
         gradient buffer.  Used by ``fastnn.gradcheck``.
         """
         X = check_features(X, self.dtype, self.n_features_)
-        labels, targets = check_targets(y, X.shape[0], self.n_outputs_, self.dtype)
+        labels, targets = self._targets(y, X.shape[0])
         batch_targets = self._batch_targets(labels, targets, slice(None))
         loss = self._forward_backward(X, batch_targets, training)[0] / X.shape[0]
         _gradients.weight_penalty(self.params_[:self.n_weights_], self.grads_[:self.n_weights_],
@@ -302,7 +346,8 @@ class Sequential:
             the last finished step.
         """
         X = check_features(X, self.dtype, self.n_features_)
-        labels, targets = check_targets(y, X.shape[0], self.n_outputs_, self.dtype)
+        labels, targets = self._targets(y, X.shape[0])
+        self._trained_on_labels = labels is not None
         epochs = check_positive_int("epochs", epochs)
         batch_size = min(check_positive_int("batch_size", batch_size), X.shape[0])
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -340,10 +385,12 @@ class Sequential:
             else:
                 loss_sum, correct = _training.layer_epoch(
                     self, update, X, labels, targets, order, batch_size, rates, epoch, hooks)
-            logs = {"loss": loss_sum / n, "accuracy": correct / n, "lr": float(rates[0])}
+            logs = {"loss": loss_sum / n, "lr": float(rates[0])}
+            if not self.regression:
+                logs["accuracy"] = correct / n
             if validation is not None:
-                val = self.evaluate(*validation)
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+                logs.update({f"val_{key}": value
+                             for key, value in self.evaluate(*validation).items()})
             self.optimizer.on_epoch_end(self.optimizer.epoch_, logs)
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)

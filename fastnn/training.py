@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn import _threads
 from fastnn import callbacks as callbacks_
-from fastnn._validation import check_features, check_targets
+from fastnn._validation import check_features
 from fastnn_ext import train as _train
 
 #: compiled calls per epoch when a callback follows progress (a progress bar)
@@ -165,7 +165,7 @@ def check_validation(model, validation_data):
         raise ValueError("validation_data must be a pair (X_val, y_val)") from None
     try:
         X_val = check_features(X_val, model.dtype, model.n_features_)
-        check_targets(y_val, X_val.shape[0], model.n_outputs_, model.dtype)
+        model._targets(y_val, X_val.shape[0])
     except (TypeError, ValueError) as error:
         raise type(error)(f"validation_data: {error}") from None
     return X_val, y_val
@@ -175,8 +175,12 @@ def make_hooks(model, callbacks, verbose, epochs, with_validation):
     """The user's callbacks, then the history (which so records what they add to
     the logs), then the progress bar; the history is the second value."""
     callbacks = callbacks_.check_callbacks(callbacks)
-    model.metric_names_ = ("loss", "accuracy", "lr") + (
-        ("val_loss", "val_accuracy") if with_validation else ())
+    if model.regression:
+        train_scores, val_scores = (), ("loss", "mae", "r2")
+    else:
+        train_scores, val_scores = ("accuracy",), ("loss", "accuracy")
+    model.metric_names_ = ("loss", "lr") + train_scores + (
+        tuple(f"val_{name}" for name in val_scores) if with_validation else ())
     model.optimizer.lr.check_metrics(model.metric_names_)
     history = callbacks_.History()
     hooks = [*callbacks, history]

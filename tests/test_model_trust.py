@@ -365,3 +365,77 @@ def test_interrupting_a_compiled_epoch_stops_promptly_and_keeps_a_consistent_mod
     word, when, steps, finite = out.split()
     assert word == "stopped" and finite == "True" and int(steps) > 0
     assert float(when) - sent < 1.0
+
+
+# -- batch norm in evaluation mode ---------------------------------------------------------
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_batchnorm_gradients_in_evaluation_mode_match_finite_differences(trained):
+    X, y = blobs(n=40)
+    model = mlp(L.BatchNorm(), L.Tanh(), seed=3)
+    if trained:
+        model.fit(X, y, epochs=2, batch_size=10)  # running statistics away from 0 and 1
+    objective, grads = model.loss_and_gradients(X, y, training=False)
+    params = model.params_
+    numeric = np.empty_like(grads)
+    h = 1e-6
+    for i in range(params.size):
+        saved = params[i]
+        params[i] = saved + h
+        plus = model.loss_and_gradients(X, y, training=False)[0]
+        params[i] = saved - h
+        minus = model.loss_and_gradients(X, y, training=False)[0]
+        params[i] = saved
+        numeric[i] = (plus - minus) / (2 * h)
+    error = np.linalg.norm(grads - numeric) / np.linalg.norm(numeric)
+    assert error < 1e-7
+
+
+# -- regression is not classification ---------------------------------------------------
+
+def regression_data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 6))
+    return X, X @ rng.standard_normal(6) + 0.1 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("loss", ["mse", "quadratic"])
+def test_a_one_output_regression_trains_on_real_1d_targets(loss):
+    X, y = regression_data()
+    model = Sequential([L.Dense(6, 16), L.Tanh(), L.Dense(16, 1)], loss=loss,
+                       optimizer=O.Adam(lr=0.01), dtype="float64", seed=0)
+    history = model.fit(X, y, epochs=30, batch_size=20, validation_data=regression_data(50, 1))
+    assert model.regression
+    assert "accuracy" not in history.keys() and "val_r2" in history.keys()
+    prediction = model.predict(X)
+    np.testing.assert_array_equal(prediction, model.predict_proba(X))  # the outputs themselves
+    scores = model.evaluate(X, y)
+    error = prediction[:, 0] - y
+    assert scores["mae"] == pytest.approx(np.abs(error).mean(), rel=1e-12)
+    assert scores["r2"] == pytest.approx(1 - (error ** 2).sum() / ((y - y.mean()) ** 2).sum(),
+                                         rel=1e-12)
+    assert scores["r2"] > 0.9
+    mse = (error ** 2).mean()
+    assert scores["loss"] == pytest.approx(mse if loss == "mse" else mse / 2, rel=1e-10)
+    assert model.predict(X[0]).shape == (1,)  # one sample, one prediction
+
+
+def test_a_squared_error_classifier_on_labels_stays_a_classifier():
+    X, y = blobs()
+    model = Sequential([L.Dense(6, 8), L.Sigmoid(), L.Dense(8, 3), L.Sigmoid()],
+                       loss="quadratic", optimizer=O.SGD(lr=3.0), dtype="float64", seed=0)
+    model.fit(X, y, epochs=20, batch_size=10)
+    assert not model.regression
+    assert set(model.predict(X)) <= {0, 1, 2}
+    assert model.evaluate(X, y)["accuracy"] > 0.9
+    assert model.predict(X[3]) == model.predict(X[3:4])[0]
+
+
+def test_finite_values_beyond_float32_are_named_as_such():
+    X, y = blobs(n=20)
+    X[2, 1] = 1e300
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        mlp(dtype="float32").fit(X, y)
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mlp(dtype="float32").fit(X, y)
