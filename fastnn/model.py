@@ -293,11 +293,23 @@ class Sequential:
                                   self.l2 / X.shape[0], self.l1 / X.shape[0])
         return loss + self.penalty(X.shape[0]), self.grads_.copy()
 
-    def _forward_backward(self, X, batch_targets, training=True):
-        """Loss sum and correct count of one batch; leaves the gradient in grads_."""
+    def _forward_backward(self, X, batch_targets, training=True, weights=None):
+        """Loss sum and correct count of one batch; leaves the gradient in grads_.
+
+        With sample ``weights``, row i's loss and gradient are scaled by wᵢ,
+        row by row as the compiled epoch does (``train.weighted_loss_and_grad``).
+        """
         out = self._forward(X, self._loss_layers, training)
         delta = np.empty_like(out)
-        loss = _loss_kernels.loss_grad(self.loss.code, out, batch_targets, delta, 1.0 / X.shape[0])
+        m = X.shape[0]
+        if weights is None:
+            loss = _loss_kernels.loss_grad(self.loss.code, out, batch_targets, delta, 1.0 / m)
+        else:
+            loss = 0.0
+            for i, weight in enumerate(weights.tolist()):
+                loss += weight * _loss_kernels.loss_grad(
+                    self.loss.code, out[i:i + 1], batch_targets[i:i + 1], delta[i:i + 1],
+                    weight / m)
         correct = _loss_kernels.correct(out, batch_targets, self.loss.threshold)
         # Layers before the first with parameters need no gradient at all.
         for i in range(len(self._loss_layers) - 1, self._first_with_params - 1, -1):
@@ -307,7 +319,7 @@ class Sequential:
     # -------------------------------------------------------------- training
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            callbacks=(), verbose=False, compiled=None):
+            callbacks=(), verbose=False, compiled=None, sample_weight=None):
         """Train by mini-batch gradient descent.
 
         ``batch_size=1`` is stochastic gradient descent, ``batch_size=len(X)``
@@ -328,6 +340,9 @@ class Sequential:
         compiled : bool or None
             Run each epoch in compiled code (default: whenever every layer
             has a compiled form) or layer by layer in Python.
+        sample_weight : array of shape (n_samples,), optional
+            Finite weights >= 0 multiplying each sample's loss and gradient;
+            a batch's loss is Σ wᵢ·Lᵢ / (rows of the batch).
 
         Returns
         -------
@@ -348,6 +363,7 @@ class Sequential:
         X = check_features(X, self.dtype, self.n_features_)
         labels, targets = self._targets(y, X.shape[0])
         self._trained_on_labels = labels is not None
+        sample_weight = _training.check_sample_weight(sample_weight, X.shape[0])
         epochs = check_positive_int("epochs", epochs)
         batch_size = min(check_positive_int("batch_size", batch_size), X.shape[0])
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -381,10 +397,12 @@ class Sequential:
                                                   n_steps)
             if plan is not None:
                 loss_sum, correct = _training.compiled_epoch(
-                    self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks)
+                    self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks,
+                    sample_weight)
             else:
                 loss_sum, correct = _training.layer_epoch(
-                    self, update, X, labels, targets, order, batch_size, rates, epoch, hooks)
+                    self, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
+                    sample_weight)
             logs = {"loss": loss_sum / n, "lr": float(rates[0])}
             if not self.regression:
                 logs["accuracy"] = correct / n

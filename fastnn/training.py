@@ -58,7 +58,8 @@ def wants_progress(hooks):
     return any(type(hook).on_progress is not Callback.on_progress for hook in hooks)
 
 
-def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epoch, hooks):
+def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
+                sample_weight=None):
     """One epoch batch by batch through the layers' Python forms."""
     n_steps = len(rates)
     threads = _threads.training_threads() if not _threads.blas_threaded() else 1
@@ -67,7 +68,8 @@ def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epo
         saved = snapshot(model)
         rows = order[step * batch_size:(step + 1) * batch_size]
         batch_loss, batch_correct = model._forward_backward(
-            X[rows], model._batch_targets(labels, targets, rows))
+            X[rows], model._batch_targets(labels, targets, rows),
+            weights=None if sample_weight is None else sample_weight[rows])
         status = _train.STATUS_NONFINITE_LOSS if not math.isfinite(batch_loss) else \
             update.update(float(rates[step]), model.rng, threads)
         model.optimizer.t_ = update.steps
@@ -82,7 +84,8 @@ def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epo
     return loss_sum, correct
 
 
-def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, epoch, hooks):
+def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, epoch, hooks,
+                   sample_weight=None):
     """One epoch in compiled calls (one, or PROGRESS_SLICES when progress is shown)."""
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
@@ -92,7 +95,7 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
         last = min(n_steps, first + per_call)
         saved = snapshot(model)
         result = _run(model, plan, X, labels, targets, order, batch_size, rates, first, last,
-                      threads)
+                      threads, sample_weight)
         if result[3] in _FAILURE:
             # Something overflowed in this slice: replay it one step at a
             # time from its start (same order, same random draws) and stop
@@ -102,7 +105,7 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
             for step in range(first, last):
                 saved = snapshot(model)
                 one = _run(model, plan, X, labels, targets, order, batch_size, rates, step,
-                           step + 1, threads)
+                           step + 1, threads, sample_weight)
                 if one[3] != _train.STATUS_OK:
                     restore(model, plan.update, saved)
                     _raise_nonfinite(model, one[3], epoch, step)
@@ -115,11 +118,12 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
     return loss_sum, correct
 
 
-def _run(model, plan, X, labels, targets, order, batch_size, rates, first, last, threads):
+def _run(model, plan, X, labels, targets, order, batch_size, rates, first, last, threads,
+         sample_weight):
     """Steps first..last-1 of the epoch in one compiled call."""
     try:
         return plan.run(X, targets, labels, order[first * batch_size:last * batch_size],
-                        rates[first:last], model.rng, threads)
+                        rates[first:last], model.rng, threads, sample_weight)
     finally:
         # Also when Ctrl-C interrupts the call: the steps before it are
         # complete, and the optimizer counts them.
@@ -187,3 +191,21 @@ def make_hooks(model, callbacks, verbose, epochs, with_validation):
     if verbose:
         hooks.append(callbacks_.ProgressBar(epochs))
     return hooks, history
+
+
+def check_sample_weight(sample_weight, n):
+    """``sample_weight`` as a float64 vector of n finite weights >= 0, or None."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers, got dtype {weights.dtype}")
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if weights.shape != (n,):
+        raise ValueError(f"sample_weight must have one weight per sample ({n}), "
+                         f"got shape {weights.shape}")
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("sample_weight must be finite and >= 0")
+    if not weights.any():
+        raise ValueError("sample_weight is zero for every sample: nothing would be learned")
+    return weights

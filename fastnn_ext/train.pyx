@@ -340,6 +340,7 @@ ctypedef struct Workspace:
     void* work
     void* delta
     void* targets            # one batch of target rows
+    double* weights          # one batch of sample weights (when given)
     Py_ssize_t capacity      # rows per batch
     Py_ssize_t n_features
     Py_ssize_t n_outputs
@@ -393,6 +394,23 @@ cdef void gather_batch(const floating[:, ::1] X, const floating[:, ::1] T,
             targets[i * n_out + labels[r]] = 1
 
 
+cdef double weighted_loss_and_grad(int loss, const floating* output, const floating* targets,
+                                   floating* grad, const double* weights, Py_ssize_t m,
+                                   Py_ssize_t n) noexcept nogil:
+    """Σ_i wᵢ·Lᵢ, with row i's gradient scaled by wᵢ/m: the loss kernel row by row.
+
+    Each row is the kernel's own computation of that row, so the layer path
+    (``Sequential._forward_backward``) gets the same numbers calling it from
+    Python one row at a time.
+    """
+    cdef Py_ssize_t i
+    cdef double total = 0
+    for i in range(m):
+        total += weights[i] * loss_and_grad(loss, output + i * n, targets + i * n,
+                                            grad + i * n, 1, n, <floating> (weights[i] / m))
+    return total
+
+
 ctypedef struct Totals:
     double loss_sum
     Py_ssize_t n_correct
@@ -402,7 +420,8 @@ ctypedef struct Totals:
 
 cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:, ::1] T,
                       const int64_t* labels, const int64_t[::1] order,
-                      const double[::1] rates, bitgen_t* rng, int n_threads):
+                      const double[::1] rates, bitgen_t* rng, int n_threads,
+                      const double* sample_weights):
     """The steps over `order`, batch by batch; called with the GIL held."""
     cdef Workspace* w = &plan.w
     cdef UpdateState* s = &plan.update.s
@@ -410,7 +429,7 @@ cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:
     cdef floating* delta = <floating*> w.delta
     cdef floating* targets = <floating*> w.targets
     cdef floating* params = <floating*> s.params
-    cdef Py_ssize_t n = order.shape[0], start = 0, m
+    cdef Py_ssize_t n = order.shape[0], start = 0, m, i
     cdef Totals totals = Totals(0, 0, 0, OK)
     cdef double batch_loss, lr, last_check = seconds()
     cdef OpContext ctx = OpContext(s.params, s.grads, w.buffers, w.work, w.delta, 0,
@@ -425,9 +444,16 @@ cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:
                          m, work, targets, w.n_outputs)
             ctx.rows = m
             forward_ops(plan.ops, plan.tables, plan.activations, plan.n_ops, &ctx, work)
-            batch_loss = loss_and_grad(w.loss, work + w.out_offset, targets,
-                                       delta + w.out_offset, m, w.n_outputs,
-                                       <floating> (1.0 / m))
+            if sample_weights == NULL:
+                batch_loss = loss_and_grad(w.loss, work + w.out_offset, targets,
+                                           delta + w.out_offset, m, w.n_outputs,
+                                           <floating> (1.0 / m))
+            else:
+                for i in range(m):
+                    w.weights[i] = sample_weights[order[start + i]]
+                batch_loss = weighted_loss_and_grad(w.loss, work + w.out_offset, targets,
+                                                    delta + w.out_offset, w.weights, m,
+                                                    w.n_outputs)
             if not isfinite(batch_loss):
                 totals.status = NONFINITE_LOSS
                 break
@@ -496,6 +522,7 @@ cdef class EpochPlan:
     cdef bint fused_sgd
     cdef double fused_weight_decay
     cdef object records, buffers_array, work_array, delta_array, targets_array, keep
+    cdef object weights_array
 
     def __cinit__(self):
         self.tables = NULL
@@ -545,11 +572,13 @@ cdef class EpochPlan:
         self.delta_array = np.zeros(work_size, dtype=dtype)
         last = records[n_ops - 1]
         self.targets_array = np.zeros(capacity * last["out_size"], dtype=dtype)
+        self.weights_array = np.zeros(capacity, dtype=np.float64)
         self.buffers_array = buffers
         self.w = Workspace(<void*> <size_t> buffers.ctypes.data,
                            <void*> <size_t> self.work_array.ctypes.data,
                            <void*> <size_t> self.delta_array.ctypes.data,
                            <void*> <size_t> self.targets_array.ctypes.data,
+                           <double*> <size_t> self.weights_array.ctypes.data,
                            capacity, records[0]["in_size"], last["out_size"],
                            last["output"],
                            loss.code, loss.threshold)
@@ -618,12 +647,15 @@ cdef class EpochPlan:
                     return 1
         return max(1, n_threads)
 
-    def run(self, X, targets, labels, order, learning_rates, generator, int n_threads=1):
+    def run(self, X, targets, labels, order, learning_rates, generator, int n_threads=1,
+            sample_weight=None):
         """Train on the rows ``order``, a batch at a time.
 
         Either ``labels`` (int64 class indices, one per row of X) or
         ``targets`` (one row of the last op's width per row of X) is given,
         the other None.  ``learning_rates[s]`` is the rate of the s-th step.
+        ``sample_weight`` (float64, one per row of X, finite, >= 0) scales
+        each row's loss and gradient: a batch's loss is Σ wᵢ·Lᵢ / rows.
         Returns ``(loss_sum, n_correct, n_steps, status)``: ``n_steps``
         updates were applied; ``status`` says why the call stopped early
         (the caller undoes a step that made anything non-finite).
@@ -660,6 +692,18 @@ cdef class EpochPlan:
             raise ValueError(f"learning_rates needs {n_steps} entries, got {rates.shape}")
         if not np.isfinite(rates).all() or (rates < 0).any():
             raise ValueError("learning rates must be finite and >= 0")
+        cdef const double[::1] weight_view
+        cdef const double* weight_ptr = NULL
+        if sample_weight is not None:
+            if not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != np.float64 \
+                    or sample_weight.shape != (n_rows,) or not sample_weight.flags.c_contiguous:
+                raise ValueError(f"sample_weight must be a contiguous float64 array of "
+                                 f"{n_rows} entries")
+            if not (np.isfinite(sample_weight).all() and (sample_weight >= 0).all()):
+                raise ValueError("sample_weight must be finite and >= 0")
+            weight_view = sample_weight
+            if n_rows:
+                weight_ptr = &weight_view[0]
         cdef bitgen_t* rng = bit_generator_of(generator)
         cdef Totals totals
         if order.shape[0] == 0:
@@ -670,7 +714,9 @@ cdef class EpochPlan:
         T = targets if targets is not None else np.zeros((0, self.w.n_outputs), dtype=dtype)
         with generator.bit_generator.lock:
             if self.update.double_precision:
-                totals = run_steps[double](self, X, T, label_ptr, order, rates, rng, n_threads)
+                totals = run_steps[double](self, X, T, label_ptr, order, rates, rng, n_threads,
+                                           weight_ptr)
             else:
-                totals = run_steps[float](self, X, T, label_ptr, order, rates, rng, n_threads)
+                totals = run_steps[float](self, X, T, label_ptr, order, rates, rng, n_threads,
+                                          weight_ptr)
         return totals.loss_sum, totals.n_correct, totals.n_steps, totals.status

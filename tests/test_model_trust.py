@@ -439,3 +439,59 @@ def test_finite_values_beyond_float32_are_named_as_such():
     X[2, 1] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
         mlp(dtype="float32").fit(X, y)
+
+
+# -- sample weights -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss, output", [("softmax_cross_entropy", L.Softmax),
+                                          ("sigmoid_cross_entropy", L.Sigmoid),
+                                          ("mse", L.Identity)])
+def test_a_zero_weight_removes_a_sample(loss, output):
+    # Full-batch SGD: weights (1, ..., 1, 0) over m rows give the gradient
+    # Σ_{i<m} gᵢ / m, which is the unweighted m − 1 rows' with the rate scaled
+    # by (m − 1)/m.
+    X, y = blobs(n=40)
+    m = X.shape[0]
+    weights = np.ones(m)
+    weights[-5:] = 0
+
+    def model(lr):
+        return Sequential([L.Dense(6, 8), L.Tanh(), L.Dense(8, 3), output()], loss=loss,
+                          optimizer=O.SGD(lr=lr), dtype="float64", seed=0)
+
+    weighted, dropped = model(0.5), model(0.5 * (m - 5) / m)
+    targets = np.eye(3)[y]
+    weighted.fit(X, targets, epochs=3, batch_size=m, shuffle=False, sample_weight=weights)
+    dropped.fit(X[:-5], targets[:-5], epochs=3, batch_size=m, shuffle=False)
+    np.testing.assert_allclose(weighted.params_, dropped.params_, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sample_weights_give_the_same_weights_on_both_paths(dtype):
+    X, y = blobs()
+    weights = np.random.default_rng(1).uniform(0, 3, X.shape[0])
+    runs = []
+    for compiled in (True, False):
+        model = mlp(L.ReLU(), L.Dropout(0.2), dtype=dtype, optimizer=O.Adam(lr=0.01))
+        model.fit(X, y, epochs=2, batch_size=16, compiled=compiled, sample_weight=weights)
+        runs.append(model.params_)
+    unweighted = mlp(L.ReLU(), L.Dropout(0.2), dtype=dtype, optimizer=O.Adam(lr=0.01))
+    unweighted.fit(X, y, epochs=2, batch_size=16)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[0], unweighted.params_)
+
+
+@pytest.mark.parametrize("weights, error, message", [
+    (np.ones(5), ValueError, "one weight per sample"),
+    (np.full(120, -1.0), ValueError, ">= 0"),
+    (np.full(120, np.nan), ValueError, "finite"),
+    (np.zeros(120), ValueError, "zero for every sample"),
+    (np.full(120, "a"), TypeError, "real numbers"),
+])
+def test_bad_sample_weights_are_refused(weights, error, message):
+    X, y = blobs()
+    model = mlp()
+    before = model.params_.copy()
+    with pytest.raises(error, match=message):
+        model.fit(X, y, sample_weight=weights)
+    np.testing.assert_array_equal(model.params_, before)
