@@ -79,24 +79,29 @@ cdef inline double softmax_cross_entropy(const floating* z, const floating* t,
         t_row = t + i * n
         largest = row_max(z_row, n)
         sum_exp = 0
-        mass = 0
         for j in range(n):
             e = exp_of(z_row[j] - largest)
             sum_exp = sum_exp + e
-            mass += t_row[j]
             if grad != NULL:
                 grad[i * n + j] = e
+        # In a loop of its own: a double sum in the loop above would keep
+        # that loop from running on the vector exp.
+        mass = 0
+        for j in range(n):
+            mass += t_row[j]
         if floating is float:
             log_sum_exp = largest + logf(sum_exp)
         else:
             log_sum_exp = largest + log(sum_exp)
-        # grad = scale·(mass·e/sum_exp − t): one division per row.
-        weight = <floating>(mass / sum_exp)
+        # grad = scale·(softmax·mass − t), the softmax divided out first: for
+        # probability rows (mass exactly 1) the gradient is then the same to
+        # the last bit as scale·(softmax − t).
+        weight = <floating> mass
         for j in range(n):
             if t_row[j] != 0:
                 total += <double> t_row[j] * (log_sum_exp - z_row[j])
             if grad != NULL:
-                grad[i * n + j] = scale * (weight * grad[i * n + j] - t_row[j])
+                grad[i * n + j] = scale * ((grad[i * n + j] / sum_exp) * weight - t_row[j])
     return total
 
 
