@@ -7,8 +7,37 @@ those apply to one leading slice.
 """
 
 import math
+import weakref
 
 import numpy as np
+
+
+def owner(obj):
+    """The model a layer or optimizer belongs to (None once that model is gone)."""
+    ref = getattr(obj, "_owner_ref", None)
+    return ref() if ref is not None else None
+
+
+def take_ownership(obj, model):
+    obj._owner_ref = None if model is None else weakref.ref(model)
+
+
+def check_unshared(layers):
+    """Refuse a layer used twice, or one that belongs to another live model.
+
+    A layer's arrays are views into its model's buffers: shared, a second
+    model would re-point them and silently change the first one.
+    """
+    seen = set()
+    for layer in layers:
+        if id(layer) in seen:
+            raise ValueError(f"{layer!r} appears twice in the network; a layer is used "
+                             "once (make a second layer for a second use)")
+        seen.add(id(layer))
+        if owner(layer) is not None:
+            raise ValueError(f"{layer!r} already belongs to another Sequential; layers are "
+                             "not shared between models (build new layers, or "
+                             "copy.deepcopy the other model)")
 
 
 def lay_out(model):

@@ -180,6 +180,21 @@ def check_finite_number(name, value, minimum=None, maximum=None, open_min=False)
     return Real(minimum, maximum, open_min)(name, value)
 
 
+def check_gradient_noise(noise):
+    """``gradient_noise``: None, η, or (η, γ), as (η, γ) with γ = 0.55 by default."""
+    if noise is None:
+        return None
+    if np.isscalar(noise):
+        eta, gamma = noise, 0.55
+    else:
+        try:
+            eta, gamma = noise
+        except (TypeError, ValueError):
+            raise ValueError(f"gradient_noise must be η or a pair (η, γ), got {noise!r}") from None
+    return (Real(0, open_min=True)("gradient_noise η", eta),
+            Real(0)("gradient_noise γ", gamma))
+
+
 def check_real(name, value):
     """``value`` as a finite float."""
     return Real()(name, value)

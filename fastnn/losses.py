@@ -25,6 +25,8 @@ labels (read as one-hot rows) or a 2-D array of target rows.  ``get(name)``
 looks a loss up by the ``name`` of its class (or one of its ``aliases``).
 """
 
+import numpy as np
+
 from fastnn_ext import losses as _kernels
 
 #: name → Loss subclass, filled by ``Loss.__init_subclass__`` from each class's
@@ -113,6 +115,18 @@ class SigmoidCrossEntropy(Loss):
     code = _kernels.SIGMOID_CROSS_ENTROPY
     output_layer = "Sigmoid"
     threshold = 0.0
+
+
+def regression_scores(outputs, targets):
+    """Mean absolute error and R² = 1 − Σ(y − a)²/Σ(y − ȳ)² (averaged over the outputs).
+
+    R² is NaN for an output whose targets do not vary.
+    """
+    error = np.asarray(outputs, dtype=np.float64) - targets
+    spread = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(spread > 0, 1 - (error ** 2).sum(axis=0) / spread, np.nan)
+    return {"mae": float(np.abs(error).mean()), "r2": float(np.mean(r2))}
 
 
 def get(loss):

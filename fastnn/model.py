@@ -13,31 +13,24 @@ compiled form); both call the same kernels in the same order and give the
 same weights.
 """
 
-import weakref
-
 import numpy as np
 
 from fastnn import losses as _losses
 from fastnn import serialization as _files
 from fastnn import training as _training
-from fastnn._validation import (as_dtype, check_features, check_finite_number,
+from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
                                 check_positive_int, check_targets, one_hot)
-from fastnn._layout import lay_out
+from fastnn._layout import check_unshared, lay_out, owner, take_ownership
 from fastnn.layers import Layer
 from fastnn.optimizers import SGD, Optimizer
 from fastnn.plan import build_plan
 from fastnn.training import NonFiniteError  # noqa: F401  (importable from here, as before)
 from fastnn_ext import gradients as _gradients
 from fastnn_ext import losses as _loss_kernels
-from fastnn_ext import train as _train
+from fastnn_ext import update as _update
 
 #: rows per forward call when predicting or evaluating
 PREDICT_CHUNK = 4096
-
-
-def _owner(obj):
-    ref = getattr(obj, "_owner_ref", None)
-    return ref() if ref is not None else None
 
 
 class Sequential:
@@ -103,39 +96,15 @@ class Sequential:
             "clip_norm", clip_norm, minimum=0.0, open_min=True)
         self.clip_value = None if clip_value is None else check_finite_number(
             "clip_value", clip_value, minimum=0.0, open_min=True)
-        self.gradient_noise = self._check_noise(gradient_noise)
+        self.gradient_noise = check_gradient_noise(gradient_noise)
         self.rng = np.random.default_rng(seed)
         self._build()
         self.optimizer = SGD(lr=0.1) if optimizer is None else optimizer
 
-    @staticmethod
-    def _check_noise(noise):
-        if noise is None:
-            return None
-        if np.isscalar(noise):
-            eta, gamma = noise, 0.55
-        else:
-            try:
-                eta, gamma = noise
-            except (TypeError, ValueError):
-                raise ValueError("gradient_noise must be η or a pair (η, γ), "
-                                 f"got {noise!r}") from None
-        return (check_finite_number("gradient_noise η", eta, minimum=0.0, open_min=True),
-                check_finite_number("gradient_noise γ", gamma, minimum=0.0))
-
     # ------------------------------------------------------------------ build
 
     def _build(self):
-        seen = set()
-        for layer in self.layers:
-            if id(layer) in seen:
-                raise ValueError(f"{layer!r} appears twice in the network; a layer is used "
-                                 "once (make a second layer for a second use)")
-            seen.add(id(layer))
-            if _owner(layer) is not None:
-                raise ValueError(f"{layer!r} already belongs to another Sequential; layers "
-                                 "are not shared between models (build new layers, or "
-                                 "copy.deepcopy the other model)")
+        check_unshared(self.layers)
         # Only dense layers change the width: the first one fixes the input's.
         width = next((layer.n_in for layer in self.layers if layer.n_in is not None), None)
         if width is None:
@@ -157,7 +126,7 @@ class Sequential:
         lay_out(self)
         for layer in self.layers:
             layer.rng = self.rng
-            layer._owner_ref = weakref.ref(self)
+            take_ownership(layer, self)
         self.stop_training = False
 
     @property
@@ -169,14 +138,14 @@ class Sequential:
     def optimizer(self, optimizer):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastnn optimizer, got {optimizer!r}")
-        if _owner(optimizer) not in (None, self):
+        if owner(optimizer) not in (None, self):
             raise ValueError(f"{optimizer!r} already belongs to another Sequential; an "
                              "optimizer holds one model's state (make a new one)")
         optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
-        optimizer._owner_ref = weakref.ref(self)
+        take_ownership(optimizer, self)
         old = getattr(self, "_optimizer", None)
         if old is not None and old is not optimizer:
-            old._owner_ref = None
+            take_ownership(old, None)
         self._optimizer = optimizer
 
     @property
@@ -258,12 +227,8 @@ class Sequential:
                 correct += _loss_kernels.correct(out, batch_targets, self.loss.threshold)
         if not regression:
             return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
-        error = np.concatenate(outputs).astype(np.float64) - targets
-        spread = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(spread > 0, 1 - (error ** 2).sum(axis=0) / spread, np.nan)
-        return {"loss": total / X.shape[0], "mae": float(np.abs(error).mean()),
-                "r2": float(np.mean(r2))}
+        return {"loss": total / X.shape[0],
+                **_losses.regression_scores(np.concatenate(outputs), targets)}
 
     def _batch_targets(self, labels, targets, rows):
         if labels is not None:
@@ -374,7 +339,7 @@ class Sequential:
         validation = _training.check_validation(self, validation_data)
         hooks, history = _training.make_hooks(self, callbacks, verbose, epochs,
                                               validation is not None)
-        update = _train.UpdateStep(
+        update = _update.UpdateStep(
             self.params_, self.grads_, self.optimizer, self.n_weights_,
             self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
             self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0))
@@ -383,39 +348,8 @@ class Sequential:
         if compiled and plan is None:
             raise ValueError("a layer of this network has no compiled form; use compiled=False")
 
-        self.stop_training = False
-        for hook in hooks:
-            hook.on_train_begin(self)
-        n = X.shape[0]
-        n_steps = -(-n // batch_size)
-        for epoch in range(epochs):
-            for hook in hooks:
-                hook.on_epoch_begin(epoch)
-            order = _training.shuffled_order(self, n, shuffle)
-            # The optimizer counts epochs and steps across fits, so schedules continue.
-            rates = self.optimizer.learning_rates(self.optimizer.epoch_, self.optimizer.t_ + 1,
-                                                  n_steps)
-            if plan is not None:
-                loss_sum, correct = _training.compiled_epoch(
-                    self, plan, X, labels, targets, order, batch_size, rates, epoch, hooks,
-                    sample_weight)
-            else:
-                loss_sum, correct = _training.layer_epoch(
-                    self, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
-                    sample_weight)
-            logs = {"loss": loss_sum / n, "lr": float(rates[0])}
-            if not self.regression:
-                logs["accuracy"] = correct / n
-            if validation is not None:
-                logs.update({f"val_{key}": value
-                             for key, value in self.evaluate(*validation).items()})
-            self.optimizer.on_epoch_end(self.optimizer.epoch_, logs)
-            for hook in hooks:
-                hook.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for hook in hooks:
-            hook.on_train_end()
+        _training.run_epochs(self, plan, update, X, labels, targets, sample_weight, epochs,
+                             batch_size, shuffle, validation, hooks)
         self.history_ = history
         return history
 

@@ -20,7 +20,7 @@ Life cycle, as driven by the model::
             opt.step(params, grads)       # or a compiled loop, see below
         opt.on_epoch_end(epoch, logs)
 
-The compiled training step (``fastnn_ext.train.UpdateStep``) calls the
+The compiled training step (``fastnn_ext.update.UpdateStep``) calls the
 optimizer's kernel table (``opt.kernel``, an ``OptimizerKernel``) directly
 with ``opt.hyper_`` (a record of named hyper-parameters), ``opt.state_``,
 ``opt.n_decay_`` and the rates ``opt.learning_rates(epoch, opt.t_ + 1, k)``,

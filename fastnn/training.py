@@ -3,7 +3,7 @@
 ``compiled_epoch`` runs the epoch in calls of ``fastnn_ext.train.EpochPlan``;
 ``layer_epoch`` runs each batch's forward and backward pass layer by layer in
 Python.  Both end every step with the same compiled update
-(``fastnn_ext.train.UpdateStep``), so they give the same weights.  When a
+(``fastnn_ext.update.UpdateStep``), so they give the same weights.  When a
 step makes the loss, the gradient, the parameters or the optimizer's state
 non-finite, the model is put back as it was before that step and
 ``NonFiniteError`` is raised.
@@ -209,3 +209,41 @@ def check_sample_weight(sample_weight, n):
     if not weights.any():
         raise ValueError("sample_weight is zero for every sample: nothing would be learned")
     return weights
+
+
+def run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs, batch_size,
+               shuffle, validation, hooks):
+    """The epochs of one fit: order, rates, the epoch on its path, metrics, callbacks."""
+    model.stop_training = False
+    for hook in hooks:
+        hook.on_train_begin(model)
+    n = X.shape[0]
+    n_steps = -(-n // batch_size)
+    for epoch in range(epochs):
+        for hook in hooks:
+            hook.on_epoch_begin(epoch)
+        order = shuffled_order(model, n, shuffle)
+        # The optimizer counts epochs and steps across fits, so schedules continue.
+        rates = model.optimizer.learning_rates(model.optimizer.epoch_,
+                                               model.optimizer.t_ + 1, n_steps)
+        if plan is not None:
+            loss_sum, correct = compiled_epoch(
+                model, plan, X, labels, targets, order, batch_size, rates, epoch, hooks,
+                sample_weight)
+        else:
+            loss_sum, correct = layer_epoch(
+                model, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
+                sample_weight)
+        logs = {"loss": loss_sum / n, "lr": float(rates[0])}
+        if not model.regression:
+            logs["accuracy"] = correct / n
+        if validation is not None:
+            logs.update({f"val_{key}": value
+                         for key, value in model.evaluate(*validation).items()})
+        model.optimizer.on_epoch_end(model.optimizer.epoch_, logs)
+        for hook in hooks:
+            hook.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for hook in hooks:
+        hook.on_train_end()

@@ -1,11 +1,11 @@
-"""One training step in one place, and whole epochs of them in one compiled call.
+"""Whole epochs of training steps in one compiled call.
 
-``UpdateStep`` is everything that follows backpropagation — weight
-penalties, clipping, gradient noise, the optimizer update, the step counter
-and the finiteness checks — written once (``apply_update``).  The
-layer-by-layer path of ``fastnn.model`` calls it after its Python backward
-pass (``UpdateStep.update``); ``EpochPlan.run`` calls the same function after
-the compiled backward pass of every mini-batch.
+Everything that follows backpropagation — weight penalties, clipping,
+gradient noise, the optimizer update, the step counter — is written once,
+``apply_update`` (update.pxd); the layer-by-layer path of ``fastnn.model``
+calls it through ``fastnn_ext.update.UpdateStep`` after its Python backward
+pass, and ``EpochPlan.run`` after the compiled backward pass of every
+mini-batch.
 
 ``EpochPlan`` walks the op records of a network (ops.pxd) over a workspace
 sized for one batch — gather, forward, loss, backward, ``apply_update`` —
@@ -19,21 +19,24 @@ import numbers
 import numpy as np
 
 from cpython.exc cimport PyErr_CheckSignals
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.pycapsule cimport PyCapsule_IsValid, PyCapsule_GetPointer
 from cython cimport floating
-from cython.parallel cimport prange
-from libc.math cimport sqrt, pow, isfinite
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from numpy.random cimport bitgen_t
 
 from fastnn_ext.activations cimport ActivationKernels, activation_kernels
-from fastnn_ext.gradients cimport (add_weight_penalty, squared_norm, scale_inplace,
-                                   clip_values, add_gaussian_noise)
 from fastnn_ext.losses cimport loss_and_grad, count_correct
 from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OP_CAPSULE
-from fastnn_ext.optim cimport OptimizerKernel, OptimizerKernels, optimizer_step_slice
+from fastnn_ext.update cimport (UpdateStep, UpdateState, OK, NONFINITE_LOSS, NONFINITE_UPDATE,
+                                apply_update, update_finite, bit_generator_of, checked_array,
+                                non_negative)
+
+# The update's status codes and thread count, also importable from here.
+from fastnn_ext.update import (max_threads, STATUS_OK, STATUS_NONFINITE_LOSS,
+                               STATUS_NONFINITE_GRADIENT, STATUS_NONFINITE_UPDATE)
 
 #: The NumPy mirror of ops.pxd's OpRecord, field for field.
 OP_RECORD = np.dtype([
@@ -46,26 +49,8 @@ OP_RECORD = np.dtype([
 if OP_RECORD.itemsize != sizeof(OpRecord):
     raise ImportError("fastnn_ext.train.OP_RECORD does not match ops.pxd's OpRecord")
 
-# Why a call stopped.
-cdef enum Status:
-    OK = 0
-    NONFINITE_LOSS = 1
-    NONFINITE_GRADIENT = 2
-    NONFINITE_UPDATE = 3     # the parameters or the optimizer's state
-
-STATUS_OK = OK
-STATUS_NONFINITE_LOSS = NONFINITE_LOSS
-STATUS_NONFINITE_GRADIENT = NONFINITE_GRADIENT
-STATUS_NONFINITE_UPDATE = NONFINITE_UPDATE
-
 cdef extern from *:
     """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int fastnn_max_threads(void) { return omp_get_max_threads(); }
-    #else
-    static int fastnn_max_threads(void) { return 1; }
-    #endif
     #include <time.h>
     static double fastnn_seconds(void) {
         struct timespec t;
@@ -80,257 +65,13 @@ cdef extern from *:
     #endif
     }
     """
-    int fastnn_max_threads() nogil
     double seconds "fastnn_seconds" () nogil
     void prefetch_row "fastnn_prefetch_row" (const void* start, size_t bytes) nogil
 
 
-def max_threads():
-    """Threads an optimizer step may use: OpenMP's current limit (1 without OpenMP).
-
-    ``OMP_NUM_THREADS`` or ``threadpoolctl.threadpool_limits`` change it.
-    """
-    return fastnn_max_threads()
-
-
-# An optimizer step is split across threads from this many parameters; below,
-# starting the threads costs about what they save.  Above, the gain is more
-# than the arithmetic: Adam on 235,146 parameters streams four arrays of
-# 0.9 MB, more than one core's L2 cache holds, and each thread's slice stays
-# in its own core's cache.  Slices start on 64-byte boundaries so that no two
-# threads write to one cache line.
-cdef enum:
-    PARALLEL_STEP_MIN_PARAMS = 1 << 15
-    SLICE_ALIGN_BYTES = 64
-
 # A compiled epoch looks for a waiting signal (Ctrl-C) this often: taking the
 # GIL for the check costs about a microsecond.
 cdef double SIGNAL_CHECK_SECONDS = 0.05
-
-
-# ---------------------------------------------------------------- the update
-
-ctypedef struct Penalties:
-    Py_ssize_t n_weights     # the leading parameters that are weights
-    double l2                # λ₂/n: adds l2·w to ∂C/∂w
-    double l1                # λ₁/n: adds l1·sign(w)
-    double clip_value        # clamp every element into [−clip_value, clip_value] (0: off)
-    double clip_norm         # rescale to at most this global 2-norm (0: off)
-    double noise_eta         # annealed Gaussian noise σ_t² = η/(1 + t)^γ (η = 0: off)
-    double noise_gamma
-
-
-ctypedef struct UpdateState:
-    void* params
-    void* grads
-    void* state              # the optimizer's moments, n_slots rows of n_params
-    Py_ssize_t n_params
-    Py_ssize_t n_decay       # weight decay applies to params[:n_decay]
-    Penalties penalties
-    const OptimizerKernels* optimizer
-    const void* hyper
-    long steps               # updates applied so far: the next one is number steps + 1
-
-
-cdef void parallel_optimizer_step(const UpdateState* s, floating* params, floating* grads,
-                                  floating* state, double lr, Py_ssize_t first,
-                                  int n_threads) noexcept nogil:
-    """The optimizer update of params[first:], on up to n_threads threads."""
-    cdef Py_ssize_t n = s.n_params, align = SLICE_ALIGN_BYTES // sizeof(floating)
-    cdef Py_ssize_t chunk, t
-    cdef long step = s.steps + 1
-    if n_threads <= 1 or n - first < PARALLEL_STEP_MIN_PARAMS:
-        optimizer_step_slice(s.optimizer, s.hyper, params, grads, state, n, s.n_decay, lr,
-                             step, first, n)
-        return
-    chunk = (n - first + n_threads - 1) // n_threads
-    chunk = (chunk + align - 1) // align * align
-    for t in prange(n_threads, num_threads=n_threads, schedule="static"):
-        optimizer_step_slice(s.optimizer, s.hyper, params, grads, state, n, s.n_decay, lr,
-                             step, first + t * chunk, min(n, first + (t + 1) * chunk))
-
-
-cdef int apply_update(UpdateState* s, double lr, bitgen_t* rng, Py_ssize_t first,
-                      int n_threads, floating* params) noexcept nogil:
-    """Everything after backward: penalties, clipping, noise, update, step count.
-
-    ``first > 0``: a fused SGD backward pass has already updated
-    ``params[:first]`` (the weights, with any L2 term folded in); only the
-    rest goes through the optimizer.  Returns a Status; on NONFINITE_GRADIENT
-    nothing has been updated.
-    """
-    cdef floating* grads = <floating*> s.grads
-    cdef floating* state = <floating*> s.state
-    cdef const Penalties* p = &s.penalties
-    cdef Py_ssize_t n = s.n_params
-    cdef double norm, sigma
-    if first == 0:
-        if p.l2 != 0 or p.l1 != 0:
-            add_weight_penalty(params, grads, p.n_weights, <floating> p.l2, <floating> p.l1)
-        if p.clip_value > 0:
-            clip_values(grads, n, <floating> p.clip_value)
-        if p.clip_norm > 0:
-            norm = sqrt(squared_norm(grads, n))
-            if not isfinite(norm):
-                return NONFINITE_GRADIENT
-            if norm > p.clip_norm:
-                scale_inplace(grads, n, <floating> (p.clip_norm / norm))
-        if p.noise_eta > 0:
-            # t = s.steps counts the updates before this one, from 0.
-            sigma = sqrt(p.noise_eta / pow(1.0 + s.steps, p.noise_gamma))
-            add_gaussian_noise(rng, grads, n, sigma)
-    parallel_optimizer_step(s, params, grads, state, lr, first, n_threads)
-    s.steps += 1
-    return OK
-
-
-cdef bint all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
-    """No NaN or ±∞ among values[0:n]: one pass, stopping at the first."""
-    cdef Py_ssize_t i
-    cdef floating total = 0
-    # A sum is finite exactly when no term is NaN or ∞, unless finite terms
-    # overflow it; only then is the element-wise test needed.
-    for i in range(n):
-        total += values[i] * 0
-    if total == 0:
-        return True
-    for i in range(n):
-        if not isfinite(values[i]):
-            return False
-    return True
-
-
-cdef bint update_finite(const UpdateState* s, floating* params) noexcept nogil:
-    """The parameters and every optimizer moment are finite."""
-    cdef Py_ssize_t slots = s.optimizer.n_slots(s.hyper)
-    return (all_finite(params, s.n_params)
-            and (slots == 0 or all_finite(<floating*> s.state, slots * s.n_params)))
-
-
-cdef bitgen_t* bit_generator_of(object generator) except NULL:
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator, "
-                        f"got {type(generator).__name__}")
-    return <bitgen_t*> PyCapsule_GetPointer(generator.bit_generator.capsule, "BitGenerator")
-
-
-cdef object checked_array(str name, object array, object dtype, tuple shape):
-    """array itself if it is a writable C-contiguous ndarray of dtype and shape."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
-    if array.dtype != dtype:
-        raise TypeError(f"{name} has dtype {array.dtype}, expected {np.dtype(dtype)}")
-    if array.shape != shape:
-        raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
-    if not array.flags.c_contiguous or not array.flags.writeable or not array.flags.aligned:
-        raise ValueError(f"{name} must be writable, aligned and C-contiguous")
-    return array
-
-
-cdef double non_negative(str name, object value) except -1:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            value >= 0 and np.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-cdef class UpdateStep:
-    """The update that follows every backward pass, for one model and one fit.
-
-    Parameters
-    ----------
-    params, grads : 1-D float32 or float64 arrays of one length
-        The model's flat parameter and gradient buffers (weights first).
-    optimizer : fastnn.optimizers.Optimizer
-        Bound to these parameters: its ``kernel``, ``hyper_``, ``state_``,
-        ``n_decay_`` and ``t_`` (the step counter this object continues).
-    n_weights : int
-        The leading parameters that are weights (penalties apply to them).
-    l2, l1 : float
-        Penalty coefficients per sample, λ₂/n and λ₁/n.
-    clip_value, clip_norm : float
-        0 turns each off.
-    noise : (eta, gamma)
-        Annealed gradient noise; eta = 0 turns it off.
-
-    The arrays are held, not copied: they must not be reallocated while this
-    object is in use.
-    """
-
-    cdef UpdateState s
-    cdef object params_array, grads_array, state_array, hyper_record, kernel
-    cdef readonly bint double_precision
-
-    def __init__(self, params, grads, optimizer, n_weights, l2=0.0, l1=0.0, clip_value=0.0,
-                 clip_norm=0.0, noise=(0.0, 0.0)):
-        if not isinstance(params, np.ndarray) or params.dtype not in (np.float32, np.float64):
-            raise TypeError("params must be a float32 or float64 numpy array")
-        n = params.shape[0] if params.ndim == 1 else -1
-        checked_array("params", params, params.dtype, (n,))
-        checked_array("grads", grads, params.dtype, (n,))
-        kernel = getattr(optimizer, "kernel", None)
-        if not isinstance(kernel, OptimizerKernel):
-            raise TypeError(f"optimizer must be a fastnn optimizer, got {optimizer!r}")
-        cdef OptimizerKernel k = <OptimizerKernel> kernel
-        hyper = optimizer.hyper_
-        cdef const void* hyper_ptr = k.hyper_pointer(hyper)
-        slots = k.table.n_slots(hyper_ptr)
-        state = checked_array("optimizer state", optimizer.state_, params.dtype, (slots, n))
-        n_decay = optimizer.n_decay_
-        if not 0 <= n_decay <= n:
-            raise ValueError(f"the optimizer decays {n_decay} parameters of {n}")
-        if isinstance(n_weights, bool) or not 0 <= n_weights <= n:
-            raise ValueError(f"n_weights must be in [0, {n}], got {n_weights!r}")
-        eta, gamma = noise
-        self.s.penalties = Penalties(
-            n_weights, non_negative("l2", l2), non_negative("l1", l1),
-            non_negative("clip_value", clip_value), non_negative("clip_norm", clip_norm),
-            non_negative("noise eta", eta), non_negative("noise gamma", gamma))
-        self.params_array, self.grads_array, self.state_array = params, grads, state
-        self.hyper_record, self.kernel = hyper, kernel
-        self.double_precision = params.dtype == np.float64
-        self.s.params = <void*> <size_t> params.ctypes.data
-        self.s.grads = <void*> <size_t> grads.ctypes.data
-        self.s.state = <void*> <size_t> state.ctypes.data if slots > 0 else NULL
-        self.s.n_params = n
-        self.s.n_decay = n_decay
-        self.s.optimizer = k.table
-        self.s.hyper = hyper_ptr
-        self.steps = optimizer.t_
-
-    @property
-    def steps(self):
-        """Updates applied so far (the optimizer's ``t_``)."""
-        return self.s.steps
-
-    @steps.setter
-    def steps(self, value):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {value!r}")
-        self.s.steps = value
-
-    def update(self, double lr, generator, int n_threads=1):
-        """One update from the gradient now in ``grads``; returns a status code.
-
-        The layer-by-layer path's step: ``STATUS_OK``, or
-        ``STATUS_NONFINITE_GRADIENT`` (nothing changed) or
-        ``STATUS_NONFINITE_UPDATE`` (the parameters or the optimizer's state
-        stopped being finite: the caller restores them).
-        """
-        if not isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0, got {lr}")
-        cdef bitgen_t* rng = bit_generator_of(generator)
-        cdef int status
-        with generator.bit_generator.lock, nogil:
-            if self.double_precision:
-                status = apply_update(&self.s, lr, rng, 0, n_threads, <double*> self.s.params)
-                if status == OK and not update_finite(&self.s, <double*> self.s.params):
-                    status = NONFINITE_UPDATE
-            else:
-                status = apply_update(&self.s, lr, rng, 0, n_threads, <float*> self.s.params)
-                if status == OK and not update_finite(&self.s, <float*> self.s.params):
-                    status = NONFINITE_UPDATE
-        return status
 
 
 # ------------------------------------------------------------ the epoch loop
@@ -479,10 +220,6 @@ cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:
         if totals.status == OK and not update_finite(s, params):
             totals.status = NONFINITE_UPDATE
     return totals
-
-
-cdef int64_t record_end(const OpRecord* op, int64_t offset, int64_t size) noexcept:
-    return offset + size if offset >= 0 else 0
 
 
 cdef class EpochPlan:

@@ -2,12 +2,14 @@
 form, registries, and the checks at every entry point of fastnn_ext.train."""
 
 import numpy as np
+
+from fastnn_ext.update import UpdateStep
 import pytest
 
 from fastnn import layers as L
 from fastnn import optimizers as O
 from fastnn.model import Sequential
-from fastnn.plan import PlanBuilder, build_plan
+from fastnn.plan import PlanBuilder
 from fastnn_ext import activations as act
 from fastnn_ext import layer_ops, silu, train
 
@@ -86,7 +88,7 @@ def test_layers_describe_their_ops():
 
 
 def plan_and_update(model, batch_size=8):
-    update = train.UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_)
+    update = UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_)
     records, kernels, activations = PlanBuilder(model, batch_size).records(model._loss_layers)
     return records, kernels, activations, update
 
@@ -163,21 +165,21 @@ def test_update_step_checks_its_arguments():
     model = small_model()
     opt = model.optimizer
     with pytest.raises(TypeError, match="fastnn optimizer"):
-        train.UpdateStep(model.params_, model.grads_, object(), model.n_weights_)
+        UpdateStep(model.params_, model.grads_, object(), model.n_weights_)
     with pytest.raises(ValueError, match="shape"):
-        train.UpdateStep(model.params_, model.grads_[:-1], opt, model.n_weights_)
+        UpdateStep(model.params_, model.grads_[:-1], opt, model.n_weights_)
     with pytest.raises(ValueError, match="n_weights"):
-        train.UpdateStep(model.params_, model.grads_, opt, model.params_.size + 1)
+        UpdateStep(model.params_, model.grads_, opt, model.params_.size + 1)
     with pytest.raises(ValueError, match="clip_norm"):
-        train.UpdateStep(model.params_, model.grads_, opt, 0, clip_norm=-1.0)
-    update = train.UpdateStep(model.params_, model.grads_, opt, model.n_weights_)
+        UpdateStep(model.params_, model.grads_, opt, 0, clip_norm=-1.0)
+    update = UpdateStep(model.params_, model.grads_, opt, model.n_weights_)
     with pytest.raises(ValueError, match="lr"):
         update.update(float("nan"), model.rng)
 
 
 def test_one_update_counts_steps_and_detects_non_finite_state():
     model = small_model(O.Adam(lr=0.1))
-    update = train.UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_)
+    update = UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_)
     model.grads_[:] = 1.0
     assert update.update(0.1, model.rng) == train.STATUS_OK and update.steps == 1
     model.grads_[0] = 1e200  # squares to ∞ in the second moment, not in the gradient

@@ -3,6 +3,8 @@
 import os
 
 import numpy as np
+
+from fastnn_ext.update import UpdateStep
 import pytest
 
 from fastnn import layers as L
@@ -389,7 +391,7 @@ def test_own_threads_only_where_blas_threads_cannot_run():
             layers += [L.Dense(n_in, n_out), L.ReLU()]
         model = Sequential(layers[:-1] + [L.Softmax()], loss="softmax_cross_entropy",
                            dtype="float32")
-        update = train.UpdateStep(model.params_, model.grads_, model.optimizer,
+        update = UpdateStep(model.params_, model.grads_, model.optimizer,
                                   model.n_weights_)
         plan = build_plan(model, model._loss_layers, batch_size, update)
         return plan.step_threads(2, blas_threaded)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 
 import numpy as np
+
+from fastnn_ext.update import UpdateStep
 import pytest
 
 from fastnn import layers as L
@@ -313,12 +314,10 @@ def test_shuffle_changes_the_result_and_is_seeded():
 # -- gradient noise follows its schedule ---------------------------------------------------
 
 def test_gradient_noise_variance_follows_the_annealing_schedule():
-    from fastnn_ext import train
-
     eta, gamma, n = 0.3, 0.55, 200_000
     model = Sequential([L.Dense(n, 1)], loss="mse", optimizer=O.SGD(lr=1.0), dtype="float64",
                        seed=0, gradient_noise=(eta, gamma))
-    update = train.UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_,
+    update = UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_,
                               noise=(eta, gamma))
     for t in (0, 1, 10, 100):
         update.steps = t
