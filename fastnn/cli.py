@@ -23,8 +23,10 @@ import time
 
 import numpy as np
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "prelu")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
+#: the hidden-layer activations: fastnn.layers.ACTIVATIONS but the identity
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "prelu", "silu")
+#: SGD with μ = 0.9, by the names the course uses
+SGD_PRESETS = {"momentum": dict(momentum=0.9), "nesterov": dict(momentum=0.9, nesterov=True)}
 
 #: the largest batch, width or thread count passed on: compiled code counts in 32 bits
 MAX_SIZE = 2**31 - 1
@@ -93,13 +95,19 @@ def _destination(text):
     return text
 
 
+def optimizer_names():
+    from fastnn.optimizers import OPTIMIZERS
+
+    return tuple(OPTIMIZERS) + tuple(SGD_PRESETS)
+
+
 def build_network(n_in, hidden, n_out, activation):
     """Dense layers of the given widths, each followed by the activation, then softmax."""
     from fastnn import layers
 
-    make = {"relu": layers.ReLU, "sigmoid": layers.Sigmoid, "tanh": layers.Tanh,
-            "leaky_relu": layers.LeakyReLU, "prelu": layers.PReLU}[activation]
-    init = "he_normal" if activation in ("relu", "leaky_relu", "prelu") else "glorot_uniform"
+    make = layers.ACTIVATIONS[activation]
+    init = ("he_normal" if activation in ("relu", "leaky_relu", "prelu", "silu")
+            else "glorot_uniform")
     network, width = [], n_in
     for size in hidden:
         network += [layers.Dense(width, size, init=init), make()]
@@ -112,14 +120,9 @@ def build_optimizer(name, lr, decay=0.0):
     from fastnn.schedules import ExponentialDecay
 
     lr = ExponentialDecay(lr, k=decay) if decay else lr
-    if name == "sgd":
-        return optimizers.SGD(lr=lr)
-    if name in ("momentum", "nesterov"):
-        return optimizers.SGD(lr=lr, momentum=0.9, nesterov=name == "nesterov")
-    classes = {"adagrad": optimizers.AdaGrad, "rmsprop": optimizers.RMSProp,
-               "adadelta": optimizers.AdaDelta, "adam": optimizers.Adam,
-               "adamw": optimizers.AdamW}
-    return classes[name](lr=lr)
+    if name in SGD_PRESETS:
+        return optimizers.SGD(lr=lr, **SGD_PRESETS[name])
+    return optimizers.OPTIMIZERS[name](lr=lr)
 
 
 def train_parser(parser):
@@ -129,7 +132,7 @@ def train_parser(parser):
                         help="hidden layer widths, comma-separated (default: 256,128)")
     parser.add_argument("--activation", choices=ACTIVATIONS, default="relu",
                         help="hidden-layer activation (default: relu)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+    parser.add_argument("--optimizer", choices=optimizer_names(), default="adam",
                         help="update rule (default: adam; momentum and nesterov use μ = 0.9)")
     parser.add_argument("--lr", type=_number(0.0, open_min=True), default=1e-3,
                         help="learning rate, > 0 (default: 0.001)")
@@ -153,6 +156,11 @@ def train_parser(parser):
     parser.add_argument("--save", type=_destination,
                         help="write the trained weights to this .npz file (its directory "
                              "must exist)")
+    parser.add_argument("--history", type=_destination,
+                        help="write the per-epoch metrics to this CSV file")
+    parser.add_argument("--plot", type=_destination,
+                        help="draw the learning curves into this PNG file (needs matplotlib: "
+                             'pip install "fastnn[plot]")')
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no per-epoch metrics")
 
@@ -226,7 +234,22 @@ def run_train(args):
         print(f"fastnn: interrupted after {done} of {args.epochs} epochs; evaluating "
               "the weights of the last finished step", file=sys.stderr)
         status = EXIT_INTERRUPTED
+    _write_history(history, args)
     return _finish(model, args, X_test, y_test, start, status)
+
+
+def _write_history(history, args):
+    """The --history CSV and the --plot figure, of the epochs that finished."""
+    from fastnn import plotting
+
+    if args.history and history.history:
+        plotting.history_to_csv(history, args.history)
+    if args.plot and history.history:
+        if plotting.have_matplotlib():
+            plotting.plot_history(history, args.plot)
+        else:
+            print(f"fastnn: {args.plot} not drawn: it needs matplotlib "
+                  '(pip install "fastnn[plot]")', file=sys.stderr)
 
 
 def _clear(callbacks):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastnn import initializers
+from fastnn._registry import by_name
 from fastnn._validation import check_finite_number, check_positive_int
 from fastnn_ext import activations as _act
 from fastnn_ext import batchnorm as _batchnorm
@@ -208,6 +209,8 @@ class Activation(Layer):
     compiled = True
     kernels = _act.IDENTITY
     alpha = 0.0
+    #: name in ``ACTIVATIONS`` (the command line's --activation)
+    name = None
 
     def forward(self, x, training=False):
         out = np.empty_like(x)
@@ -230,30 +233,35 @@ class Activation(Layer):
 class Identity(Activation):
     """f(z) = z."""
 
+    name = "identity"
     kernels = _act.IDENTITY
 
 
 class Sigmoid(Activation):
     """f(z) = 1 / (1 + e^{−z}),  f' = f(1 − f)."""
 
+    name = "sigmoid"
     kernels = _act.SIGMOID
 
 
 class Tanh(Activation):
     """f(z) = tanh z,  f' = 1 − f²."""
 
+    name = "tanh"
     kernels = _act.TANH
 
 
 class ReLU(Activation):
     """f(z) = max(z, 0),  f' = [z > 0]."""
 
+    name = "relu"
     kernels = _act.RELU
 
 
 class LeakyReLU(Activation):
     """f(z) = z if z > 0 else α·z, with a fixed slope α ≥ 0 (default 0.01)."""
 
+    name = "leaky_relu"
     kernels = _act.LEAKY_RELU
 
     def __init__(self, alpha=0.01):
@@ -267,6 +275,7 @@ class LeakyReLU(Activation):
 class SiLU(Activation):
     """f(z) = z·σ(z) (SiLU, swish),  f' = σ(z)·(1 + z·(1 − σ(z))); backward keeps z."""
 
+    name = "silu"
     kernels = _silu.SILU
 
 
@@ -454,3 +463,7 @@ class BatchNorm(Layer):
 
     def __repr__(self):
         return f"BatchNorm(momentum={self.momentum}, eps={self.eps})"
+
+
+#: name → activation layer class, for the command line and model descriptions
+ACTIVATIONS = by_name(Activation, prelu=PReLU)

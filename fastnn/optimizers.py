@@ -39,6 +39,7 @@ import numpy as np
 from fastnn_ext import optim as _optim
 from fastnn_ext import optim_lion as _optim_lion
 
+from ._registry import by_name
 from ._validation import Flag, Real, check_non_negative, check_real
 from .schedules import as_schedule
 
@@ -580,19 +581,8 @@ class Lion(Optimizer):
         return {"lr": self.lr, "betas": self.betas, "weight_decay": self.weight_decay}
 
 
-def _registry(base):
-    """Every optimizer class below ``base`` that has a name, by name."""
-    found, pending = {}, list(base.__subclasses__())
-    while pending:
-        cls = pending.pop(0)
-        if cls.name is not None:
-            found.setdefault(cls.name, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
 #: name → optimizer class, for the API, the command line and model files
-OPTIMIZERS = _registry(Optimizer)
+OPTIMIZERS = by_name(Optimizer)
 
 
 def get_optimizer(optimizer, **kwargs):

@@ -215,3 +215,32 @@ def test_ctrl_c_evaluates_and_saves_the_last_finished_step(tmp_path):
     _, (X_test, y_test) = load_mnist(tmp_path)
     assert numpy_relu_network_accuracy(weights, [12, 8, 10], X_test, y_test) == pytest.approx(
         reported_accuracy(out), abs=1e-12)
+
+
+# --- learning curves and every registered optimizer and activation -------------
+
+def test_history_csv_and_learning_curves(tmp_path, capsys):
+    from fastnn.plotting import have_matplotlib, history_from_csv
+
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    csv, png = tmp_path / "history.csv", tmp_path / "curves.png"
+    code = main(["train", "--data-dir", str(tmp_path), "--hidden", "8", "--epochs", "3",
+                 "--validation", "20", "--quiet", "--history", str(csv), "--plot", str(png)])
+    assert code == 0
+    history = history_from_csv(csv)
+    assert len(history["loss"]) == len(history["val_accuracy"]) == 3
+    assert all(0 <= value <= 1 for value in history["val_accuracy"])
+    if have_matplotlib():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "needs matplotlib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["lion", "adamw", "nesterov"])
+@pytest.mark.parametrize("activation", ["silu", "tanh"])
+def test_the_command_line_reads_the_registries(tmp_path, capsys, optimizer, activation):
+    write_dataset(tmp_path, n_train=120, n_test=30)
+    assert main(["train", "--data-dir", str(tmp_path), "--hidden", "6", "--epochs", "1",
+                 "--validation", "20", "--quiet", "--optimizer", optimizer,
+                 "--activation", activation, "--lr", "0.001"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
