@@ -234,9 +234,10 @@ def run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs, b
             loss_sum, correct = layer_epoch(
                 model, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
                 sample_weight)
-        logs = {"loss": loss_sum / n, "lr": float(rates[0])}
+        logs = {"loss": loss_sum / n}
         if not model.regression:
             logs["accuracy"] = correct / n
+        logs["lr"] = float(rates[0])
         if validation is not None:
             logs.update({f"val_{key}": value
                          for key, value in model.evaluate(*validation).items()})

@@ -27,7 +27,9 @@ def test_history_csv_round_trip_is_exact(trained, tmp_path):
     plotting.history_to_csv(history, path)
     back = plotting.history_from_csv(path)
     assert back == {"epoch": [1, 2, 3], **history.history}  # floats bit for bit
-    assert path.read_text().splitlines()[0] == "epoch,loss,accuracy,lr,val_loss,val_accuracy"
+    # the history also records what LearningSpeed adds to each epoch's logs
+    assert path.read_text().splitlines()[0] == ("epoch,loss,accuracy,lr,val_loss,val_accuracy,"
+                                                "speed_b[0],speed_b[1],speed_W[0],speed_W[1]")
 
     plotting.history_to_csv(speed, path)  # its own epoch axis, per-layer columns
     back = plotting.history_from_csv(path)
