@@ -337,9 +337,13 @@ def test_partial_fit_and_warm_start_continue_training():
         np.testing.assert_allclose(other.loss_curve_, whole.loss_curve_, rtol=1e-12)
     assert parts.n_iter_ == 1 and parts.t_ == 200 == whole.t_
     assert warm.n_iter_ == 1 and whole.n_iter_ == 2
-    # a changed optimizer hyper-parameter takes effect on a warm start
+    # the optimizer and its moments are kept while its hyper-parameters stay ...
+    optimizer = warm.model_.optimizer
+    warm.set_params(early_stopping=True, max_iter=2).fit(X, y)
+    assert warm.model_.optimizer is optimizer and optimizer.t_ > 14
+    # ... and a changed one takes effect on a warm start, with a new optimizer
     warm.set_params(learning_rate_init=0.5).fit(X, y)
-    assert warm.model_.optimizer.lr.lr == 0.5
+    assert warm.model_.optimizer is not optimizer and warm.model_.optimizer.lr.lr == 0.5
 
 
 def test_pickle_keeps_weights_and_training_state():

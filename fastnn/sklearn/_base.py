@@ -260,7 +260,10 @@ class BaseFastNN(BaseEstimator):
             momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
             beta_1=float(self.beta_1), beta_2=float(self.beta_2),
             epsilon=float(self.epsilon), solver_params=dict(self.solver_params or {}),
-            monitor="val_loss" if early_stopping else "loss")
+            # Only the plateau schedule watches a metric; elsewhere switching early
+            # stopping on or off must not count as a new optimizer.
+            monitor=("val_loss" if early_stopping and self.learning_rate == "plateau"
+                     else "loss"))
 
     # ----------------------------------------------------------------- training
 
@@ -371,7 +374,8 @@ class BaseFastNN(BaseEstimator):
                              "is too large") from error
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-            stopping.on_train_end()
+            if hasattr(stopping, "model"):  # interrupted after training began
+                stopping.on_train_end()
         if not incremental and not stopping.stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                           "reached and the optimization hasn't converged yet.",
