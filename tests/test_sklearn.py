@@ -473,3 +473,18 @@ def test_class_weight_is_sample_weight():
     by_row = FastNNClassifier(max_iter=3, random_state=0).fit(
         X, y, sample_weight=np.array([3.0, 1.0, 0.5])[y])
     np.testing.assert_array_equal(by_class.model_.params_, by_row.model_.params_)
+
+
+def test_a_failed_refit_leaves_the_estimator_unfitted():
+    """Not half-updated: classes_ of the new y beside the network of the old one."""
+    X, y = blobs()
+    clf = FastNNClassifier(max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="weight"):
+        clf.fit(X, y % 2, sample_weight=np.zeros(len(y)))
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    reg = FastNNRegressor(max_iter=2, batch_norm=True, batch_size=len(y) - 1).fit(X[1:], y[1:])
+    with pytest.raises(ValueError, match="batch"):
+        reg.fit(X[:, :3], y)   # a last batch of one row: batch normalization refuses it
+    with pytest.raises(NotFittedError):
+        reg.predict(X[:, :3])

@@ -327,8 +327,23 @@ class BaseFastNN(BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping and not incremental
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        if not first_pass:
+            return self._train(X, y, sample_weight, incremental, classes, first_pass)
+        # A new fit that fails leaves no fitted state behind: the classes or
+        # feature count of the new data beside the network of the old would
+        # give wrong predictions.
+        if hasattr(self, "model_"):
+            del self.model_
+        try:
+            return self._train(X, y, sample_weight, incremental, classes, first_pass)
+        except Exception:
+            if hasattr(self, "model_"):
+                del self.model_
+            raise
+
+    def _train(self, X, y, sample_weight, incremental, classes, first_pass):
+        early_stopping = self.early_stopping and not incremental
         X, y = self._validate_input(X, y, incremental, first_pass, classes)
         weights = self._check_sample_weight(sample_weight, X)
         weights = self._class_weights(y, weights, incremental)
