@@ -1,13 +1,29 @@
-"""How many threads a training step may start.
+"""How many threads a training step may start, decided by measurement on this machine.
 
-fastnn's own threads (OpenMP, in the optimizer step of the compiled epoch)
-must never run while BLAS's threads do: both pools spinning against each
-other on two cores made an epoch ten times slower.
+fastnn's own threads (OpenMP, in the optimizer step) must never run while
+BLAS's threads do: both pools spinning against each other on two cores made
+an epoch ten times slower.  Where they may run, whether they pay depends on
+the CPU, the step's size and how busy the machine is — on a 2-core AMD EPYC
+(Zen 3) shared with other work, a two-thread Adam step over 79,510
+parameters made a Fashion-MNIST epoch 6.5 times slower than one thread.  So
+the first fit of a given optimizer and size times the update both ways on
+scratch buffers and keeps the faster; the choice is cached per CPU model and
+library versions in the user's cache directory.  The thread count never
+changes the numbers (each thread updates its own slice), only the speed.
+
+``FASTNN_CALIBRATION=redo`` measures again and overwrites the cache;
+``FASTNN_CALIBRATION=off`` measures nothing and uses one thread.
 """
 
+import json
 import os
+import platform
+import time
 
-from fastnn_ext import train as _train
+import numpy as np
+
+from fastnn._files import atomic_write
+from fastnn_ext import update as _update
 
 # GNU OpenMP cannot start threads in a child of fork() once the parent has
 # used them: the child would wait forever for workers that do not exist.  A
@@ -24,10 +40,14 @@ def _after_fork_in_child():
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
+#: more threads are kept only when they make the update at least this much faster
+REQUIRED_GAIN = 1.25
+_decisions = {}
+
 
 def training_threads():
-    """Threads the compiled epoch may start (see fastnn_ext.train.max_threads)."""
-    return 1 if _forked_child else _train.max_threads()
+    """Threads the compiled epoch may start (see fastnn_ext.update.max_threads)."""
+    return 1 if _forked_child else _update.max_threads()
 
 
 _blas_pools = None
@@ -44,6 +64,103 @@ def blas_threaded():
     return any(pool.num_threads > 1 for pool in _blas_pools)
 
 
-def step_threads(plan):
-    """Threads each update of an ``EpochPlan`` may use now."""
-    return plan.step_threads(training_threads(), blas_threaded())
+def step_threads(model, plan=None):
+    """Threads each update of ``model``'s fit may use now.
+
+    The most the policy allows — one where BLAS may run threads during the
+    step (the plan knows which products go to BLAS; without a plan, the
+    layer path, any threaded BLAS) — and, above one, only what measured
+    faster on this machine.
+    """
+    allowed = training_threads()
+    if plan is not None:
+        allowed = plan.step_threads(allowed, blas_threaded())
+    elif blas_threaded():
+        allowed = 1
+    if allowed <= 1:
+        return 1
+    return calibrated_threads(model.optimizer, model.params_.size, model.n_weights_,
+                              model.dtype, allowed)
+
+
+def _machine():
+    model_name = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model_name = next((line.split(":", 1)[1].strip() for line in info
+                               if line.startswith("model name")), model_name)
+    except OSError:
+        pass
+    from fastnn import __version__
+
+    return f"{model_name}|{os.cpu_count()}|numpy {np.__version__}|fastnn {__version__}"
+
+
+def _cache_path():
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "fastnn", "threads.json")
+
+
+def _load_cache():
+    try:
+        with open(_cache_path()) as f:
+            cache = json.load(f)
+        return cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _store(key, threads):
+    cache = _load_cache()
+    cache[key] = threads
+    try:
+        os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
+        with atomic_write(_cache_path(), "w") as f:
+            json.dump(cache, f, indent=0, sort_keys=True)
+    except OSError:
+        pass  # an unwritable cache only means measuring again next time
+
+
+def calibrated_threads(optimizer, n_params, n_decay, dtype, allowed):
+    """1 or ``allowed``: whichever updated ``n_params`` parameters faster here."""
+    mode = os.environ.get("FASTNN_CALIBRATION", "")
+    if mode == "off":
+        return 1
+    hyper = optimizer.hyper_.tobytes().hex()
+    # the size in steps of ~10 %, so that nearby sizes share one measurement
+    size = int(round(np.log(max(n_params, 1)) / np.log(1.1)))
+    key = f"{_machine()}|{optimizer.kernel.name}|{hyper}|{np.dtype(dtype).name}|{size}|{allowed}"
+    if mode != "redo":
+        if key in _decisions:
+            return _decisions[key]
+        cached = _load_cache().get(key)
+        if cached in (1, allowed):
+            _decisions[key] = cached
+            return cached
+    threads = _measure(optimizer, n_params, n_decay, dtype, allowed)
+    _decisions[key] = threads
+    _store(key, threads)
+    return threads
+
+
+def _measure(optimizer, n_params, n_decay, dtype, allowed, repeats=7, steps=10):
+    """Time the update on scratch buffers with 1 and with ``allowed`` threads."""
+    scratch = type(optimizer)(**optimizer._params())
+    scratch.bind(n_params, dtype, n_decay)
+    params = np.zeros(n_params, dtype=dtype)
+    grads = np.full(n_params, 1e-3, dtype=dtype)
+    update = _update.UpdateStep(params, grads, scratch, n_decay)
+    rng = np.random.default_rng(0)
+
+    def best(threads):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(steps):
+                update.update(1e-6, rng, threads)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    best(allowed)  # start the thread pool and warm the caches
+    single, multi = best(1), best(allowed)
+    return allowed if multi * REQUIRED_GAIN < single else 1

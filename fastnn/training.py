@@ -62,7 +62,7 @@ def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epo
                 sample_weight=None):
     """One epoch batch by batch through the layers' Python forms."""
     n_steps = len(rates)
-    threads = _threads.training_threads() if not _threads.blas_threaded() else 1
+    threads = _threads.step_threads(model)
     loss_sum, correct = 0.0, 0
     for step in range(n_steps):
         saved = snapshot(model)
@@ -89,7 +89,7 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
     """One epoch in compiled calls (one, or PROGRESS_SLICES when progress is shown)."""
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
-    threads = _threads.step_threads(plan)
+    threads = _threads.step_threads(model, plan)
     loss_sum, correct = 0.0, 0
     for first in range(0, n_steps, per_call):
         last = min(n_steps, first + per_call)

@@ -24,3 +24,17 @@ def assert_close(actual, expected, dtype, scale=None):
         scale = max(np.abs(expected).max(initial=0.0), 1.0)
     error = np.abs(actual - expected).max(initial=0.0) / scale
     assert error <= TOLERANCE[dtype], f"relative error {error:.3g}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_calibration_cache(tmp_path_factory):
+    """Thread-count measurements of the test run go to a cache of its own."""
+    import os
+
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous

@@ -1,0 +1,86 @@
+"""The step's thread count: chosen by measurement on this machine, cached, never changing
+the numbers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fastnn import _threads
+from fastnn import layers as L
+from fastnn import optimizers as O
+from fastnn.model import Sequential
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(_threads, "_decisions", {})
+    return tmp_path / "fastnn" / "threads.json"
+
+
+def bound_adam(n=40_000):
+    optimizer = O.Adam(lr=1e-3)
+    optimizer.bind(n, np.float32, n // 2)
+    return optimizer
+
+
+def test_the_faster_count_is_measured_once_and_cached(fresh_cache, monkeypatch):
+    calls = []
+
+    def measure(optimizer, n_params, n_decay, dtype, allowed):
+        calls.append(n_params)
+        return allowed
+
+    monkeypatch.setattr(_threads, "_measure", measure)
+    optimizer = bound_adam()
+    assert _threads.calibrated_threads(optimizer, 40_000, 20_000, np.float32, 2) == 2
+    assert _threads.calibrated_threads(optimizer, 40_500, 20_000, np.float32, 2) == 2
+    assert calls == [40_000]                      # a size within 10 % shares the decision
+    assert list(json.loads(fresh_cache.read_text()).values()) == [2]
+    monkeypatch.setattr(_threads, "_decisions", {})  # a new process reads the file
+    assert _threads.calibrated_threads(optimizer, 40_000, 20_000, np.float32, 2) == 2
+    assert calls == [40_000]
+    monkeypatch.setenv("FASTNN_CALIBRATION", "redo")
+    _threads.calibrated_threads(optimizer, 40_000, 20_000, np.float32, 2)
+    assert calls == [40_000, 40_000]
+    monkeypatch.setenv("FASTNN_CALIBRATION", "off")
+    assert _threads.calibrated_threads(optimizer, 40_000, 20_000, np.float32, 2) == 1
+
+
+def test_the_measurement_compares_one_thread_with_more(fresh_cache, monkeypatch):
+    from fastnn_ext import update
+
+    seen = set()
+    original = update.UpdateStep.update
+
+    class Recording(update.UpdateStep):
+        def update(self, lr, generator, n_threads=1):
+            seen.add(n_threads)
+            return original(self, lr, generator, n_threads)
+
+    monkeypatch.setattr(_threads._update, "UpdateStep", Recording)
+    threads = _threads._measure(bound_adam(), 40_000, 20_000, np.float32, 2)
+    assert threads in (1, 2) and seen == {1, 2}
+
+
+def test_the_thread_count_does_not_change_the_weights(fresh_cache, monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 60)), rng.integers(0, 4, 200)
+    runs = []
+    for threads in (1, 2):
+        monkeypatch.setattr(_threads, "calibrated_threads", lambda *args, t=threads: t)
+        model = Sequential([L.Dense(60, 600), L.ReLU(), L.Dense(600, 4), L.Softmax()],
+                           optimizer=O.Adam(lr=1e-3), seed=0)
+        assert model.n_params > 2 ** 15   # large enough to be split
+        model.fit(X, y, epochs=2, batch_size=10)
+        runs.append(model.params_)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_a_broken_cache_file_is_measured_again(fresh_cache, monkeypatch):
+    fresh_cache.parent.mkdir(parents=True)
+    fresh_cache.write_text("not json")
+    monkeypatch.setattr(_threads, "_measure", lambda *args: 1)
+    assert _threads.calibrated_threads(bound_adam(), 40_000, 20_000, np.float32, 2) == 1
+    assert list(json.loads(fresh_cache.read_text()).values()) == [1]
