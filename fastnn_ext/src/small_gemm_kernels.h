@@ -41,8 +41,9 @@
 /* setup.py compiles the kernels once, in small_gemm_kernels.c, and builds the
  * extension modules with FASTNN_SMALL_GEMM_EXTERN: a module calling them then
  * sees only these declarations and links the compiled kernels instead of
- * compiling them again. */
-#if defined(FASTNN_SMALL_GEMM_EXTERN)
+ * compiling them again.  small_gemm_kernels.c (which defines SG_API) sees them
+ * before the definitions, so the compiler checks that the two agree. */
+#if defined(FASTNN_SMALL_GEMM_EXTERN) || defined(SG_API)
 
 int fastnn_small_gemm_available(void);
 void fastnn_small_gemm_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
@@ -58,7 +59,9 @@ void fastnn_small_gemm_nt_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alph
                               const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
                               double beta, double *c, ptrdiff_t ldc);
 
-#else
+#endif
+
+#if !defined(FASTNN_SMALL_GEMM_EXTERN)
 
 /* Linkage of the kernels: static where a module compiles this header itself,
  * external in small_gemm_kernels.c. */
