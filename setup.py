@@ -13,6 +13,13 @@ with GCC/Clang ``target_clones`` and chosen at load time for the running CPU.
 Where glibc's libmvec (vector exp, log1p) links, the loops calling them use it;
 where OpenMP links, the optimizer steps of the compiled epoch use several threads.
 ``FASTNN_NO_SMALL_GEMM=1`` builds without the AVX-512 small-batch matrix kernels.
+
+Build time: the modules compile in parallel (one job per CPU unless ``-j`` says
+otherwise), the largest C file first so that the longest compile does not start
+last; Cython translates the ``.pyx`` files in parallel too.  Cython's memoryview
+and function-object code is compiled once, into ``fastnn_ext._cyutility``,
+instead of into every module, and the small-batch matrix kernels once, into a
+static library (``fastnn_ext/src/small_gemm_kernels.c``) that the modules link.
 """
 
 import glob
@@ -20,9 +27,16 @@ import os
 import sys
 import tempfile
 
+import Cython
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+SRC = os.path.join("fastnn_ext", "src")
+# Cython's shared utility module: the memoryview type and the rest of the
+# runtime support every module would otherwise compile for itself.
+SHARED_UTILITY = "fastnn_ext._cyutility"
 
 
 def compile_args():
@@ -107,21 +121,48 @@ def openmp_flags():
     return ["-fopenmp"] if program_links(OPENMP_PROBE, ["-fopenmp"], ["-fopenmp"]) else []
 
 
+def cpu_count():
+    """CPUs this process may run on (the affinity mask where there is one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def small_gemm_macros():
+    return [("FASTNN_NO_SMALL_GEMM", "1")] if os.environ.get("FASTNN_NO_SMALL_GEMM") else []
+
+
+def kernel_libraries():
+    """The small-batch matrix kernels as a static library, compiled once.
+
+    ``build_ext`` links it into every module; a module takes its objects only
+    if it calls them (dense and train do).
+    """
+    return [("fastnn_small_gemm", {
+        "sources": [os.path.join(SRC, "small_gemm_kernels.c")],
+        "include_dirs": [SRC],
+        "macros": small_gemm_macros(),
+        "cflags": compile_args(),
+        "obj_deps": {"": [os.path.join(SRC, "small_gemm_kernels.h")]},
+    })]
+
+
 def extensions():
     vector_math = libmvec_links()
     openmp = openmp_flags()
-    modules = []
+    modules = [Extension(SHARED_UTILITY, [SHARED_UTILITY.replace(".", os.sep) + ".c"],
+                         extra_compile_args=compile_args())]
     for source in sorted(glob.glob(os.path.join("fastnn_ext", "*.pyx"))):
         name = "fastnn_ext." + os.path.splitext(os.path.basename(source))[0]
         modules.append(
             Extension(
                 name,
                 [source],
-                include_dirs=[numpy.get_include(), os.path.join("fastnn_ext", "src")],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+                include_dirs=[numpy.get_include(), SRC],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                               ("FASTNN_SMALL_GEMM_EXTERN", "1")]
                 + ([("FASTNN_LIBMVEC", "1")] if vector_math else [])
-                + ([("FASTNN_NO_SMALL_GEMM", "1")] if os.environ.get("FASTNN_NO_SMALL_GEMM")
-                   else []),
+                + small_gemm_macros(),
                 libraries=["mvec", "m"] if vector_math else [],
                 extra_compile_args=compile_args() + openmp,
                 extra_link_args=openmp,
@@ -129,6 +170,8 @@ def extensions():
         )
     return cythonize(
         modules,
+        nthreads=cpu_count(),
+        shared_utility_qualified_name=SHARED_UTILITY,
         language_level=3,
         compiler_directives={
             "boundscheck": False,
@@ -140,4 +183,35 @@ def extensions():
     )
 
 
-setup(ext_modules=extensions())
+class BuildExt(build_ext):
+    """``build_ext`` with one job per CPU, the largest module first.
+
+    Runs ``build_clib`` first, also when called alone (``build_ext --inplace``),
+    since every module links the kernel library.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = cpu_count()
+
+    def run(self):
+        if self.distribution.has_c_libraries():
+            self.run_command("build_clib")
+        super().run()
+
+    def build_extensions(self):
+        # The executor starts the jobs in list order: the longest compile
+        # (the biggest C file, train.c) started last would run alone at the end.
+        self.extensions.sort(key=lambda ext: sum(os.path.getsize(source) for source in ext.sources
+                                                 if os.path.exists(source)), reverse=True)
+        super().build_extensions()
+
+
+# The guard: cythonize's worker processes import this file again where they
+# are not forked (spawn, forkserver) and must not run the build themselves.
+if __name__ == "__main__":
+    if tuple(int(part) for part in Cython.__version__.split(".")[:2]) < (3, 1):
+        sys.exit(f"fastnn needs Cython >= 3.1 to build (shared utility module), found {Cython.__version__}")
+    setup(ext_modules=extensions(), libraries=kernel_libraries(),
+          cmdclass={"build_ext": BuildExt})

@@ -38,6 +38,37 @@
 #include <stddef.h>
 #include <string.h>
 
+/* setup.py compiles the kernels once, in small_gemm_kernels.c, and builds the
+ * extension modules with FASTNN_SMALL_GEMM_EXTERN: a module calling them then
+ * sees only these declarations and links the compiled kernels instead of
+ * compiling them again.  small_gemm_kernels.c (which defines SG_API) sees them
+ * before the definitions, so the compiler checks that the two agree. */
+#if defined(FASTNN_SMALL_GEMM_EXTERN) || defined(SG_API)
+
+int fastnn_small_gemm_available(void);
+void fastnn_small_gemm_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                           const float *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                           const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+void fastnn_small_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                           const double *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                           const double *b, ptrdiff_t ldb, double beta, double *c, ptrdiff_t ldc);
+void fastnn_small_gemm_nt_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                              const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                              float beta, float *c, ptrdiff_t ldc);
+void fastnn_small_gemm_nt_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                              const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
+                              double beta, double *c, ptrdiff_t ldc);
+
+#endif
+
+#if !defined(FASTNN_SMALL_GEMM_EXTERN)
+
+/* Linkage of the kernels: static where a module compiles this header itself,
+ * external in small_gemm_kernels.c. */
+#ifndef SG_API
+#define SG_API static
+#endif
+
 /* FASTNN_NO_SMALL_GEMM (setup.py: the environment variable of that name)
  * builds without them: every product then goes to BLAS. */
 #if !defined(FASTNN_NO_SMALL_GEMM) && defined(__x86_64__) && defined(__ELF__) && \
@@ -52,7 +83,7 @@
  * broadcast fit the 32 vector registers. */
 #define FASTNN_SG_MAX_ROWS 12
 
-static int fastnn_small_gemm_available(void)
+SG_API int fastnn_small_gemm_available(void)
 {
 #if defined(FASTNN_SMALL_GEMM)
     static int available = -1;
@@ -91,6 +122,8 @@ static int fastnn_small_gemm_available(void)
 #include "small_gemm_kernels.h"
 
 #undef FASTNN_SG_TEMPLATE
+
+#endif /* FASTNN_SMALL_GEMM_EXTERN */
 
 #endif /* FASTNN_SMALL_GEMM_KERNELS_H */
 
@@ -174,7 +207,7 @@ FASTNN_SG_INLINE void SG_FN(block)(const int MR, ptrdiff_t k, SG_T alpha,
 
 /* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C; see the file comment. */
 FASTNN_SG_TARGET
-static void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
@@ -272,7 +305,7 @@ FASTNN_SG_INLINE void SG_FN(dot_rows)(const int MR, ptrdiff_t n, ptrdiff_t k, SG
 
 /* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C with A (m×k) and B (n×k) row-major. */
 FASTNN_SG_TARGET
-static void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                                  const SG_T *a, ptrdiff_t lda,
                                  const SG_T *b, ptrdiff_t ldb, SG_T beta,
                                  SG_T *c, ptrdiff_t ldc)
@@ -297,7 +330,7 @@ static void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alp
 
 #else /* no AVX-512 build: never called, fastnn_small_gemm_available() is 0 */
 
-static void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
@@ -306,7 +339,7 @@ static void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
     (void) b; (void) ldb; (void) beta; (void) c; (void) ldc;
 }
 
-static void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                                  const SG_T *a, ptrdiff_t lda,
                                  const SG_T *b, ptrdiff_t ldb, SG_T beta,
                                  SG_T *c, ptrdiff_t ldc)
