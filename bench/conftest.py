@@ -49,10 +49,12 @@ def fashion_mnist(_fashion_mnist_splits):
 
 @pytest.fixture(scope="session")
 def fashion_mnist_test(_fashion_mnist_splits):
-    """The 10,000 test images and labels; skips the test without the data set."""
-    if _fashion_mnist_splits is None:
-        pytest.skip("Fashion-MNIST is not installed: no accuracy to check")
-    return _fashion_mnist_splits[1]
+    """The 10,000 test images and labels, or None without the data set.
+
+    Random stand-in data has no accuracy to check: the benchmarks then only
+    time.
+    """
+    return None if _fashion_mnist_splits is None else _fashion_mnist_splits[1]
 
 
 @pytest.fixture

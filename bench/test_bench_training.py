@@ -141,6 +141,8 @@ def test_training(benchmark, fashion_mnist, fashion_mnist_test, fastnn_accuracy,
         benchmark.pedantic(run, rounds=rounds(workload.rounds), iterations=1, warmup_rounds=1)
     epochs = run.count * workload.epochs
     benchmark.extra_info["epochs_trained"] = epochs
+    if fashion_mnist_test is None:
+        return  # random stand-in data: nothing to learn, only the timing counts
     ours = accuracy(*fashion_mnist_test)
     assert ours > MIN_ACCURACY, f"{library} reaches {ours:.4f} after {epochs} epochs"
     if not library.startswith("fastnn"):
