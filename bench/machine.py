@@ -60,18 +60,24 @@ def _owner(filepath):
 def thread_pools():
     """One line per loaded BLAS or OpenMP runtime (threadpoolctl's view).
 
-    NumPy and SciPy are imported first so that both OpenBLAS copies are
-    loaded and listed.
+    NumPy, SciPy and fastnn's kernels are imported first so that both
+    OpenBLAS copies and fastnn's OpenMP runtime are loaded and listed.
     """
     import numpy  # noqa: F401
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info
 
+    try:
+        import fastnn_ext.dense  # noqa: F401
+    except ImportError:
+        pass
+
     lines = []
     for pool in threadpool_info():
         detail = ", ".join(f"{key} {pool[key]}" for key in ("architecture", "threading_layer")
                            if pool.get(key))
-        lines.append(f"{_owner(pool['filepath'])}'s {pool['internal_api']} {pool.get('version') or ''}"
+        version = f" {pool['version']}" if pool.get("version") else ""
+        lines.append(f"{_owner(pool['filepath'])}: {pool['internal_api']}{version}"
                      f" ({pool['user_api']}, {pool['num_threads']} threads"
                      + (f", {detail}" if detail else "") + ")")
     return lines
