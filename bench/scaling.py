@@ -70,7 +70,7 @@ class Settings:
         self.seconds_per_run = 0.01 if quick else 0.5
         self.min_steps = 2 if quick else 10
         self.warmups = 0 if quick else 1
-        self.repeats = 1 if quick else 5
+        self.repeats = 1 if quick else 3
         self.pause = 0.05 if quick else 1.0
         self.gemm_size = 1024 if quick else 4096
         self.gemm_repeats = 2 if quick else 5
@@ -158,11 +158,11 @@ def runner(library, widths, batch, steps, X, y):
 def steps_for(widths, batch, n_samples, peak, settings):
     """Steps of one timed run: about settings.seconds_per_run at a guessed speed.
 
-    The guess is a quarter of the peak rate, and no step under 200 µs (the
+    The guess is a quarter of the peak rate, and no step under 500 µs (the
     small batches are overhead, not arithmetic); every library then runs the
     same steps.
     """
-    guess = max(step_flops(widths, batch) / (0.25 * peak), 200e-6)
+    guess = max(step_flops(widths, batch) / (0.25 * peak), 500e-6)
     steps = int(settings.seconds_per_run / guess)
     return max(settings.min_steps, min(steps, n_samples // batch))
 
