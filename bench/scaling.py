@@ -192,6 +192,10 @@ def sweep(configs, libraries, X, y, peak, settings):
             pause(settings.pause)
             with blas_threads(threads):
                 results[name].append(time_per_step(run, steps, settings))
+        # A long study shows its progress (and what it has if it is stopped).
+        print(f"  {list(widths)} batch {batch}, {steps} steps: "
+              + ", ".join(f"{name} {_shown(results[name][-1]).strip()}" for name in libraries),
+              file=sys.stderr, flush=True)
     return results
 
 
