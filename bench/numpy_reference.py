@@ -51,6 +51,14 @@ class NumpyMLP:
         self.v = [np.zeros_like(p) for p in params]
         self._batch = None
 
+    def set_weights(self, weights):
+        """Start from given (W, b) pairs, W of shape (n_in, n_out), e.g. a fastnn model's."""
+        if [W.shape for W, _ in weights] != [W.shape for W in self.W]:
+            raise ValueError("weights do not match the network's layer widths")
+        for W, b, (W_new, b_new) in zip(self.W, self.b, weights):
+            W[...] = W_new
+            b[...] = b_new
+
     def _buffers(self, m):
         if self._batch != m:
             self.acts = [np.empty((m, w.shape[1]), self.dtype) for w in self.W]
@@ -141,6 +149,19 @@ class NumpyMLP:
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
             self.train_step(X[rows], eye[labels[rows]], n)
+
+    def predict_proba(self, X):
+        """Plain forward pass, allocating as it goes: what a NumPy user writes to predict."""
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            z = X @ W + b
+            if i < len(self.W) - 1:
+                X = np.maximum(z, 0) if self.hidden == "relu" else 0.5 * (1 + np.tanh(0.5 * z))
+            elif self.output == "softmax":
+                e = np.exp(z - z.max(axis=1, keepdims=True))
+                X = e / e.sum(axis=1, keepdims=True)
+            else:
+                X = 0.5 * (1 + np.tanh(0.5 * z))
+        return X
 
     def accuracy(self, X, labels):
         self._batch = None

@@ -15,7 +15,8 @@ the end gives each median as a ratio to NumPy's.
 
 import numpy as np
 import pytest
-from conftest import blas_threads, pause, torch_or_none
+from peers import torch_or_none
+from threads import blas_threads, pause
 
 from fastnn_ext import dropout
 

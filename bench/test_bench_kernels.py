@@ -10,7 +10,7 @@ Target: within 10% of the baseline.
 import numpy as np
 import pytest
 import scipy.linalg.blas as blas
-from conftest import blas_threads, pause
+from threads import blas_threads, pause
 
 from fastnn_ext import dense
 

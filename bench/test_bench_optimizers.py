@@ -21,7 +21,8 @@ Run:  python -m pytest bench/test_bench_optimizers.py --benchmark-only -p no:cac
 
 import numpy as np
 import pytest
-from conftest import blas_threads, pause, torch_or_none
+from peers import torch_or_none
+from threads import blas_threads, pause
 
 from fastnn import optimizers as O
 

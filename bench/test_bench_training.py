@@ -1,175 +1,151 @@
-"""Training throughput: fastnn against the pure-NumPy reference and PyTorch.
+"""Training throughput: fastnn against the NumPy reference, PyTorch and JAX.
 
-C1 — Nielsen's network [784, 30, 10]: sigmoid hidden and output layers,
-sigmoid cross-entropy, SGD η = 0.1 with L2 λ = 5, batch 10, float32, one
-epoch over 60,000 Fashion-MNIST images.
-C4 — [784, 256, 128, 10] ReLU, softmax cross-entropy, Adam, batch 10,
-float32: 600 steps (6,000 images).
-C2 — the same network at batch 128: one epoch over 60,000 images.
-C3 — [784, 2048, 2048, 10] ReLU, softmax cross-entropy, SGD with momentum,
-batch 512, float32: 100 steps (51,200 images), two BLAS threads.
+The workloads (``workloads.py``): C1 Nielsen's [784, 30, 10] sigmoid network
+with SGD + L2 at batch 10; C4 [784, 256, 128, 10] ReLU with Adam at batch
+10; C2 the same at batch 128; C3 [784, 2048, 2048, 10] ReLU with momentum
+at batch 512.  Every timed call trains whole epochs over all 60,000
+Fashion-MNIST training images (188 MB of float32), so each step gathers its
+batch's rows from the full array, as a user's run does; C1 runs three epochs
+per call, the others one.  The summary divides each median by the steps of
+a call to give the time per step (for C4, over an epoch-long run of 6,000
+steps).
 
-fastnn splits its optimizer step across OpenMP threads (all cores here)
-when no matrix product of the step may wake BLAS's threads: in C4, not in C2
-or C3.  ``fastnn-1-thread`` is the same run with OpenMP limited to one
-thread.
+Every library starts from the same initial weights (the seed-0 fastnn
+model's) and applies the same update rule; after its timed epochs each
+one's test accuracy must exceed 0.8 and lie within 2 points of fastnn's
+after the same number of epochs.
 
-Run ``pytest bench --benchmark-only``; each group prints medians, and the
-summary at the end gives every entry's median as a ratio to NumPy's.
+* fastnn — ``Sequential.fit``; its optimizer step runs on OpenMP threads
+  (all cores) when no matrix product of the step may wake BLAS's threads;
+  ``fastnn-1-thread`` is the same run with OpenMP limited to one thread;
+* numpy — the vectorized, preallocated reference of ``numpy_reference.py``;
+* torch — ``torch_reference.py``, ``torch.set_num_threads`` = the
+  workload's BLAS threads;
+* jax — ``jax_reference.py``: one jit-compiled epoch, ``lax.scan`` over
+  the batches; compiled before timing; XLA's thread pool spans every core.
+
+Run ``pytest bench --benchmark-only`` (``--benchmark-min-rounds 1`` for one
+timed call each); the summary gives every median as a ratio to NumPy's and
+to fastnn's.
 """
 
 import os
 
 import numpy as np
 import pytest
-from conftest import blas_threads, openmp_limit, pause, torch_or_none
 from numpy_reference import NumpyMLP
+from peers import jax_or_none, torch_or_none
+from threads import blas_threads, openmp_limit, pause
+from workloads import WORKLOADS, initial_weights
 
-from fastnn import layers as L
-from fastnn.model import Sequential
-from fastnn.optimizers import SGD, Adam
-
-C1 = dict(sizes=[784, 30, 10], lr=0.1, l2=5.0, batch=10)
-#: epochs per timed call: fit validates its input once per call, as a user's
-#: multi-epoch fit does, so one call covers several epochs of every library
-C1_EPOCHS = 3
+LIBRARIES = ["fastnn", "fastnn-1-thread", "numpy", "torch", "jax"]
+#: the sanity bounds on every library's test accuracy after training
+MIN_ACCURACY, MAX_GAP = 0.8, 0.02
 
 
-def fastnn_c1():
-    return Sequential([L.Dense(784, 30, init="scaled_normal"), L.Sigmoid(),
-                       L.Dense(30, 10, init="scaled_normal"), L.Sigmoid()],
-                      loss="sigmoid_cross_entropy", optimizer=SGD(lr=C1["lr"]),
-                      dtype="float32", seed=0, l2=C1["l2"])
+def _calls(function):
+    """Wrap function so that the number of times it ran can be read back."""
+    def counted():
+        counted.count += 1
+        function()
+
+    counted.count = 0
+    return counted
 
 
-@pytest.mark.benchmark(group=f"C1 [784,30,10] sigmoid, batch 10, {C1_EPOCHS} epochs")
-def test_c1_fastnn(benchmark, fashion_mnist):
-    X, y = fashion_mnist
-    model = fastnn_c1()
-    pause()
-    with blas_threads(1):
-        benchmark.pedantic(model.fit, args=(X, y),
-                           kwargs=dict(epochs=C1_EPOCHS, batch_size=C1["batch"]),
-                           rounds=5, iterations=1, warmup_rounds=1)
-    assert model.evaluate(X[:10000], y[:10000])["accuracy"] > 0.8
-
-
-@pytest.mark.benchmark(group=f"C1 [784,30,10] sigmoid, batch 10, {C1_EPOCHS} epochs")
-def test_c1_numpy(benchmark, fashion_mnist):
-    X, y = fashion_mnist
-    model = NumpyMLP(C1["sizes"], lr=C1["lr"], l2=C1["l2"])
-    rng = np.random.default_rng(0)
-    pause()
-    def epochs():
-        for _ in range(C1_EPOCHS):
-            model.train_epoch(X, y, C1["batch"], rng)
-
-    with blas_threads(1):
-        benchmark.pedantic(epochs, rounds=3, iterations=1, warmup_rounds=1)
-    assert model.accuracy(X[:10000], y[:10000]) > 0.8
-
-
-@pytest.mark.benchmark(group=f"C1 [784,30,10] sigmoid, batch 10, {C1_EPOCHS} epochs")
-def test_c1_torch(benchmark, fashion_mnist):
-    torch = torch_or_none()
-    if torch is None:
-        pytest.skip("PyTorch is not installed")
-    X, y = fashion_mnist
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 30), torch.nn.Sigmoid(), torch.nn.Linear(30, 10))
-    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
-    eye = torch.eye(10)
-    optimizer = torch.optim.SGD(net.parameters(), lr=C1["lr"])
-    n, batch, decay = X.shape[0], C1["batch"], C1["l2"] / X.shape[0]
-
-    def epoch():
-        order = torch.randperm(n)
-        for start in range(0, n, batch):
-            rows = order[start:start + batch]
-            optimizer.zero_grad()
-            loss = loss_fn(net(Xt[rows]), eye[yt[rows]]) / len(rows)
-            loss.backward()
-            with torch.no_grad():  # L2 on the weights only, Nielsen's form
-                for layer in (net[0], net[2]):
-                    layer.weight.grad += decay * layer.weight
-            optimizer.step()
-
-    def epochs():
-        for _ in range(C1_EPOCHS):
-            epoch()
-
-    torch.set_num_threads(1)
-    pause()
-    benchmark.pedantic(epochs, rounds=1, iterations=1, warmup_rounds=0)
-
-
-# name: (widths, batch, optimizer, samples per timed call, BLAS threads, rounds)
-WORKLOADS = {
-    "C4": ([784, 256, 128, 10], 10, "adam", 6000, 1, 5),
-    "C2": ([784, 256, 128, 10], 128, "adam", 60000, 2, 3),
-    "C3": ([784, 2048, 2048, 10], 512, "momentum", 51200, 2, 2),
-}
-
-
-def fastnn_relu_net(widths, optimizer):
-    layers = []
-    for n_in, n_out in zip(widths[:-2], widths[1:-1]):
-        layers += [L.Dense(n_in, n_out, init="he_normal"), L.ReLU()]
-    layers += [L.Dense(widths[-2], widths[-1]), L.Softmax()]
-    opt = Adam(lr=1e-3) if optimizer == "adam" else SGD(lr=0.01, momentum=0.9)
-    return Sequential(layers, loss="softmax_cross_entropy", optimizer=opt, dtype="float32", seed=0)
-
-
-def torch_relu_trainer(torch, widths, optimizer, batch):
-    torch.manual_seed(0)
-    modules = []
-    for n_in, n_out in zip(widths[:-2], widths[1:-1]):
-        modules += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-    net = torch.nn.Sequential(*modules, torch.nn.Linear(widths[-2], widths[-1]))
-    opt = (torch.optim.Adam(net.parameters(), lr=1e-3) if optimizer == "adam"
-           else torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def epoch(Xt, yt):
-        order = torch.randperm(len(Xt))
-        for start in range(0, len(Xt), batch):
-            rows = order[start:start + batch]
-            opt.zero_grad()
-            loss_fn(net(Xt[rows]), yt[rows]).backward()
-            opt.step()
-
-    return epoch
-
-
-@pytest.mark.parametrize("library", ["fastnn", "fastnn-1-thread", "numpy", "torch"])
-@pytest.mark.parametrize("workload", list(WORKLOADS))
-def test_relu_networks(benchmark, fashion_mnist, workload, library):
-    widths, batch, optimizer, samples, threads, rounds = WORKLOADS[workload]
-    X, y = fashion_mnist
-    X, y = X[:samples], y[:samples]
-    benchmark.group = f"{workload} {widths} ReLU {optimizer}, batch {batch}, {samples // batch} steps"
-    benchmark.extra_info["steps"] = -(-samples // batch)
-    openmp_threads = None
+def _trainer(library, workload, X, y):
+    """(one timed call, accuracy on a test set) for one library."""
+    model = workload.fastnn_model()
+    weights = initial_weights(model)
+    options = dict(hidden=workload.hidden, output=workload.output, optimizer=workload.optimizer,
+                   lr=workload.lr, l2=workload.l2, momentum=workload.momentum)
     if library.startswith("fastnn"):
-        model = fastnn_relu_net(widths, optimizer)
-        run = lambda: model.fit(X, y, epochs=1, batch_size=batch)  # noqa: E731
-        # Explicit either way: PyTorch sets the count of the OpenMP runtime
-        # it shares with fastnn when its benchmarks run first.
-        openmp_threads = 1 if library == "fastnn-1-thread" else os.cpu_count()
-    elif library == "numpy":
-        model = NumpyMLP(widths, hidden="relu", output="softmax", optimizer=optimizer,
-                         lr=1e-3 if optimizer == "adam" else 0.01)
+        def run():
+            model.fit(X, y, epochs=workload.epochs, batch_size=workload.batch)
+        return run, lambda Xt, yt: model.evaluate(Xt, yt)["accuracy"]
+    if library == "numpy":
+        ref = NumpyMLP(list(workload.widths), **options)
+        ref.set_weights(weights)
         rng = np.random.default_rng(0)
-        run = lambda: model.train_epoch(X, y, batch, rng)  # noqa: E731
-    else:
+
+        def run():
+            for _ in range(workload.epochs):
+                ref.train_epoch(X, y, workload.batch, rng)
+        return run, ref.accuracy
+    if library == "torch":
         torch = torch_or_none()
         if torch is None:
             pytest.skip("PyTorch is not installed")
-        torch.set_num_threads(threads)
-        epoch = torch_relu_trainer(torch, widths, optimizer, batch)
+        from torch_reference import TorchMLP
+
+        torch.manual_seed(0)
+        torch.set_num_threads(workload.threads)
+        ref = TorchMLP(torch, weights, n_train=X.shape[0], **options)
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-        run = lambda: epoch(Xt, yt)  # noqa: E731
+
+        def run():
+            for _ in range(workload.epochs):
+                ref.train_epoch(Xt, yt, workload.batch)
+        return run, ref.accuracy
+    if jax_or_none() is None:
+        pytest.skip("JAX is not installed")
+    import jax.numpy as jnp
+    from jax_reference import JaxMLP
+
+    ref = JaxMLP(weights, **options)
+    Xj, yj = jnp.asarray(X), jnp.asarray(y, dtype=jnp.int32)
+    ref.compile(Xj, yj, workload.batch)  # compilation is not part of the timing
+
+    def run():
+        for _ in range(workload.epochs):
+            ref.train_epoch(Xj, yj, workload.batch)
+    return run, ref.accuracy
+
+
+@pytest.fixture(scope="session")
+def fastnn_accuracy(fashion_mnist, fashion_mnist_test):
+    """Test accuracy of a fresh fastnn model of a workload after some epochs (cached)."""
+    X, y = fashion_mnist
+    cache = {}
+
+    def accuracy(workload, epochs):
+        if (workload.name, epochs) not in cache:
+            model = workload.fastnn_model()
+            with blas_threads(workload.threads):
+                model.fit(X, y, epochs=epochs, batch_size=workload.batch)
+            cache[workload.name, epochs] = model.evaluate(*fashion_mnist_test)["accuracy"]
+        return cache[workload.name, epochs]
+
+    return accuracy
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_training(benchmark, fashion_mnist, fashion_mnist_test, fastnn_accuracy, rounds,
+                  name, library):
+    workload = WORKLOADS[name]
+    X, y = fashion_mnist
+    run, accuracy = _trainer(library, workload, X, y)
+    run = _calls(run)
+    benchmark.group = workload.label(X.shape[0])
+    benchmark.extra_info.update(library=library, steps=workload.steps(X.shape[0]))
+    # fastnn's count is explicit either way: PyTorch sets the count of the
+    # OpenMP runtime it shares with fastnn when its benchmarks run first.
+    # The peers' OpenMP is left alone: a limit would also reach PyTorch's own
+    # runtime and override its set_num_threads.
+    openmp_threads = None
+    if library.startswith("fastnn"):
+        openmp_threads = 1 if library == "fastnn-1-thread" else os.cpu_count()
     pause()
-    with blas_threads(threads), openmp_limit(openmp_threads):
-        benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
+    with blas_threads(workload.threads), openmp_limit(openmp_threads):
+        benchmark.pedantic(run, rounds=rounds(workload.rounds), iterations=1, warmup_rounds=1)
+    epochs = run.count * workload.epochs
+    benchmark.extra_info["epochs_trained"] = epochs
+    if fashion_mnist_test is None:
+        return  # random stand-in data: nothing to learn, only the timing counts
+    ours = accuracy(*fashion_mnist_test)
+    assert ours > MIN_ACCURACY, f"{library} reaches {ours:.4f} after {epochs} epochs"
+    if not library.startswith("fastnn"):
+        reference = fastnn_accuracy(workload, epochs)
+        assert abs(ours - reference) < MAX_GAP, (
+            f"{library} reaches {ours:.4f} after {epochs} epochs, fastnn {reference:.4f}")

@@ -1,0 +1,72 @@
+"""Inference: ``predict_proba`` of the C2 network on 1 row and on 10,000 rows.
+
+[784, 256, 128, 10] ReLU with a softmax output, float32, the seed-0 fastnn
+model's weights in every library; each call takes a NumPy array of images
+and returns a NumPy array of class probabilities:
+
+* fastnn — ``Sequential.predict_proba``;
+* numpy — the plain forward pass ``NumpyMLP.predict_proba`` (matrix
+  products, ``np.maximum``, a max-shifted softmax);
+* torch — ``torch.no_grad()`` forward of ``torch.nn.Sequential`` and
+  ``torch.softmax``, ``torch.from_numpy`` in and ``.numpy()`` out;
+* jax — a ``jax.jit``-compiled forward, compiled for the shape before
+  timing, ``np.asarray`` of the result.
+
+One row runs on one BLAS (and PyTorch) thread, 10,000 rows on all cores;
+XLA's pool always spans every core.  Every library's probabilities must
+match fastnn's before timing.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from numpy_reference import NumpyMLP
+from peers import jax_or_none, torch_or_none
+from threads import blas_threads, openmp_limit, pause
+from workloads import C2, initial_weights
+
+ROWS = [1, 10000]
+
+
+def _predictor(library, model):
+    weights = initial_weights(model)
+    if library == "fastnn":
+        return model.predict_proba
+    if library == "numpy":
+        ref = NumpyMLP(list(C2.widths), hidden="relu", output="softmax")
+        ref.set_weights(weights)
+        return ref.predict_proba
+    if library == "torch":
+        torch = torch_or_none()
+        if torch is None:
+            pytest.skip("PyTorch is not installed")
+        from torch_reference import TorchMLP
+
+        return TorchMLP(torch, weights).predict_proba
+    if jax_or_none() is None:
+        pytest.skip("JAX is not installed")
+    from jax_reference import JaxMLP
+
+    return JaxMLP(weights).predict_proba
+
+
+@pytest.mark.parametrize("library", ["fastnn", "numpy", "torch", "jax"])
+@pytest.mark.parametrize("n_rows", ROWS)
+def test_predict_proba(benchmark, fashion_mnist, n_rows, library):
+    X = np.ascontiguousarray(fashion_mnist[0][:n_rows])
+    model = C2.fastnn_model()
+    predict = _predictor(library, model)
+    threads = 1 if n_rows == 1 else os.cpu_count()
+    torch = torch_or_none() if library == "torch" else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    benchmark.group = f"predict_proba C2 {list(C2.widths)} ReLU, {n_rows} row{'s' if n_rows > 1 else ''}"
+    benchmark.extra_info["library"] = library
+    # OpenMP (fastnn's threads) is limited for fastnn only: the limit would
+    # also reach PyTorch's runtime and override its set_num_threads.
+    with blas_threads(threads), openmp_limit(threads if library == "fastnn" else None):
+        # The first call compiles (JAX) and allocates; it also checks the answer.
+        np.testing.assert_allclose(predict(X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
+        pause()
+        benchmark(predict, X)
