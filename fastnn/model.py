@@ -153,6 +153,17 @@ class Sequential:
         """Number of trainable parameters."""
         return self.params_.size
 
+    def summary(self):
+        """A table of the layers: output width and parameter count of each, and the total."""
+        rows = [("layer", "output", "parameters")]
+        for layer in self.layers:
+            rows.append((repr(layer), str(layer.n_out),
+                         str(sum(a.size for a in layer.params.values()))))
+        rows.append(("total", "", str(self.n_params)))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        return "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}"
+                         for a, b, c in rows)
+
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], loss={self.loss!r}, optimizer={self.optimizer!r})"
@@ -284,7 +295,8 @@ class Sequential:
     # -------------------------------------------------------------- training
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            callbacks=(), verbose=False, compiled=None, sample_weight=None):
+            callbacks=(), verbose=False, compiled=None, sample_weight=None,
+            validation_split=0.0):
         """Train by mini-batch gradient descent.
 
         ``batch_size=1`` is stochastic gradient descent, ``batch_size=len(X)``
@@ -308,6 +320,9 @@ class Sequential:
         sample_weight : array of shape (n_samples,), optional
             Finite weights >= 0 multiplying each sample's loss and gradient;
             a batch's loss is Σ wᵢ·Lᵢ / (rows of the batch).
+        validation_split : float in [0, 1)
+            Hold out this fraction of the samples — the last ones, before any
+            shuffling, as Keras does — as ``validation_data``.
 
         Returns
         -------
@@ -325,6 +340,8 @@ class Sequential:
             On Ctrl-C, within a fraction of a second; the weights are those of
             the last finished step.
         """
+        X, y, sample_weight, validation_data = _training.split_validation(
+            self, X, y, sample_weight, validation_data, validation_split)
         X = check_features(X, self.dtype, self.n_features_)
         labels, targets = self._targets(y, X.shape[0])
         self._trained_on_labels = labels is not None

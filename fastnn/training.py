@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn import _threads
 from fastnn import callbacks as callbacks_
-from fastnn._validation import check_features
+from fastnn._validation import Real, check_features
 from fastnn_ext import train as _train
 
 #: compiled calls per epoch when a callback follows progress (a progress bar)
@@ -248,3 +248,20 @@ def run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs, b
             break
     for hook in hooks:
         hook.on_train_end()
+
+
+def split_validation(model, X, y, sample_weight, validation_data, fraction):
+    """The last ``fraction`` of the samples held out as validation data (Keras's rule)."""
+    fraction = Real(0, 1, open_max=True)("validation_split", fraction)
+    if fraction == 0:
+        return X, y, sample_weight, validation_data
+    if validation_data is not None:
+        raise ValueError("give validation_data or validation_split, not both")
+    n = len(X)
+    held = int(n * fraction)
+    if held == 0 or held == n:
+        raise ValueError(f"validation_split={fraction} of {n} samples leaves "
+                         f"{'no validation' if held == 0 else 'no training'} samples")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)[:n - held]
+    return X[:n - held], y[:n - held], sample_weight, (X[n - held:], y[n - held:])

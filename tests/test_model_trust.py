@@ -494,3 +494,27 @@ def test_bad_sample_weights_are_refused(weights, error, message):
     with pytest.raises(error, match=message):
         model.fit(X, y, sample_weight=weights)
     np.testing.assert_array_equal(model.params_, before)
+
+
+# -- conveniences -------------------------------------------------------------------------
+
+def test_validation_split_holds_out_the_last_samples():
+    X, y = blobs(n=100)
+    split, explicit = mlp(seed=1), mlp(seed=1)
+    a = split.fit(X, y, epochs=2, batch_size=10, validation_split=0.2)
+    b = explicit.fit(X[:80], y[:80], epochs=2, batch_size=10, validation_data=(X[80:], y[80:]))
+    assert a["val_loss"] == b["val_loss"]
+    np.testing.assert_array_equal(split.params_, explicit.params_)
+    for bad in (1.0, -0.1, 0.001):
+        with pytest.raises(ValueError, match="validation_split"):
+            mlp().fit(X, y, validation_split=bad)
+    with pytest.raises(ValueError, match="not both"):
+        mlp().fit(X, y, validation_split=0.2, validation_data=(X, y))
+
+
+def test_summary_counts_every_parameter():
+    model = Sequential([L.Dense(6, 8), L.BatchNorm(), L.ReLU(), L.Dense(8, 3), L.Softmax()])
+    lines = model.summary().splitlines()
+    counts = [int(line.split()[-1]) for line in lines[1:-1]]
+    assert counts == [6 * 8 + 8, 2 * 8, 0, 8 * 3 + 3, 0]
+    assert int(lines[-1].split()[-1]) == sum(counts) == model.n_params
