@@ -113,7 +113,9 @@ class Schedule:
         if self.per == "epoch":
             t = np.full(n_steps, float(epoch))
         else:
-            t = np.arange(first_step - 1, first_step - 1 + n_steps, dtype=np.float64)
+            # Not np.arange(start, stop): its step is the difference of the
+            # first two values as floats, 0 beyond 2^53, which froze t there.
+            t = float(first_step - 1) + np.arange(n_steps, dtype=np.float64)
         return np.ascontiguousarray(self._rate(t), dtype=np.float64)
 
     def rate(self, epoch, step):

@@ -124,3 +124,15 @@ def test_check_metrics_on_anything(names):
     result = named_error(lambda: schedule.check_metrics(names), "metric_names", "val_loss")
     if isinstance(names, list):
         assert (result is None) == ("val_loss" in names)
+
+
+def test_step_indices_beyond_two_to_the_53_keep_counting():
+    # The failing case hypothesis found: t froze at 2^53 for every step.
+    from fastnn.schedules import InverseTimeDecay
+
+    schedule = InverseTimeDecay(lr=0.6, k=0.5, per="step")
+    first = 2 ** 53 + 1
+    rates = schedule.rates(0, first, 92)
+    t = float(first - 1) + np.arange(92)
+    np.testing.assert_allclose(rates, 0.6 / (1 + 0.5 * t), rtol=1e-14, atol=0)
+    assert rates[-1] < rates[0]
