@@ -1,5 +1,14 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Continuous integration explores the same examples every run: a red run there
+# is reproducible, not the luck of a draw.  Locally, hypothesis draws afresh.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # float32 kernels are compared with float64 NumPy references to this relative tolerance
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
