@@ -189,3 +189,51 @@ cdef inline object bit_generator_of(str name, object rng):
         raise TypeError(f"{name} must be a numpy.random.Generator, got "
                         f"{type(rng).__name__}")
     return bit_generator
+
+
+# -------------------------------------------------------------------------
+# Scalar arguments taken as plain objects.  A parameter typed `double` or
+# `Py_ssize_t` converts on entry, and its errors ("must be real number, not
+# str"; an OverflowError for an int beyond the C type) do not name the
+# argument.  These convert by name; ints, floats and NumPy scalars pass, a
+# bool is not a number (it is a flag).
+
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
+cdef inline double real_arg(str name, object value) except? -1:
+    """value as a C double: an int, float or NumPy real scalar, not a bool.
+    An int too large for a double is a ValueError."""
+    if type(value) is float:
+        return <double>value
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got {value!r}") from None
+
+
+cdef inline Py_ssize_t index_arg(str name, object value, Py_ssize_t low,
+                                 Py_ssize_t high) except? -1:
+    """value as a C index in [low, high]: an int or NumPy integer, not a bool."""
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if low <= value <= high:
+        return value
+    if value < low and high == PY_SSIZE_T_MAX:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+cdef inline bint flag_arg(str name, object value) except -1:
+    """value as a flag: a bool, a NumPy bool, or the integer 0 or 1."""
+    if value is True or value is False:
+        return value
+    import numbers
+    if isinstance(value, numbers.Integral) and (value == 0 or value == 1):
+        return value == 1
+    if getattr(value, "dtype", None) == bool and getattr(value, "shape", None) == ():
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__}")

@@ -4,13 +4,19 @@ Each activation is a kernel table (see activations.pxd) exported as a
 capsule: ``IDENTITY``, ``SIGMOID``, ``TANH``, ``RELU``, ``LEAKY_RELU``.  The
 ``forward``/``backward`` wrappers take such a capsule, so an activation
 defined in another module (``fastnn_ext.silu``) runs through them too.
+``softmax``/``softmax_grad`` and ``prelu``/``prelu_grad`` are the row-wise
+softmax and the learned-slope PReLU.  Arrays are row-major (m, n) float32
+or float64, all of one dtype; every argument is checked before a kernel
+runs.
 """
 
 from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
-from libc.math cimport tanh, tanhf
+from libc.math cimport INFINITY, tanh, tanhf
 
-from fastnn_ext._checks cimport expect_shape, expect_length
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
+                                 expect_same_shape, expect_length, check_disjoint,
+                                 check_range, real_arg)
 
 
 # -- identity: f(z) = z ------------------------------------------------------
@@ -144,96 +150,366 @@ LEAKY_RELU = PyCapsule_New(&LEAKY_RELU_KERNELS, ACTIVATION_CAPSULE, NULL)
 
 
 def needs_input(activation):
-    """Whether the activation's backward needs the pre-activation z."""
+    """Whether the activation's backward needs the pre-activation z.
+
+    Parameters
+    ----------
+    activation : activation capsule
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    TypeError
+        If activation is not an activation capsule.
+    """
     return bool(activation_kernels(activation).needs_input)
 
 
-def forward(const floating[:, ::1] z, floating[:, ::1] out, activation,
-            double alpha=0.0, const floating[::1] bias=None):
-    """out = f(z + bias) for an activation capsule; out may be z itself."""
-    cdef const ActivationKernels* kernels = activation_kernels(activation)
-    cdef Py_ssize_t m = z.shape[0], n = z.shape[1]
-    expect_shape("out", out.shape[0], out.shape[1], m, n)
-    cdef const floating* bias_ptr = NULL
-    if bias is not None:
-        expect_length("bias", bias.shape[0], n)
-        bias_ptr = &bias[0]
-    if m == 0 or n == 0:
-        return
-    with nogil:
-        activation_forward(kernels, &z[0, 0], bias_ptr, &out[0, 0], m, n, <floating> alpha)
+# -- the checked wrappers ------------------------------------------------------
+
+cdef double _alpha(object alpha) except? -1:
+    """The activation's parameter: finite and >= 0, since backward reads the
+    sign of z from the output a = f(z), and a > 0 ⇔ z > 0 only for α ≥ 0."""
+    cdef double value = real_arg("alpha", alpha)
+    check_range("alpha", value, 0.0, INFINITY, False, True)
+    return value
 
 
-def backward(const floating[:, ::1] out, const floating[:, ::1] grad_out,
-             floating[:, ::1] grad_in, activation, double alpha=0.0,
-             const floating[:, ::1] z=None):
-    """grad_in = grad_out * f'(z), from the saved output out = f(z).
+cdef int _check_like(str name, object a, bint writeable, FloatArray* info,
+                     str like_name, FloatArray* like) except -1:
+    """a is a 2-D array of like's dtype and shape."""
+    float_array(name, a, 2, writeable, info)
+    expect_kind(name, info, like_name, like)
+    return expect_same_shape(name, info, like_name, like)
 
-    ``z`` is required for an activation whose derivative needs it
-    (``needs_input``) and ignored otherwise.
+
+cdef int _check_row_vector(str name, object a, bint writeable, FloatArray* info,
+                           str like_name, FloatArray* like) except -1:
+    """a is a 1-D array of like's dtype, one value per column of like."""
+    float_array(name, a, 1, writeable, info)
+    expect_kind(name, info, like_name, like)
+    return expect_length(name, info.rows, like.cols)
+
+
+def forward(z, out, activation, alpha=0.0, bias=None):
+    """Element-wise activation f, with an optional bias added first::
+
+        out = f(z + bias)
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64, shape (m, n), C-contiguous
+        Pre-activations.
+    out : ndarray, shape (m, n), same dtype, output
+        Overwritten.  May be `z` itself (each element is read before it is
+        written); must not otherwise overlap `z` or `bias`.
+    activation : activation capsule
+        ``IDENTITY``, ``SIGMOID``, ``TANH``, ``RELU``, ``LEAKY_RELU``,
+        ``silu.SILU``...: f(z) = z, 1/(1 + e^{−z}), tanh z, max(z, 0),
+        z if z > 0 else α·z, z·σ(z).
+    alpha : float, default 0.0
+        The activation's parameter (LeakyReLU's α), finite and >= 0.
+    bias : ndarray, shape (n,), same dtype, or None
+        Added to every row of z; None adds nothing.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array, dtypes differ, or
+        activation is not an activation capsule.
+    ValueError
+        If shapes do not match, an array is not C-contiguous and aligned,
+        out is read-only or overlaps an input other than being z itself, or
+        alpha is out of range.
     """
     cdef const ActivationKernels* kernels = activation_kernels(activation)
-    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
-    expect_shape("grad_out", grad_out.shape[0], grad_out.shape[1], m, n)
-    expect_shape("grad_in", grad_in.shape[0], grad_in.shape[1], m, n)
+    cdef double a = _alpha(alpha)
+    cdef FloatArray za, oa, ba
+    float_array("z", z, 2, False, &za)
+    _check_like("out", out, True, &oa, "z", &za)
+    check_disjoint("out", &oa, "z", &za, True)
+    if bias is not None:
+        _check_row_vector("bias", bias, False, &ba, "z", &za)
+        check_disjoint("out", &oa, "bias", &ba, False)
+    if za.rows == 0 or za.cols == 0:
+        return
+    if za.kind == KIND_FLOAT32:
+        _forward[float](kernels, z, out, a, bias)
+    else:
+        _forward[double](kernels, z, out, a, bias)
+
+
+cdef int _forward(const ActivationKernels* kernels, const floating[:, ::1] z,
+                  floating[:, ::1] out, double alpha, const floating[::1] bias) except -1:
+    """forward after its checks (m, n >= 1; the caller checks)."""
+    cdef const floating* bias_ptr = NULL
+    if bias is not None:
+        bias_ptr = &bias[0]
+    with nogil:
+        activation_forward(kernels, &z[0, 0], bias_ptr, &out[0, 0], z.shape[0], z.shape[1],
+                           <floating> alpha)
+    return 0
+
+
+def backward(out, grad_out, grad_in, activation, alpha=0.0, z=None):
+    """Element-wise activation backward pass, from the saved output a = f(z)::
+
+        grad_in = grad_out * f'(z)
+
+    with f' = 1 (identity), a(1 − a) (sigmoid), 1 − a² (tanh), [a > 0]
+    (ReLU), 1 if a > 0 else α (LeakyReLU), σ(z)(1 + z(1 − σ(z))) (SiLU).
+
+    Parameters
+    ----------
+    out : ndarray of float32 or float64, shape (m, n), C-contiguous
+        The forward pass's output a.
+    grad_out : ndarray, shape (m, n), same dtype
+        Gradient with respect to a.
+    grad_in : ndarray, shape (m, n), same dtype, output
+        Gradient with respect to z; overwritten.  May be `grad_out` itself;
+        must not otherwise overlap an input.
+    activation : activation capsule
+        The forward pass's activation.
+    alpha : float, default 0.0
+        The forward pass's α, finite and >= 0.
+    z : ndarray, shape (m, n), same dtype, or None
+        The pre-activation.  Required for an activation whose derivative
+        needs it (``needs_input``, e.g. SiLU), read only then; checked
+        whenever given.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array, dtypes differ, or
+        activation is not an activation capsule.
+    ValueError
+        If shapes do not match, an array is not C-contiguous and aligned,
+        grad_in is read-only or overlaps an input other than being grad_out
+        itself, alpha is out of range, or z is missing where it is needed.
+    """
+    cdef const ActivationKernels* kernels = activation_kernels(activation)
+    cdef double a = _alpha(alpha)
+    cdef FloatArray oa, goa, gia, za
+    float_array("out", out, 2, False, &oa)
+    _check_like("grad_out", grad_out, False, &goa, "out", &oa)
+    _check_like("grad_in", grad_in, True, &gia, "out", &oa)
+    check_disjoint("grad_in", &gia, "grad_out", &goa, True)
+    check_disjoint("grad_in", &gia, "out", &oa, False)
+    if z is not None:
+        _check_like("z", z, False, &za, "out", &oa)
+        check_disjoint("grad_in", &gia, "z", &za, False)
+    elif kernels.needs_input:
+        raise ValueError("z is None, but this activation's backward needs z, the "
+                         "pre-activation input")
+    if oa.rows == 0 or oa.cols == 0:
+        return
+    if oa.kind == KIND_FLOAT32:
+        _backward[float](kernels, out, grad_out, grad_in, a, z)
+    else:
+        _backward[double](kernels, out, grad_out, grad_in, a, z)
+
+
+cdef int _backward(const ActivationKernels* kernels, const floating[:, ::1] out,
+                   const floating[:, ::1] grad_out, floating[:, ::1] grad_in,
+                   double alpha, const floating[:, ::1] z) except -1:
+    """backward after its checks (m, n >= 1; the caller checks)."""
     cdef const floating* z_ptr = NULL
     if kernels.needs_input:
-        if z is None:
-            raise ValueError("this activation's backward needs z, the pre-activation input")
-        expect_shape("z", z.shape[0], z.shape[1], m, n)
-        if m > 0 and n > 0:
-            z_ptr = &z[0, 0]
-    if m == 0 or n == 0:
-        return
+        z_ptr = &z[0, 0]
     with nogil:
         activation_backward(kernels, z_ptr, &out[0, 0], &grad_out[0, 0], &grad_in[0, 0],
-                            m * n, <floating> alpha)
+                            out.shape[0] * out.shape[1], <floating> alpha)
+    return 0
 
 
-def softmax(const floating[:, ::1] z, floating[:, ::1] out):
-    """Row-wise softmax, stable for any finite z."""
-    cdef Py_ssize_t m = z.shape[0], n = z.shape[1]
-    expect_shape("out", out.shape[0], out.shape[1], m, n)
-    if m == 0 or n == 0:
+def softmax(z, out):
+    """Row-wise softmax, with the row maximum subtracted so exp never overflows::
+
+        out[i, k] = exp(z[i, k] − max_j z[i, j]) / Σ_j exp(z[i, j] − max_j z[i, j])
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64, shape (m, n), C-contiguous
+    out : ndarray, shape (m, n), same dtype, output
+        Overwritten; must not share memory with z.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array or the dtypes differ.
+    ValueError
+        If the shapes differ, an array is not C-contiguous and aligned, or
+        out is read-only or overlaps z.
+    """
+    cdef FloatArray za, oa
+    float_array("z", z, 2, False, &za)
+    _check_like("out", out, True, &oa, "z", &za)
+    check_disjoint("out", &oa, "z", &za, False)
+    if za.rows == 0 or za.cols == 0:
         return
+    if za.kind == KIND_FLOAT32:
+        _softmax[float](z, out)
+    else:
+        _softmax[double](z, out)
+
+
+cdef int _softmax(const floating[:, ::1] z, floating[:, ::1] out) except -1:
+    """softmax after its checks (m, n >= 1; the caller checks)."""
     with nogil:
-        softmax_forward(&z[0, 0], &out[0, 0], m, n)
+        softmax_forward(&z[0, 0], &out[0, 0], z.shape[0], z.shape[1])
+    return 0
 
 
-def softmax_grad(const floating[:, ::1] out, const floating[:, ::1] grad_out,
-                 floating[:, ::1] grad_in):
-    """grad_in = out * (grad_out - sum(grad_out * out, axis=1))."""
-    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
-    expect_shape("grad_out", grad_out.shape[0], grad_out.shape[1], m, n)
-    expect_shape("grad_in", grad_in.shape[0], grad_in.shape[1], m, n)
-    if m == 0 or n == 0:
+def softmax_grad(out, grad_out, grad_in):
+    """Softmax backward pass, from the saved output p = softmax(z), row by row::
+
+        grad_in = p * (grad_out − Σ_k grad_out[:, k] · p[:, k])
+
+    Parameters
+    ----------
+    out : ndarray of float32 or float64, shape (m, n), C-contiguous
+        The forward pass's output p.
+    grad_out : ndarray, shape (m, n), same dtype
+        Gradient with respect to p.
+    grad_in : ndarray, shape (m, n), same dtype, output
+        Gradient with respect to z; overwritten.  May be `grad_out` itself
+        (each row's sum is taken before the row is written); must not
+        otherwise overlap an input.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array or dtypes differ.
+    ValueError
+        If shapes differ, an array is not C-contiguous and aligned, or
+        grad_in is read-only or overlaps an input other than being grad_out.
+    """
+    cdef FloatArray oa, goa, gia
+    float_array("out", out, 2, False, &oa)
+    _check_like("grad_out", grad_out, False, &goa, "out", &oa)
+    _check_like("grad_in", grad_in, True, &gia, "out", &oa)
+    check_disjoint("grad_in", &gia, "grad_out", &goa, True)
+    check_disjoint("grad_in", &gia, "out", &oa, False)
+    if oa.rows == 0 or oa.cols == 0:
         return
+    if oa.kind == KIND_FLOAT32:
+        _softmax_grad[float](out, grad_out, grad_in)
+    else:
+        _softmax_grad[double](out, grad_out, grad_in)
+
+
+cdef int _softmax_grad(const floating[:, ::1] out, const floating[:, ::1] grad_out,
+                       floating[:, ::1] grad_in) except -1:
+    """softmax_grad after its checks (m, n >= 1; the caller checks)."""
     with nogil:
-        softmax_backward(&out[0, 0], &grad_out[0, 0], &grad_in[0, 0], m, n)
+        softmax_backward(&out[0, 0], &grad_out[0, 0], &grad_in[0, 0], out.shape[0],
+                         out.shape[1])
+    return 0
 
 
-def prelu(const floating[:, ::1] z, const floating[::1] slope, floating[:, ::1] out):
-    """out = z where z > 0, slope * z elsewhere (one slope per column)."""
-    cdef Py_ssize_t m = z.shape[0], n = z.shape[1]
-    expect_length("slope", slope.shape[0], n)
-    expect_shape("out", out.shape[0], out.shape[1], m, n)
-    if m == 0 or n == 0:
+def prelu(z, slope, out):
+    """PReLU forward pass, one learned slope a_j per column j::
+
+        out[i, j] = z[i, j] if z[i, j] > 0 else slope[j] * z[i, j]
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64, shape (m, n), C-contiguous
+    slope : ndarray, shape (n,), same dtype
+    out : ndarray, shape (m, n), same dtype, output
+        Overwritten; must not share memory with z or slope.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array or dtypes differ.
+    ValueError
+        If shapes do not match, an array is not C-contiguous and aligned, or
+        out is read-only or overlaps an input.
+    """
+    cdef FloatArray za, sa, oa
+    float_array("z", z, 2, False, &za)
+    _check_row_vector("slope", slope, False, &sa, "z", &za)
+    _check_like("out", out, True, &oa, "z", &za)
+    check_disjoint("out", &oa, "z", &za, False)
+    check_disjoint("out", &oa, "slope", &sa, False)
+    if za.rows == 0 or za.cols == 0:
         return
+    if za.kind == KIND_FLOAT32:
+        _prelu[float](z, slope, out)
+    else:
+        _prelu[double](z, slope, out)
+
+
+cdef int _prelu(const floating[:, ::1] z, const floating[::1] slope,
+                floating[:, ::1] out) except -1:
+    """prelu after its checks (m, n >= 1; the caller checks)."""
     with nogil:
-        prelu_forward(&z[0, 0], &slope[0], &out[0, 0], m, n)
+        prelu_forward(&z[0, 0], &slope[0], &out[0, 0], z.shape[0], z.shape[1])
+    return 0
 
 
-def prelu_grad(const floating[:, ::1] z, const floating[::1] slope,
-               const floating[:, ::1] grad_out, floating[:, ::1] grad_in,
-               floating[::1] grad_slope):
-    """Input gradient and (overwritten) slope gradient of PReLU."""
-    cdef Py_ssize_t m = z.shape[0], n = z.shape[1]
-    expect_length("slope", slope.shape[0], n)
-    expect_shape("grad_out", grad_out.shape[0], grad_out.shape[1], m, n)
-    expect_shape("grad_in", grad_in.shape[0], grad_in.shape[1], m, n)
-    expect_length("grad_slope", grad_slope.shape[0], n)
-    if m == 0 or n == 0:
+def prelu_grad(z, slope, grad_out, grad_in, grad_slope):
+    """PReLU backward pass::
+
+        grad_in[i, j] = grad_out[i, j] * (1 if z[i, j] > 0 else slope[j])
+        grad_slope[j] = Σ_i grad_out[i, j] * z[i, j] * [z[i, j] <= 0]
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64, shape (m, n), C-contiguous
+        The forward pass's input.
+    slope : ndarray, shape (n,), same dtype
+    grad_out : ndarray, shape (m, n), same dtype
+        Gradient with respect to the forward output.
+    grad_in : ndarray, shape (m, n), same dtype, output
+        Overwritten.  May be `grad_out` itself; must not otherwise overlap
+        an input.
+    grad_slope : ndarray, shape (n,), same dtype, output
+        Overwritten (zero for m = 0); must not share memory with any other
+        argument.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array or dtypes differ.
+    ValueError
+        If shapes do not match, an array is not C-contiguous and aligned, or
+        an output is read-only or overlaps another array (other than grad_in
+        being grad_out).
+    """
+    cdef FloatArray za, sa, goa, gia, gsa
+    float_array("z", z, 2, False, &za)
+    _check_row_vector("slope", slope, False, &sa, "z", &za)
+    _check_like("grad_out", grad_out, False, &goa, "z", &za)
+    _check_like("grad_in", grad_in, True, &gia, "z", &za)
+    _check_row_vector("grad_slope", grad_slope, True, &gsa, "z", &za)
+    check_disjoint("grad_in", &gia, "grad_out", &goa, True)
+    check_disjoint("grad_in", &gia, "z", &za, False)
+    check_disjoint("grad_in", &gia, "slope", &sa, False)
+    check_disjoint("grad_slope", &gsa, "z", &za, False)
+    check_disjoint("grad_slope", &gsa, "slope", &sa, False)
+    check_disjoint("grad_slope", &gsa, "grad_out", &goa, False)
+    check_disjoint("grad_slope", &gsa, "grad_in", &gia, False)
+    if za.cols == 0:
         return
+    if za.kind == KIND_FLOAT32:
+        _prelu_grad[float](z, slope, grad_out, grad_in, grad_slope)
+    else:
+        _prelu_grad[double](z, slope, grad_out, grad_in, grad_slope)
+
+
+cdef int _prelu_grad(const floating[:, ::1] z, const floating[::1] slope,
+                     const floating[:, ::1] grad_out, floating[:, ::1] grad_in,
+                     floating[::1] grad_slope) except -1:
+    """prelu_grad after its checks (n >= 1; the caller checks)."""
+    if z.shape[0] == 0:
+        grad_slope[:] = 0   # a sum over no rows
+        return 0
     with nogil:
         prelu_backward(&z[0, 0], &slope[0], &grad_out[0, 0], &grad_in[0, 0],
-                       &grad_slope[0], m, n)
+                       &grad_slope[0], z.shape[0], z.shape[1])
+    return 0

@@ -1,69 +1,202 @@
-"""Python-visible dense-layer kernels (thin, checked wrappers)."""
+"""Python-visible dense-layer kernels (thin, checked wrappers).
+
+Arrays are row-major float32 or float64, all of one dtype: a batch x of
+shape (m, n_in), weights w of shape (n_in, n_out), a bias b of length
+n_out.  Every argument is checked before a kernel runs; the formulas are in
+dense.pxd.
+"""
 
 from cython cimport floating
-from fastnn_ext._checks cimport expect_shape, expect_length
+from libc.limits cimport INT_MAX
+from libc.math cimport INFINITY
+
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
+                                 expect_shape, expect_length, check_disjoint, check_range,
+                                 real_arg, flag_arg)
 from fastnn_ext.activations cimport ActivationKernels, activation_kernels
 from fastnn_ext.activations import IDENTITY
 from fastnn_ext.blas cimport small_gemm_available as small_gemm_available_c
 
+__all__ = ["forward", "backward", "small_gemm_available"]
 
-cdef int check_widths(Py_ssize_t n_in, Py_ssize_t n_out) except -1:
+
+cdef int _check_weights(object x, object w, FloatArray* xa, FloatArray* wa) except -1:
+    """x is an (m, n_in) batch and w an (n_in, n_out) matrix of its dtype."""
+    float_array("x", x, 2, False, xa)
+    float_array("w", w, 2, False, wa)
+    expect_kind("w", wa, "x", xa)
+    expect_shape("w", wa.rows, wa.cols, xa.cols, wa.cols)
     # BLAS rejects leading dimensions of 0; a layer of width 0 is a mistake anyway.
-    if n_in == 0 or n_out == 0:
-        raise ValueError(f"a dense layer needs non-zero widths, got {n_in} inputs "
-                         f"and {n_out} outputs")
+    if wa.rows == 0 or wa.cols == 0:
+        raise ValueError(f"w has shape ({wa.rows}, {wa.cols}): a dense layer needs "
+                         f"non-zero widths")
+    # BLAS takes its sizes as C ints.
+    if xa.rows > INT_MAX or wa.rows > INT_MAX or wa.cols > INT_MAX:
+        raise ValueError(f"x and w have shapes ({xa.rows}, {xa.cols}) and ({wa.rows}, "
+                         f"{wa.cols}); BLAS takes sizes up to {INT_MAX}")
     return 0
 
 
-def forward(const floating[:, ::1] x, const floating[:, ::1] w,
-            const floating[::1] b, floating[:, ::1] out,
-            activation=IDENTITY, double alpha=0.0):
-    """out = f(x @ w + b) for an activation capsule of ``fastnn_ext.activations``.
+cdef int _check_like(str name, object a, int ndim, bint writeable, FloatArray* info,
+                     FloatArray* like, Py_ssize_t rows, Py_ssize_t cols) except -1:
+    """a is an array of like's (x's) dtype, (rows, cols) or, 1-D, of length cols."""
+    float_array(name, a, ndim, writeable, info)
+    expect_kind(name, info, "x", like)
+    if ndim == 1:
+        return expect_length(name, info.rows, cols)
+    return expect_shape(name, info.rows, info.cols, rows, cols)
 
-    An activation whose backward needs the pre-activation (``needs_input``)
-    is refused: its input would not be kept.
+
+def forward(x, w, b, out, activation=IDENTITY, alpha=0.0):
+    """Dense layer forward pass with a fused element-wise activation f::
+
+        out = f(x @ w + b)
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, shape (m, n_in), C-contiguous
+        The batch, m >= 0 rows.
+    w : ndarray, shape (n_in, n_out), same dtype, n_in, n_out >= 1
+        Weights.
+    b : ndarray, shape (n_out,), same dtype
+        Bias.
+    out : ndarray, shape (m, n_out), same dtype, output
+        Overwritten; must not share memory with `x`, `w` or `b` (the product
+        reads its inputs while it writes).
+    activation : activation capsule, default ``activations.IDENTITY``
+        An element-wise activation table (``activations.RELU``,
+        ``silu.SILU``...).  One whose backward needs the pre-activation
+        (``needs_input``) is refused: its input would not be kept.
+    alpha : float, default 0.0
+        The activation's parameter (LeakyReLU's slope), finite and >= 0.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array, dtypes differ, or
+        activation is not an activation capsule.
+    ValueError
+        If shapes do not match, a width is 0, an array is not C-contiguous
+        and aligned, out is read-only or overlaps an input, alpha is out of
+        range, or the activation needs its input.
     """
     cdef const ActivationKernels* act = activation_kernels(activation)
     if act.needs_input:
-        raise ValueError("dense.forward cannot fuse an activation whose backward needs "
-                         "its input; apply it separately")
-    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
-    expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
-    check_widths(n_in, n_out)
-    expect_length("b", b.shape[0], n_out)
-    expect_shape("out", out.shape[0], out.shape[1], m, n_out)
-    if m == 0:
+        raise ValueError("activation needs its input for backward: dense.forward cannot "
+                         "fuse it; apply it separately")
+    cdef double a = real_arg("alpha", alpha)
+    check_range("alpha", a, 0.0, INFINITY, False, True)
+    cdef FloatArray xa, wa, ba, oa
+    _check_weights(x, w, &xa, &wa)
+    _check_like("b", b, 1, False, &ba, &xa, 1, wa.cols)
+    _check_like("out", out, 2, True, &oa, &xa, xa.rows, wa.cols)
+    check_disjoint("out", &oa, "x", &xa, False)
+    check_disjoint("out", &oa, "w", &wa, False)
+    check_disjoint("out", &oa, "b", &ba, False)
+    if xa.rows == 0:
         return
+    if xa.kind == KIND_FLOAT32:
+        _forward[float](x, w, b, out, act, a)
+    else:
+        _forward[double](x, w, b, out, act, a)
+
+
+cdef int _forward(const floating[:, ::1] x, const floating[:, ::1] w,
+                  const floating[::1] b, floating[:, ::1] out,
+                  const ActivationKernels* act, double alpha) except -1:
+    """forward after its checks (m, n_in, n_out >= 1; the caller checks)."""
     with nogil:
-        dense_forward(&x[0, 0], &w[0, 0], &b[0], &out[0, 0], m, n_in, n_out,
-                      act, <floating> alpha)
+        dense_forward(&x[0, 0], &w[0, 0], &b[0], &out[0, 0], x.shape[0], x.shape[1],
+                      w.shape[1], act, <floating> alpha)
+    return 0
 
 
-def backward(const floating[:, ::1] x, const floating[:, ::1] w,
-             const floating[:, ::1] grad_z, floating[:, ::1] grad_w,
-             floating[::1] grad_b, floating[:, ::1] grad_x=None,
-             bint accumulate=False):
-    """grad_w (+)= x.T @ grad_z, grad_b (+)= grad_z.sum(0), grad_x = grad_z @ w.T.
+def backward(x, w, grad_z, grad_w, grad_b, grad_x=None, accumulate=False):
+    """Dense layer backward pass, from dZ = ∂L/∂(x @ w + b)::
 
-    grad_x=None skips the input gradient.
+        grad_w (+)= x.T @ grad_z
+        grad_b (+)= grad_z.sum(axis=0)
+        grad_x  = grad_z @ w.T
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, shape (m, n_in), C-contiguous
+        The forward pass's input, m >= 0 rows.
+    w : ndarray, shape (n_in, n_out), same dtype, n_in, n_out >= 1
+        Weights.
+    grad_z : ndarray, shape (m, n_out), same dtype
+        Gradient with respect to the pre-activation x @ w + b.
+    grad_w : ndarray, shape (n_in, n_out), same dtype, output
+    grad_b : ndarray, shape (n_out,), same dtype, output
+        Overwritten, or added to with `accumulate`.  Over m = 0 rows the
+        sums are zero.
+    grad_x : ndarray, shape (m, n_in), same dtype, output, or None
+        Overwritten; None skips the input gradient.
+    accumulate : bool, default False
+        Add to grad_w and grad_b instead of overwriting them.
+
+    The outputs must not share memory with the inputs or with each other:
+    each product reads its inputs while it writes.
+
+    Raises
+    ------
+    TypeError
+        If an array is not a float32/float64 array, dtypes differ, or
+        accumulate is not a bool.
+    ValueError
+        If shapes do not match, a width is 0, an array is not C-contiguous
+        and aligned, an output is read-only or overlaps another array.
     """
-    cdef Py_ssize_t m = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
-    expect_shape("w", w.shape[0], w.shape[1], n_in, n_out)
-    check_widths(n_in, n_out)
-    expect_shape("grad_z", grad_z.shape[0], grad_z.shape[1], m, n_out)
-    expect_shape("grad_w", grad_w.shape[0], grad_w.shape[1], n_in, n_out)
-    expect_length("grad_b", grad_b.shape[0], n_out)
-    cdef floating* grad_x_ptr = NULL
+    cdef FloatArray xa, wa, gza, gwa, gba, gxa
+    _check_weights(x, w, &xa, &wa)
+    _check_like("grad_z", grad_z, 2, False, &gza, &xa, xa.rows, wa.cols)
+    _check_like("grad_w", grad_w, 2, True, &gwa, &xa, wa.rows, wa.cols)
+    _check_like("grad_b", grad_b, 1, True, &gba, &xa, 1, wa.cols)
+    cdef bint add = flag_arg("accumulate", accumulate)
+    check_disjoint("grad_w", &gwa, "x", &xa, False)
+    check_disjoint("grad_w", &gwa, "w", &wa, False)
+    check_disjoint("grad_w", &gwa, "grad_z", &gza, False)
+    check_disjoint("grad_b", &gba, "x", &xa, False)
+    check_disjoint("grad_b", &gba, "w", &wa, False)
+    check_disjoint("grad_b", &gba, "grad_z", &gza, False)
+    check_disjoint("grad_b", &gba, "grad_w", &gwa, False)
     if grad_x is not None:
-        expect_shape("grad_x", grad_x.shape[0], grad_x.shape[1], m, n_in)
-        grad_x_ptr = &grad_x[0, 0]
-    if m == 0:
-        raise ValueError("backward needs at least one row")
+        _check_like("grad_x", grad_x, 2, True, &gxa, &xa, xa.rows, xa.cols)
+        check_disjoint("grad_x", &gxa, "x", &xa, False)
+        check_disjoint("grad_x", &gxa, "w", &wa, False)
+        check_disjoint("grad_x", &gxa, "grad_z", &gza, False)
+        check_disjoint("grad_x", &gxa, "grad_w", &gwa, False)
+        check_disjoint("grad_x", &gxa, "grad_b", &gba, False)
+    if xa.kind == KIND_FLOAT32:
+        _backward[float](x, w, grad_z, grad_w, grad_b, grad_x, add)
+    else:
+        _backward[double](x, w, grad_z, grad_w, grad_b, grad_x, add)
+
+
+cdef int _backward(const floating[:, ::1] x, const floating[:, ::1] w,
+                   const floating[:, ::1] grad_z, floating[:, ::1] grad_w,
+                   floating[::1] grad_b, floating[:, ::1] grad_x,
+                   bint accumulate) except -1:
+    """backward after its checks (n_in, n_out >= 1; the caller checks)."""
+    if x.shape[0] == 0:
+        # No rows: the sums are empty and there is no grad_x to write.
+        if not accumulate:
+            grad_w[:, :] = 0
+            grad_b[:] = 0
+        return 0
+    cdef floating* grad_x_ptr = NULL if grad_x is None else &grad_x[0, 0]
     with nogil:
-        dense_backward(&x[0, 0], &w[0, 0], &grad_z[0, 0], grad_x_ptr,
-                       &grad_w[0, 0], &grad_b[0], m, n_in, n_out, accumulate)
+        dense_backward(&x[0, 0], &w[0, 0], &grad_z[0, 0], grad_x_ptr, &grad_w[0, 0],
+                       &grad_b[0], x.shape[0], x.shape[1], w.shape[1], accumulate)
+    return 0
 
 
 def small_gemm_available():
-    """Whether products with few rows run on the AVX-512 kernels (else BLAS)."""
+    """Whether products with few rows run on the AVX-512 kernels (else BLAS).
+
+    Returns
+    -------
+    bool
+        True when this build has the kernels and the processor runs them.
+    """
     return bool(small_gemm_available_c())

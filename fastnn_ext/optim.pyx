@@ -6,12 +6,16 @@ one's ``hyper_dtype`` names its hyper-parameters, and ``kernel.step(...)``
 runs one checked update from Python.  optim.pxd documents the layout.
 """
 
-import numbers
-
 import numpy as np
 
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.pyport cimport PY_SSIZE_T_MIN, PY_SSIZE_T_MAX
+from libc.limits cimport LONG_MAX
 from libc.math cimport pow, sqrt
+
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
+                                 expect_shape, expect_length, check_disjoint, check_finite,
+                                 real_arg, index_arg)
 
 cimport numpy as cnp
 
@@ -288,32 +292,6 @@ cdef OptimizerKernels ADAM_KERNELS = OptimizerKernels(
 
 # -- the checked Python entry ----------------------------------------------------------
 
-cdef bint overlap(cnp.ndarray a, cnp.ndarray b):
-    """Whether two contiguous arrays share any byte."""
-    cdef char* a0 = <char*> cnp.PyArray_DATA(a)
-    cdef char* b0 = <char*> cnp.PyArray_DATA(b)
-    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
-    return na > 0 and nb > 0 and a0 < b0 + nb and b0 < a0 + na
-
-
-cdef cnp.ndarray float_vector(str name, object arr, int typenum, int ndim, bint writable):
-    """arr itself if it is an aligned, native-order, C-contiguous float ndarray of the
-    given type and number of dimensions (and writable if asked); raises otherwise."""
-    if not cnp.PyArray_Check(arr):
-        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
-    cdef cnp.ndarray a = <cnp.ndarray> arr
-    if cnp.PyArray_TYPE(a) != typenum or cnp.PyArray_ISBYTESWAPPED(a):
-        want = "float32" if typenum == cnp.NPY_FLOAT else "float64"
-        raise TypeError(f"{name} has dtype {a.dtype}, expected native {want}")
-    if cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be C-contiguous and aligned")
-    if writable and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} must be writable")
-    return a
-
-
 cdef class OptimizerKernel:
     """An optimizer's compiled step: its kernel table and hyper-parameter record dtype.
 
@@ -324,29 +302,62 @@ cdef class OptimizerKernel:
     kernels : capsule
         Its ``OptimizerKernels`` table (capsule name ``fastnn.OptimizerKernels``).
     hyper_dtype : numpy record dtype
-        The fields of its hyper-parameter struct, in order.
+        The fields of its hyper-parameter struct, in order: ``f8`` for real
+        numbers, ``i8`` for integers (flags).
     """
 
     def __init__(self, str name, kernels, hyper_dtype):
         if not PyCapsule_IsValid(kernels, OPTIMIZER_CAPSULE):
             raise TypeError("kernels must be an optimizer kernel capsule")
-        self.table = <const OptimizerKernels*> PyCapsule_GetPointer(kernels, OPTIMIZER_CAPSULE)
+        table = <const OptimizerKernels*> PyCapsule_GetPointer(kernels, OPTIMIZER_CAPSULE)
         hyper_dtype = np.dtype(hyper_dtype)
-        if hyper_dtype.itemsize != self.table.hyper_size:
+        if hyper_dtype.itemsize != table.hyper_size:
             raise ValueError(f"{name}: hyper_dtype has {hyper_dtype.itemsize} bytes, the "
-                             f"kernel's struct {self.table.hyper_size}")
+                             f"kernel's struct {table.hyper_size}")
+        # Set together, after every check, so that a table never pairs with
+        # another kind's record dtype.
+        self.table = table
         self.name = name
         self.hyper_dtype = hyper_dtype
 
     def hyper(self, **values):
-        """The hyper-parameter record from keyword values, one per field, checked."""
+        """The hyper-parameter record from keyword values, one per field, checked.
+
+        Parameters
+        ----------
+        **values
+            One value per field of ``hyper_dtype``: a finite real number for
+            an ``f8`` field, an integer (a bool for a flag) for an ``i8`` one.
+
+        Returns
+        -------
+        numpy.ndarray
+            A 0-d record of ``hyper_dtype``, for :meth:`step` and
+            :meth:`n_slots`.
+
+        Raises
+        ------
+        TypeError
+            If a value is not a number of its field's kind.
+        ValueError
+            If the names are not exactly the fields, or a value is not finite
+            or out of the field's range.
+        """
         names = set(self.hyper_dtype.names)
         if set(values) != names:
             raise ValueError(f"{self.name} hyper-parameters must be exactly "
                              f"{sorted(names)}, got {sorted(values)}")
         record = np.zeros((), dtype=self.hyper_dtype)
         for field in self.hyper_dtype.names:
-            record[field] = values[field]
+            value = values[field]
+            if self.hyper_dtype[field].kind == "f":
+                number = real_arg(field, value)
+                check_finite(field, number)
+                record[field] = number
+            elif value is True or value is False:
+                record[field] = int(value)  # a flag
+            else:
+                record[field] = index_arg(field, value, PY_SSIZE_T_MIN, PY_SSIZE_T_MAX)
         return record
 
     cdef const void* hyper_pointer(self, object record) except NULL:
@@ -357,71 +368,85 @@ cdef class OptimizerKernel:
         return cnp.PyArray_DATA(<cnp.ndarray> record)
 
     def n_slots(self, hyper):
-        """Rows of optimizer state these hyper-parameters use."""
+        """Rows of optimizer state these hyper-parameters use.
+
+        Parameters
+        ----------
+        hyper : record from :meth:`hyper`
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        TypeError
+            If hyper is not a record of this optimizer.
+        """
         return self.table.n_slots(self.hyper_pointer(hyper))
 
-    def step(self, hyper, param, grad, state, Py_ssize_t n_decay, double lr, long step):
+    def step(self, hyper, param, grad, state, n_decay, lr, step):
         """Apply one update to ``param`` in place (and to ``state``).
 
         Parameters
         ----------
         hyper : record from :meth:`hyper`
-        param : ndarray, 1-D, float32 or float64, C-contiguous, writable
+        param : ndarray, 1-D, float32 or float64, C-contiguous, writeable
         grad : ndarray, same dtype and length as ``param``; only read.
-        state : ndarray, shape (n_slots(hyper), len(param)), same dtype, writable.
+        state : ndarray, shape (n_slots(hyper), len(param)), same dtype, writeable.
         n_decay : int
-            Weight decay applies to ``param[:n_decay]`` only.
+            Weight decay applies to ``param[:n_decay]`` only, 0 <= n_decay <= n.
         lr : float
-            This step's learning rate.
+            This step's learning rate, finite.
         step : int
             1-based number of this update.
+
+        The three arrays must not share memory: the kernels read and write
+        them through restrict pointers.
 
         Raises
         ------
         TypeError
-            A non-array argument, a wrong record, or mismatched dtypes.
+            A non-array argument, a wrong record, mismatched dtypes, or a
+            scalar of the wrong kind.
         ValueError
-            A length or shape that does not match, a read-only or non-contiguous
-            array, overlapping arrays, n_decay outside [0, n] or step < 1.
+            A length or shape that does not match, a read-only, misaligned or
+            non-contiguous array, overlapping arrays, n_decay outside [0, n],
+            step < 1 or a non-finite lr.
         """
         cdef const void* h = self.hyper_pointer(hyper)
-        if not cnp.PyArray_Check(param):
-            raise TypeError(f"param must be a numpy array, got {type(param).__name__}")
-        cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray> param)
-        if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-            raise TypeError(f"param has dtype {param.dtype}, expected float32 or float64")
-        cdef cnp.ndarray p = float_vector("param", param, typenum, 1, True)
-        cdef cnp.ndarray g = float_vector("grad", grad, typenum, 1, False)
-        cdef cnp.ndarray st = float_vector("state", state, typenum, 2, True)
-        cdef Py_ssize_t n = p.shape[0]
-        if g.shape[0] != n:
-            raise ValueError(f"grad has length {g.shape[0]}, expected {n}")
+        cdef FloatArray pa, ga, sa
+        float_array("param", param, 1, True, &pa)
+        float_array("grad", grad, 1, False, &ga)
+        expect_kind("grad", &ga, "param", &pa)
+        float_array("state", state, 2, True, &sa)
+        expect_kind("state", &sa, "param", &pa)
+        cdef Py_ssize_t n = pa.rows
+        expect_length("grad", ga.rows, n)
         cdef Py_ssize_t slots = self.table.n_slots(h)
-        if st.shape[0] != slots or st.shape[1] != n:
-            raise ValueError(f"state has shape ({st.shape[0]}, {st.shape[1]}), "
-                             f"expected ({slots}, {n})")
-        if not 0 <= n_decay <= n:
-            raise ValueError(f"n_decay is {n_decay}, expected 0 <= n_decay <= {n}")
-        if step < 1:
-            raise ValueError(f"step is {step}, expected a 1-based step number >= 1")
-        if not np.isfinite(lr):
-            raise ValueError(f"lr must be finite, got {lr}")
+        expect_shape("state", sa.rows, sa.cols, slots, n)
+        cdef Py_ssize_t decayed = index_arg("n_decay", n_decay, 0, n)
+        cdef long number = index_arg("step", step, 1, LONG_MAX)
+        cdef double rate = real_arg("lr", lr)
+        check_finite("lr", rate)
         # The kernels take __restrict pointers: overlapping buffers would be
         # silently miscomputed.
-        if overlap(p, g) or overlap(p, st) or overlap(g, st):
-            raise ValueError("param, grad and state must not overlap")
+        check_disjoint("grad", &ga, "param", &pa, False)
+        check_disjoint("state", &sa, "param", &pa, False)
+        check_disjoint("state", &sa, "grad", &ga, False)
         if n == 0:
             return
-        cdef void* p_ptr = cnp.PyArray_DATA(p)
-        cdef void* g_ptr = cnp.PyArray_DATA(g)
-        cdef void* st_ptr = cnp.PyArray_DATA(st) if slots > 0 else NULL
+        cdef void* p_ptr = <void*> pa.start
+        cdef const void* g_ptr = <const void*> ga.start
+        cdef void* st_ptr = <void*> sa.start if slots > 0 else NULL
         with nogil:
-            if typenum == cnp.NPY_FLOAT:
+            if pa.kind == KIND_FLOAT32:
                 optimizer_step[float](self.table, h, <float*> p_ptr, <const float*> g_ptr,
-                                      <float*> st_ptr, n, n_decay, lr, step)
+                                      <float*> st_ptr, n, decayed, rate, number)
             else:
-                optimizer_step[double](self.table, h, <double*> p_ptr, <const double*> g_ptr,
-                                       <double*> st_ptr, n, n_decay, lr, step)
+                optimizer_step[double](self.table, h, <double*> p_ptr,
+                                       <const double*> g_ptr, <double*> st_ptr, n, decayed,
+                                       rate, number)
 
     def __repr__(self):
         return f"OptimizerKernel({self.name!r})"

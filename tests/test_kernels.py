@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_close
 
 from fastnn_ext import activations as act
-from fastnn_ext import dense, gradients
+from fastnn_ext import dense, gradients, layer_ops, silu
 
 SHAPES = [(1, 1, 1), (1, 784, 30), (10, 784, 30), (7, 13, 1), (33, 5, 17), (128, 64, 10)]
 
@@ -253,3 +253,270 @@ def test_bad_gradient_arguments_raise(case):
     with pytest.raises(error, match=match):
         call()
     np.testing.assert_array_equal(SHARED, before)
+
+
+# -- dense and activation wrappers: every argument checked, by name ---------------
+
+def f32(a):
+    return np.asarray(a, np.float32)
+
+
+def strided(shape, dtype=np.float64):
+    """A non-contiguous array of `shape` (every other column of a wider one)."""
+    return np.ones(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
+
+
+# One buffer that aliasing cases slice: each case must leave it as it was.
+BUFFER = np.arange(64, dtype=np.float64) / 64
+X23, W32, B2 = BUFFER[:6].reshape(2, 3), BUFFER[6:12].reshape(3, 2), BUFFER[12:14]
+Z23 = BUFFER[:6].reshape(2, 3)
+SLOPE3 = BUFFER[6:9]
+
+BAD_DENSE_AND_ACTIVATION_CALLS = [
+    # dense.forward
+    ("forward: x of another dtype", TypeError, r"\bw\b.*float64.*\bx\b.*float32",
+     lambda: dense.forward(f32(X23), W32, B2, np.empty((2, 2)))),
+    ("forward: b of another dtype", TypeError, r"\bb\b.*dtype",
+     lambda: dense.forward(X23, W32, f32(B2), np.empty((2, 2)))),
+    ("forward: out of another dtype", TypeError, r"\bout\b.*dtype",
+     lambda: dense.forward(X23, W32, B2, np.empty((2, 2), np.float32))),
+    ("forward: integer x", TypeError, r"\bx\b.*dtype",
+     lambda: dense.forward(np.ones((2, 3), int), W32, B2, np.empty((2, 2)))),
+    ("forward: x a list", TypeError, r"\bx\b.*list",
+     lambda: dense.forward([[1.0, 2.0, 3.0]], W32, B2, np.empty((1, 2)))),
+    ("forward: 1-D x", ValueError, r"\bx\b.*2-D",
+     lambda: dense.forward(np.ones(3), W32, B2, np.empty((1, 2)))),
+    ("forward: 2-D b", ValueError, r"\bb\b.*1-D",
+     lambda: dense.forward(X23, W32, np.ones((1, 2)), np.empty((2, 2)))),
+    ("forward: strided w", ValueError, r"\bw\b.*contiguous",
+     lambda: dense.forward(X23, strided((3, 2)), B2, np.empty((2, 2)))),
+    ("forward: read-only out", ValueError, r"\bout\b.*read-only",
+     lambda: dense.forward(X23, W32, B2, read_only(np.empty((2, 2))))),
+    ("forward: out is x", ValueError, r"\bout\b overlaps \bx\b",
+     lambda: dense.forward(BUFFER[:4].reshape(2, 2), BUFFER[16:20].reshape(2, 2), B2,
+                           BUFFER[:4].reshape(2, 2))),
+    ("forward: out overlaps w", ValueError, r"\bout\b overlaps \bw\b",
+     lambda: dense.forward(X23, W32, B2, BUFFER[8:12].reshape(2, 2))),
+    ("forward: out overlaps b", ValueError, r"\bout\b overlaps \bb\b",
+     lambda: dense.forward(X23, W32, B2, BUFFER[13:17].reshape(2, 2))),
+    ("forward: NaN alpha", ValueError, r"\balpha\b",
+     lambda: dense.forward(X23, W32, B2, np.empty((2, 2)), act.LEAKY_RELU, np.nan)),
+    ("forward: negative alpha", ValueError, r"\balpha\b",
+     lambda: dense.forward(X23, W32, B2, np.empty((2, 2)), act.LEAKY_RELU, -0.5)),
+    ("forward: an op capsule for the activation", TypeError, r"\bactivation\b",
+     lambda: dense.forward(X23, W32, B2, np.empty((2, 2)), layer_ops.DENSE)),
+    # dense.backward
+    ("backward: grad_z of another dtype", TypeError, r"\bgrad_z\b.*dtype",
+     lambda: dense.backward(X23, W32, f32(np.ones((2, 2))), np.empty((3, 2)), np.empty(2))),
+    ("backward: grad_x of another dtype", TypeError, r"\bgrad_x\b.*dtype",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), np.empty((3, 2)), np.empty(2),
+                            np.empty((2, 3), np.float32))),
+    ("backward: grad_x of another shape", ValueError, r"\bgrad_x\b.*shape",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), np.empty((3, 2)), np.empty(2),
+                            np.empty((3, 3)))),
+    ("backward: read-only grad_b", ValueError, r"\bgrad_b\b.*read-only",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), np.empty((3, 2)),
+                            read_only(np.empty(2)))),
+    ("backward: grad_w is w", ValueError, r"\bgrad_w\b overlaps \bw\b",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), W32, np.empty(2))),
+    ("backward: grad_w overlaps x", ValueError, r"\bgrad_w\b overlaps \bx\b",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), BUFFER[:6].reshape(3, 2),
+                            np.empty(2))),
+    ("backward: grad_b overlaps grad_z", ValueError, r"\bgrad_b\b overlaps \bgrad_z\b",
+     lambda: dense.backward(X23, W32, BUFFER[20:24].reshape(2, 2), np.empty((3, 2)),
+                            BUFFER[22:24])),
+    ("backward: grad_x is x", ValueError, r"\bgrad_x\b overlaps \bx\b",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), np.empty((3, 2)), np.empty(2), X23)),
+    ("backward: grad_x overlaps grad_z", ValueError, r"\bgrad_x\b overlaps \bgrad_z\b",
+     lambda: dense.backward(X23, W32, BUFFER[20:24].reshape(2, 2), np.empty((3, 2)),
+                            np.empty(2), BUFFER[18:24].reshape(2, 3))),
+    ("backward: grad_x overlaps grad_w", ValueError, r"\bgrad_x\b overlaps \bgrad_w\b",
+     lambda: (lambda out: dense.backward(X23, W32, np.ones((2, 2)), out[:6].reshape(3, 2),
+                                         np.empty(2), out[4:10].reshape(2, 3)))(
+         np.zeros(10))),
+    ("backward: grad_b overlaps grad_w", ValueError, r"\bgrad_b\b overlaps \bgrad_w\b",
+     lambda: (lambda out: dense.backward(X23, W32, np.ones((2, 2)), out[:6].reshape(3, 2),
+                                         out[5:7]))(np.zeros(10))),
+    ("backward: accumulate an array", TypeError, r"\baccumulate\b",
+     lambda: dense.backward(X23, W32, np.ones((2, 2)), np.empty((3, 2)), np.empty(2), None,
+                            np.ones(3))),
+    # activations.forward
+    ("activation forward: out overlaps z", ValueError, r"\bout\b overlaps \bz\b",
+     lambda: act.forward(BUFFER[:6].reshape(2, 3), BUFFER[1:7].reshape(2, 3), act.RELU)),
+    ("activation forward: out overlaps bias", ValueError, r"\bout\b overlaps \bbias\b",
+     lambda: act.forward(Z23, BUFFER[8:14].reshape(2, 3), act.RELU, 0.0, BUFFER[12:15])),
+    ("activation forward: bias of another dtype", TypeError, r"\bbias\b.*dtype",
+     lambda: act.forward(Z23, np.empty((2, 3)), act.RELU, 0.0, np.ones(3, np.float32))),
+    ("activation forward: out of another dtype", TypeError, r"\bout\b.*dtype",
+     lambda: act.forward(Z23, np.empty((2, 3), np.float32), act.TANH)),
+    ("activation forward: strided z", ValueError, r"\bz\b.*contiguous",
+     lambda: act.forward(strided((2, 3)), np.empty((2, 3)), act.TANH)),
+    ("activation forward: read-only out", ValueError, r"\bout\b.*read-only",
+     lambda: act.forward(Z23, read_only(np.empty((2, 3))), act.TANH)),
+    ("activation forward: NaN alpha", ValueError, r"\balpha\b",
+     lambda: act.forward(Z23, np.empty((2, 3)), act.LEAKY_RELU, np.nan)),
+    ("activation forward: an array for the activation", TypeError, r"\bactivation\b",
+     lambda: act.forward(Z23, np.empty((2, 3)), np.ones(3))),
+    # activations.backward
+    ("activation backward: grad_in overlaps grad_out", ValueError,
+     r"\bgrad_in\b overlaps \bgrad_out\b",
+     lambda: act.backward(np.ones((2, 3)), BUFFER[:6].reshape(2, 3),
+                          BUFFER[3:9].reshape(2, 3), act.SIGMOID)),
+    ("activation backward: grad_in is out", ValueError, r"\bgrad_in\b overlaps \bout\b",
+     lambda: act.backward(Z23, np.ones((2, 3)), Z23, act.SIGMOID)),
+    ("activation backward: grad_in is z", ValueError, r"\bgrad_in\b overlaps \bz\b",
+     lambda: act.backward(np.ones((2, 3)), np.ones((2, 3)), Z23, silu.SILU, 0.0, Z23)),
+    ("activation backward: z of another dtype", TypeError, r"\bz\b.*dtype",
+     lambda: act.backward(np.ones((2, 3)), np.ones((2, 3)), np.empty((2, 3)), silu.SILU,
+                          0.0, np.ones((2, 3), np.float32))),
+    ("activation backward: z missing", ValueError, r"\bz\b.*needs z",
+     lambda: act.backward(np.ones((2, 3)), np.ones((2, 3)), np.empty((2, 3)), silu.SILU)),
+    ("activation backward: grad_out of another dtype", TypeError, r"\bgrad_out\b.*dtype",
+     lambda: act.backward(np.ones((2, 3)), np.ones((2, 3), np.float32), np.empty((2, 3)),
+                          act.TANH)),
+    ("activation backward: infinite alpha", ValueError, r"\balpha\b",
+     lambda: act.backward(np.ones((2, 3)), np.ones((2, 3)), np.empty((2, 3)),
+                          act.LEAKY_RELU, np.inf)),
+    # softmax and softmax_grad
+    ("softmax: out is z", ValueError, r"\bout\b overlaps \bz\b",
+     lambda: act.softmax(Z23, Z23)),
+    ("softmax: out of another dtype", TypeError, r"\bout\b.*dtype",
+     lambda: act.softmax(Z23, np.empty((2, 3), np.float32))),
+    ("softmax: 1-D z", ValueError, r"\bz\b.*2-D",
+     lambda: act.softmax(np.ones(3), np.empty((1, 3)))),
+    ("softmax_grad: grad_in is out", ValueError, r"\bgrad_in\b overlaps \bout\b",
+     lambda: act.softmax_grad(Z23, np.ones((2, 3)), Z23)),
+    ("softmax_grad: grad_in overlaps grad_out", ValueError,
+     r"\bgrad_in\b overlaps \bgrad_out\b",
+     lambda: act.softmax_grad(np.ones((2, 3)), BUFFER[:6].reshape(2, 3),
+                              BUFFER[2:8].reshape(2, 3))),
+    ("softmax_grad: grad_out of another dtype", TypeError, r"\bgrad_out\b.*dtype",
+     lambda: act.softmax_grad(np.ones((2, 3)), np.ones((2, 3), np.float32),
+                              np.empty((2, 3)))),
+    # prelu and prelu_grad
+    ("prelu: out is z", ValueError, r"\bout\b overlaps \bz\b",
+     lambda: act.prelu(Z23, np.ones(3), Z23)),
+    ("prelu: out overlaps slope", ValueError, r"\bout\b overlaps \bslope\b",
+     lambda: act.prelu(np.ones((2, 3)), SLOPE3, BUFFER[4:10].reshape(2, 3))),
+    ("prelu: slope of another dtype", TypeError, r"\bslope\b.*dtype",
+     lambda: act.prelu(Z23, np.ones(3, np.float32), np.empty((2, 3)))),
+    ("prelu: read-only out", ValueError, r"\bout\b.*read-only",
+     lambda: act.prelu(Z23, np.ones(3), read_only(np.empty((2, 3))))),
+    ("prelu_grad: grad_slope is slope", ValueError, r"\bgrad_slope\b overlaps \bslope\b",
+     lambda: act.prelu_grad(np.ones((2, 3)), SLOPE3, np.ones((2, 3)), np.empty((2, 3)),
+                            SLOPE3)),
+    ("prelu_grad: grad_in is z", ValueError, r"\bgrad_in\b overlaps \bz\b",
+     lambda: act.prelu_grad(Z23, np.ones(3), np.ones((2, 3)), Z23, np.empty(3))),
+    ("prelu_grad: grad_slope overlaps grad_in", ValueError,
+     r"\bgrad_slope\b overlaps \bgrad_in\b",
+     lambda: (lambda out: act.prelu_grad(np.ones((2, 3)), np.ones(3), np.ones((2, 3)),
+                                         out[:6].reshape(2, 3), out[5:8]))(np.zeros(9))),
+    ("prelu_grad: grad_slope overlaps grad_out", ValueError,
+     r"\bgrad_slope\b overlaps \bgrad_out\b",
+     lambda: act.prelu_grad(np.ones((2, 3)), np.ones(3), BUFFER[:6].reshape(2, 3),
+                            np.empty((2, 3)), BUFFER[3:6])),
+    ("prelu_grad: grad_slope of another dtype", TypeError, r"\bgrad_slope\b.*dtype",
+     lambda: act.prelu_grad(Z23, np.ones(3), np.ones((2, 3)), np.empty((2, 3)),
+                            np.empty(3, np.float32))),
+    ("prelu_grad: strided grad_out", ValueError, r"\bgrad_out\b.*contiguous",
+     lambda: act.prelu_grad(Z23, np.ones(3), strided((2, 3)), np.empty((2, 3)),
+                            np.empty(3))),
+]
+
+
+@pytest.mark.parametrize("case", BAD_DENSE_AND_ACTIVATION_CALLS, ids=lambda c: c[0])
+def test_bad_dense_and_activation_arguments_raise(case):
+    _, error, match, call = case
+    before = BUFFER.copy()
+    with pytest.raises(error, match=match):
+        call()
+    np.testing.assert_array_equal(BUFFER, before)
+
+
+def test_dense_forward_with_out_as_x_is_refused_not_miscomputed(rng):
+    # out = x would be overwritten by the product while the product still
+    # reads it: the call must refuse, not return something else than x @ w + b.
+    x = rng.standard_normal((4, 4))
+    w, b = rng.standard_normal((4, 4)), rng.standard_normal(4)
+    x0 = x.copy()
+    with pytest.raises(ValueError, match=r"\bout\b overlaps \bx\b"):
+        dense.forward(x, w, b, x)
+    np.testing.assert_array_equal(x, x0)
+
+
+@pytest.mark.parametrize("code", ACTIVATIONS + [silu.SILU])
+def test_documented_in_place_activation_calls(code, dtype, rng):
+    # forward with out = z, backward with grad_in = grad_out: the kernels
+    # read each element before writing it.
+    z = (3 * rng.standard_normal((6, 5))).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    zb = z.astype(np.float64) + bias.astype(np.float64)
+    saved_z = (z + bias).astype(dtype)
+    out = z.copy()
+    act.forward(out, out, code, 0.1, bias)
+    expected = zb * sigmoid(zb) if code is silu.SILU else activation_reference(code, zb)
+    assert_close(out, expected, dtype)
+    g = rng.standard_normal(z.shape).astype(dtype)
+    if code is silu.SILU:
+        s = sigmoid(zb)
+        want = g * s * (1 + zb * (1 - s))
+    else:
+        want = g * derivative_reference(code, zb)
+    act.backward(out, g, g, code, 0.1, saved_z)
+    assert_close(g, want, dtype)
+
+
+def test_documented_in_place_softmax_and_prelu_gradients(dtype, rng):
+    p = np.empty((4, 6), dtype)
+    act.softmax(rng.standard_normal((4, 6)).astype(dtype), p)
+    g = rng.standard_normal((4, 6)).astype(dtype)
+    g64, p64 = g.astype(np.float64), p.astype(np.float64)
+    act.softmax_grad(p, g, g)
+    assert_close(g, p64 * (g64 - (g64 * p64).sum(axis=1, keepdims=True)), dtype)
+    z = rng.standard_normal((4, 6)).astype(dtype)
+    slope = rng.standard_normal(6).astype(dtype)
+    g = rng.standard_normal((4, 6)).astype(dtype)
+    g64, z64 = g.astype(np.float64), z.astype(np.float64)
+    grad_slope = np.empty(6, dtype)
+    act.prelu_grad(z, slope, g, g, grad_slope)
+    assert_close(g, g64 * np.where(z64 > 0, 1.0, slope.astype(np.float64)), dtype)
+    assert_close(grad_slope, (g64 * np.where(z64 > 0, 0.0, z64)).sum(axis=0), dtype)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_dense_backward_of_no_rows_sums_nothing(accumulate, dtype):
+    # x.T @ grad_z and grad_z.sum(0) over zero rows are zero matrices.
+    grad_w, grad_b = np.full((3, 2), 7.0, dtype), np.full(2, 7.0, dtype)
+    grad_x = np.empty((0, 3), dtype)
+    dense.backward(np.empty((0, 3), dtype), np.ones((3, 2), dtype), np.empty((0, 2), dtype),
+                   grad_w, grad_b, grad_x, accumulate)
+    np.testing.assert_array_equal(grad_w, np.full((3, 2), 7.0 if accumulate else 0.0))
+    np.testing.assert_array_equal(grad_b, np.full(2, 7.0 if accumulate else 0.0))
+
+
+def test_layers_call_the_wrappers_positionally(dtype, rng):
+    # fastnn.layers passes (x, W, b, out) and (x, W, grad_out, grad_W, grad_b,
+    # grad_in) by position, and views of one flat buffer for the parameters.
+    from fastnn import layers as L
+    layer = L.Dense(5, 3)
+    flat = rng.standard_normal(5 * 3 + 3).astype(dtype)
+    grads = np.zeros_like(flat)
+    layer.params = {"W": flat[:15].reshape(5, 3), "b": flat[15:]}
+    layer.grads = {"W": grads[:15].reshape(5, 3), "b": grads[15:]}
+    x = rng.standard_normal((4, 5)).astype(dtype)
+    y = layer.forward(x)
+    x64, w64 = x.astype(np.float64), flat[:15].reshape(5, 3).astype(np.float64)
+    assert_close(y, x64 @ w64 + flat[15:], dtype, scale=np.sqrt(5))
+    g = rng.standard_normal((4, 3)).astype(dtype)
+    grad_in = layer.backward(g)
+    assert_close(grads[:15].reshape(5, 3), x64.T @ g, dtype, scale=np.sqrt(4) + 1)
+    assert_close(grads[15:], g.astype(np.float64).sum(axis=0), dtype, scale=np.sqrt(4) + 1)
+    assert_close(grad_in, g.astype(np.float64) @ w64.T, dtype, scale=np.sqrt(3))
+
+
+def test_prelu_slope_gradient_of_no_rows_is_zero(dtype):
+    # grad_slope is overwritten with a sum over the rows: over none, zeros.
+    grad_slope = np.full(4, np.nan, dtype)
+    act.prelu_grad(np.empty((0, 4), dtype), np.ones(4, dtype), np.empty((0, 4), dtype),
+                   np.empty((0, 4), dtype), grad_slope)
+    np.testing.assert_array_equal(grad_slope, np.zeros(4))

@@ -721,8 +721,58 @@ class TestKernelWrapper:
 
     def test_rejects_read_only_param(self):
         self.param.flags.writeable = False
-        with pytest.raises(ValueError, match="writable"):
+        with pytest.raises(ValueError, match=r"\bparam\b.*read-only"):
             self.call()
+
+    @pytest.mark.parametrize("changes, error, match", [
+        ({"n_decay": 2**70}, ValueError, r"\bn_decay\b"),
+        ({"n_decay": 1.5}, TypeError, r"\bn_decay\b"),
+        ({"n_decay": True}, TypeError, r"\bn_decay\b"),
+        ({"step": 2**70}, ValueError, r"\bstep\b"),
+        ({"step": -2**70}, ValueError, r"\bstep\b"),
+        ({"step": "1"}, TypeError, r"\bstep\b"),
+        ({"lr": "0.1"}, TypeError, r"\blr\b"),
+        ({"lr": 10**400}, ValueError, r"\blr\b"),
+        ({"lr": float("inf")}, ValueError, r"\blr\b"),
+    ])
+    def test_rejects_scalars_by_name(self, changes, error, match):
+        before = self.param.copy()
+        with pytest.raises(error, match=match):
+            self.call(**changes)
+        np.testing.assert_array_equal(self.param, before)
+
+    def test_overlap_message_names_both_arrays(self):
+        buf = np.zeros(18, np.float32)
+        with pytest.raises(ValueError, match=r"\bstate\b overlaps \bgrad\b"):
+            self.call(grad=buf[:6], state=buf[5:17].reshape(2, 6))
+        with pytest.raises(ValueError, match=r"\bgrad\b overlaps \bparam\b"):
+            self.call(param=buf[:6], grad=buf[3:9])
+
+    @pytest.mark.parametrize("field, value, error", [
+        ("beta1", "0.9", TypeError),
+        ("beta1", float("nan"), ValueError),
+        ("eps", float("inf"), ValueError),
+        ("beta2", None, TypeError),
+        ("amsgrad", 0.5, TypeError),
+        ("decoupled", "1", TypeError),
+        ("amsgrad", 2**70, ValueError),
+    ])
+    def test_hyper_checks_each_value_by_name(self, field, value, error):
+        values = dict(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=0,
+                      decoupled=0)
+        values[field] = value
+        with pytest.raises(error, match=rf"\b{field}\b"):
+            optim.ADAM.hyper(**values)
+
+    def test_hyper_flags_take_bools(self):
+        record = optim.ADAM.hyper(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                  amsgrad=True, decoupled=False)
+        assert record["amsgrad"] == 1 and record["decoupled"] == 0
+        assert optim.ADAM.n_slots(record) == 3
+
+    def test_n_slots_refuses_anything_but_a_record(self):
+        with pytest.raises(TypeError, match="hyper"):
+            optim.ADAM.n_slots(np.zeros(6))
 
     def test_n_slots_matches_layout(self):
         assert optim.ADAM.n_slots(self.hyper) == 2
