@@ -12,7 +12,7 @@ plan (train.pyx) checks every offset before the first step.
 from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
 
-from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OP_CAPSULE
+from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
 
 from fastnn_ext.activations cimport (ActivationKernels, activation_forward,
                                      activation_backward, add_bias, softmax_forward,
@@ -72,6 +72,12 @@ cdef void dense_op_backward(const OpRecord* op, const ActivationKernels* act,
                        grads + op.weight, grad_bias, m, op.in_size, op.out_size, False)
 
 
+cdef OpNeeds dense_op_needs(const OpRecord* op, const ActivationKernels* act,
+                            Py_ssize_t capacity) noexcept nogil:
+    return OpNeeds(op.in_size * op.out_size, op.out_size, 0,
+                   capacity * op.out_size if act.needs_input else 0, False)
+
+
 cdef bint dense_op_wakes_blas(const OpRecord* op, Py_ssize_t rows,
                               size_t item_size) noexcept nogil:
     return dense_may_use_blas_threads(rows, op.in_size, op.out_size, op.need_grad_in != 0,
@@ -93,6 +99,12 @@ cdef void activation_op_backward(const OpRecord* op, const ActivationKernels* ac
         activation_backward(act, work + op.input if act.needs_input else <floating*> NULL,
                             work + op.output, delta + op.output, delta + op.input,
                             ctx.rows * op.out_size, <floating> op.alpha)
+
+
+cdef OpNeeds nothing_more(const OpRecord* op, const ActivationKernels* act,
+                          Py_ssize_t capacity) noexcept nogil:
+    """An element-wise op that keeps nothing of its own (activation, softmax)."""
+    return OpNeeds(0, 0, 0, 0, True)
 
 
 # -- softmax --------------------------------------------------------------------
@@ -126,12 +138,22 @@ cdef void prelu_op_backward(const OpRecord* op, const ActivationKernels* act,
                    delta + op.input, <floating*> ctx.grads + op.weight, ctx.rows, op.out_size)
 
 
+cdef OpNeeds prelu_op_needs(const OpRecord* op, const ActivationKernels* act,
+                            Py_ssize_t capacity) noexcept nogil:
+    return OpNeeds(op.out_size, 0, 0, 0, True)
+
+
 # -- inverted dropout; the mask is kept in `saved` -------------------------------------
 
 cdef void dropout_op_forward(const OpRecord* op, const ActivationKernels* act,
                              const OpContext* ctx, floating* work) noexcept nogil:
     dropout_forward(ctx.rng, work + op.input, work + op.output, work + op.saved,
                     ctx.rows * op.out_size, op.rate)
+
+
+cdef OpNeeds dropout_op_needs(const OpRecord* op, const ActivationKernels* act,
+                              Py_ssize_t capacity) noexcept nogil:
+    return OpNeeds(0, 0, 0, capacity * op.out_size, True)
 
 
 cdef void dropout_op_backward(const OpRecord* op, const ActivationKernels* act,
@@ -146,9 +168,18 @@ cdef void dropout_op_backward(const OpRecord* op, const ActivationKernels* act,
 #    the batch mean and 1/σ (one row each); `state` the running mean, then the
 #    running variance --------------------------------------------------------------
 
-def batchnorm_saved_size(Py_ssize_t width, Py_ssize_t rows):
+def batchnorm_saved_size(width, rows):
     """Elements of `saved` a batch-norm op of this width needs for batches of `rows`."""
+    for name, value in (("width", width), ("rows", rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2 ** 31:
+            raise ValueError(f"{name} must be an integer in [1, 2^31), got {value!r}")
     return (rows + 2) * width
+
+
+cdef OpNeeds batchnorm_op_needs(const OpRecord* op, const ActivationKernels* act,
+                                Py_ssize_t capacity) noexcept nogil:
+    return OpNeeds(op.out_size, op.out_size, 2 * op.out_size, (capacity + 2) * op.out_size,
+                   True)
 
 
 cdef void batchnorm_op_forward(const OpRecord* op, const ActivationKernels* act,
@@ -176,22 +207,22 @@ cdef void batchnorm_op_backward(const OpRecord* op, const ActivationKernels* act
 
 cdef OpKernels DENSE_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
-    dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas)
+    dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas, dense_op_needs)
 cdef OpKernels ACTIVATION_KERNELS = OpKernels(
     activation_op_forward[float], activation_op_forward[double],
-    activation_op_backward[float], activation_op_backward[double], NULL)
+    activation_op_backward[float], activation_op_backward[double], NULL, nothing_more)
 cdef OpKernels SOFTMAX_KERNELS = OpKernels(
     softmax_op_forward[float], softmax_op_forward[double],
-    softmax_op_backward[float], softmax_op_backward[double], NULL)
+    softmax_op_backward[float], softmax_op_backward[double], NULL, nothing_more)
 cdef OpKernels PRELU_KERNELS = OpKernels(
     prelu_op_forward[float], prelu_op_forward[double],
-    prelu_op_backward[float], prelu_op_backward[double], NULL)
+    prelu_op_backward[float], prelu_op_backward[double], NULL, prelu_op_needs)
 cdef OpKernels DROPOUT_KERNELS = OpKernels(
     dropout_op_forward[float], dropout_op_forward[double],
-    dropout_op_backward[float], dropout_op_backward[double], NULL)
+    dropout_op_backward[float], dropout_op_backward[double], NULL, dropout_op_needs)
 cdef OpKernels BATCHNORM_KERNELS = OpKernels(
     batchnorm_op_forward[float], batchnorm_op_forward[double],
-    batchnorm_op_backward[float], batchnorm_op_backward[double], NULL)
+    batchnorm_op_backward[float], batchnorm_op_backward[double], NULL, batchnorm_op_needs)
 
 DENSE = PyCapsule_New(&DENSE_KERNELS, OP_CAPSULE, NULL)
 ACTIVATION = PyCapsule_New(&ACTIVATION_KERNELS, OP_CAPSULE, NULL)

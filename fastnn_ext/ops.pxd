@@ -66,12 +66,25 @@ ctypedef OpForward64 OpBackward64
 ctypedef bint (*OpWakesBlas)(const OpRecord* op, Py_ssize_t rows,
                              size_t item_size) noexcept nogil
 
+# What an op's kernels read and write beyond its input and output, for a
+# record and batches of `capacity` rows: the plan refuses a record whose
+# slices differ, so no kernel ever leaves its buffers.
+ctypedef struct OpNeeds:
+    int64_t weight_size
+    int64_t bias_size
+    int64_t state_size
+    int64_t saved_size
+    bint same_width        # out_size must equal in_size
+ctypedef OpNeeds (*OpSizes)(const OpRecord* op, const ActivationKernels* act,
+                            Py_ssize_t capacity) noexcept nogil
+
 ctypedef struct OpKernels:
     OpForward32 forward32
     OpForward64 forward64
     OpBackward32 backward32
     OpBackward64 backward64
     OpWakesBlas wakes_blas
+    OpSizes needs
 
 cdef extern from *:
     """

@@ -29,10 +29,10 @@ from numpy.random cimport bitgen_t
 
 from fastnn_ext.activations cimport ActivationKernels, activation_kernels
 from fastnn_ext.losses cimport loss_and_grad, count_correct
-from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OP_CAPSULE
+from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
 from fastnn_ext.update cimport (UpdateStep, UpdateState, OK, NONFINITE_LOSS, NONFINITE_UPDATE,
                                 apply_update, update_finite, bit_generator_of, checked_array,
-                                non_negative)
+                                non_negative, thread_count)
 
 # The update's status codes and thread count, also importable from here.
 from fastnn_ext.update import (max_threads, STATUS_OK, STATUS_NONFINITE_LOSS,
@@ -222,6 +222,27 @@ cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:
     return totals
 
 
+cdef check_needs(records, op_kernels, activations, Py_ssize_t capacity):
+    """Refuse a record whose slices are not what its op's kernels read and write."""
+    cdef const OpKernels* table
+    cdef const ActivationKernels* act
+    cdef const OpRecord* first = <const OpRecord*> <size_t> records.ctypes.data
+    cdef const OpRecord* record
+    cdef OpNeeds needs
+    for k in range(records.shape[0]):
+        table = <const OpKernels*> PyCapsule_GetPointer(op_kernels[k], OP_CAPSULE)
+        act = activation_kernels(activations[k])
+        record = &first[k]
+        needs = table.needs(record, act, capacity)
+        for name, want in (("weight_size", needs.weight_size), ("bias_size", needs.bias_size),
+                           ("state_size", needs.state_size), ("saved_size", needs.saved_size)):
+            if records[k][name] != want:
+                raise ValueError(f"op {k}: {name} is {records[k][name]}, its kernels use {want}")
+        if needs.same_width and record.in_size != record.out_size:
+            raise ValueError(f"op {k}: an element-wise op needs out_size = in_size, got "
+                             f"{records[k]['in_size']} and {records[k]['out_size']}")
+
+
 cdef class EpochPlan:
     """A network's op records, workspace and update, ready for compiled epochs.
 
@@ -271,6 +292,8 @@ cdef class EpochPlan:
 
     def __init__(self, records, op_kernels, activations, buffers, batch_size, loss,
                  UpdateStep update not None, fused_sgd=None):
+        if self.tables != NULL:
+            raise TypeError("an EpochPlan is initialised once; make a new one")
         if not isinstance(records, np.ndarray) or records.dtype != OP_RECORD or records.ndim != 1:
             raise TypeError("records must be a 1-D array of fastnn_ext.train.OP_RECORD")
         records = np.ascontiguousarray(records)
@@ -288,12 +311,19 @@ cdef class EpochPlan:
         if not isinstance(buffers, np.ndarray) or buffers.ndim != 1:
             raise TypeError("buffers must be a 1-D numpy array")
         checked_array("buffers", buffers, dtype, buffers.shape)
+        if not (hasattr(loss, "code") and hasattr(loss, "threshold")):
+            raise TypeError(f"loss must be a fastnn loss, got {loss!r}")
         capacity = int(batch_size)
+        if capacity >= 2 ** 31:
+            raise ValueError(f"batch_size must be below 2^31, got {batch_size}")
         work_size = self.check_records(records, capacity, update.s.n_params, buffers.shape[0])
         for capsule in op_kernels:
             if not PyCapsule_IsValid(capsule, OP_CAPSULE):
                 raise TypeError("op_kernels must be op kernel capsules such as "
                                 "fastnn_ext.layer_ops.DENSE")
+        for capsule in activations:
+            activation_kernels(capsule)  # a TypeError for anything but an activation table
+        check_needs(records, op_kernels, activations, capacity)
         self.keep = (op_kernels, activations)
         self.tables = <const OpKernels**> malloc(n_ops * sizeof(void*))
         self.activations = <const ActivationKernels**> malloc(n_ops * sizeof(void*))
@@ -334,9 +364,15 @@ cdef class EpochPlan:
         overlap its input; its parameter and state slices lie inside their
         buffers.
         """
+        if not isinstance(records, np.ndarray) or records.dtype != OP_RECORD \
+                or records.ndim != 1 or records.shape[0] == 0:
+            raise ValueError("records must be a non-empty 1-D array of OP_RECORD")
+        # Python integers from here: sums of int64 fields could wrap.
+        records = [{name: (int(r[name]) if OP_RECORD[name].kind == "i" else float(r[name]))
+                    for name in OP_RECORD.names} for r in records]
         batch_end = capacity * records[0]["in_size"]
         work_size = batch_end
-        for k in range(records.shape[0]):
+        for k in range(len(records)):
             r = records[k]
             if r["in_size"] <= 0 or r["out_size"] <= 0:
                 raise ValueError(f"op {k}: sizes must be positive, got {r['in_size']} "
@@ -361,13 +397,15 @@ cdef class EpochPlan:
                 if start < 0 or size <= 0 or start + size > limit:
                     raise ValueError(f"op {k}: its {name} slice [{start}, {start + size}) "
                                      f"is outside its buffer of {limit}")
+        if work_size >= 2 ** 62:
+            raise ValueError(f"the records need a workspace of {work_size} elements")
         return work_size
 
     @property
     def batch_size(self):
         return self.w.capacity
 
-    def step_threads(self, int n_threads, bint blas_threaded):
+    def step_threads(self, n_threads, bint blas_threaded):
         """Threads each update of this plan may use.
 
         BLAS's own threads spin for a while after each product; threads of ours
@@ -376,6 +414,9 @@ cdef class EpochPlan:
         BLAS may use more than one thread at all.  A smaller batch never makes
         a product go to BLAS, so the full batch size decides.
         """
+        if self.update is None:
+            raise ValueError("this EpochPlan was not initialised")
+        n_threads = thread_count(n_threads)
         cdef size_t item = 8 if self.update.double_precision else 4
         if blas_threaded:
             for k in range(self.n_ops):
@@ -384,7 +425,7 @@ cdef class EpochPlan:
                     return 1
         return max(1, n_threads)
 
-    def run(self, X, targets, labels, order, learning_rates, generator, int n_threads=1,
+    def run(self, X, targets, labels, order, learning_rates, generator, n_threads=1,
             sample_weight=None):
         """Train on the rows ``order``, a batch at a time.
 
@@ -397,6 +438,9 @@ cdef class EpochPlan:
         updates were applied; ``status`` says why the call stopped early
         (the caller undoes a step that made anything non-finite).
         """
+        if self.update is None:
+            raise ValueError("this EpochPlan was not initialised")
+        cdef int threads = thread_count(n_threads)
         dtype = self.update.params_array.dtype
         if not isinstance(X, np.ndarray) or X.dtype != dtype or X.ndim != 2 \
                 or X.shape[1] != self.w.n_features or not X.flags.c_contiguous:
@@ -423,7 +467,10 @@ cdef class EpochPlan:
         order = np.ascontiguousarray(order)
         if order.shape[0] and (order.min() < 0 or order.max() >= n_rows):
             raise ValueError(f"order holds row indices outside [0, {n_rows})")
-        rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
+        try:
+            rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("learning_rates must be a 1-D array of numbers") from None
         n_steps = -(-order.shape[0] // self.w.capacity)
         if rates.ndim != 1 or rates.shape[0] < n_steps:
             raise ValueError(f"learning_rates needs {n_steps} entries, got {rates.shape}")
@@ -451,9 +498,9 @@ cdef class EpochPlan:
         T = targets if targets is not None else np.zeros((0, self.w.n_outputs), dtype=dtype)
         with generator.bit_generator.lock:
             if self.update.double_precision:
-                totals = run_steps[double](self, X, T, label_ptr, order, rates, rng, n_threads,
+                totals = run_steps[double](self, X, T, label_ptr, order, rates, rng, threads,
                                            weight_ptr)
             else:
-                totals = run_steps[float](self, X, T, label_ptr, order, rates, rng, n_threads,
+                totals = run_steps[float](self, X, T, label_ptr, order, rates, rng, threads,
                                           weight_ptr)
         return totals.loss_sum, totals.n_correct, totals.n_steps, totals.status

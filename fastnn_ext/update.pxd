@@ -134,6 +134,7 @@ cdef inline bint update_finite(const UpdateState* s, floating* params) noexcept 
 cdef bitgen_t* bit_generator_of(object generator) except NULL
 cdef object checked_array(str name, object array, object dtype, tuple shape)
 cdef double non_negative(str name, object value) except -1
+cdef int thread_count(object n_threads) except -1
 
 
 cdef class UpdateStep:

@@ -60,11 +60,23 @@ cdef object checked_array(str name, object array, object dtype, tuple shape):
     return array
 
 
+cdef int thread_count(object n_threads) except -1:
+    """n_threads as a count in [1, OpenMP's limit]: asking for more starts no more."""
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"n_threads must be an integer, got {n_threads!r}")
+    return max(1, min(n_threads, fastnn_max_threads()))
+
+
 cdef double non_negative(str name, object value) except -1:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            value >= 0 and np.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number >= 0, got {value!r}")
+    try:
+        converted = float(value)
+    except OverflowError:
+        converted = float("inf")
+    if not (converted >= 0 and np.isfinite(converted)):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return converted
 
 
 cdef class UpdateStep:
@@ -92,11 +104,15 @@ cdef class UpdateStep:
 
     def __init__(self, params, grads, optimizer, n_weights, l2=0.0, l1=0.0, clip_value=0.0,
                  clip_norm=0.0, noise=(0.0, 0.0)):
+        if self.s.optimizer != NULL:
+            raise TypeError("an UpdateStep is initialised once; make a new one")
         if not isinstance(params, np.ndarray) or params.dtype not in (np.float32, np.float64):
             raise TypeError("params must be a float32 or float64 numpy array")
         n = params.shape[0] if params.ndim == 1 else -1
         checked_array("params", params, params.dtype, (n,))
         checked_array("grads", grads, params.dtype, (n,))
+        if np.shares_memory(params, grads):
+            raise ValueError("grads overlaps params in memory")
         kernel = getattr(optimizer, "kernel", None)
         if not isinstance(kernel, OptimizerKernel):
             raise TypeError(f"optimizer must be a fastnn optimizer, got {optimizer!r}")
@@ -108,9 +124,14 @@ cdef class UpdateStep:
         n_decay = optimizer.n_decay_
         if not 0 <= n_decay <= n:
             raise ValueError(f"the optimizer decays {n_decay} parameters of {n}")
-        if isinstance(n_weights, bool) or not 0 <= n_weights <= n:
+        if isinstance(n_weights, bool) or not isinstance(n_weights, numbers.Integral):
+            raise TypeError(f"n_weights must be an integer, got {n_weights!r}")
+        if not 0 <= n_weights <= n:
             raise ValueError(f"n_weights must be in [0, {n}], got {n_weights!r}")
-        eta, gamma = noise
+        try:
+            eta, gamma = noise
+        except (TypeError, ValueError):
+            raise ValueError(f"noise must be a pair (eta, gamma), got {noise!r}") from None
         self.s.penalties = Penalties(
             n_weights, non_negative("l2", l2), non_negative("l1", l1),
             non_negative("clip_value", clip_value), non_negative("clip_norm", clip_norm),
@@ -138,7 +159,7 @@ cdef class UpdateStep:
             raise ValueError(f"steps must be an integer >= 0, got {value!r}")
         self.s.steps = value
 
-    def update(self, double lr, generator, int n_threads=1):
+    def update(self, lr, generator, n_threads=1):
         """One update from the gradient now in ``grads``; returns a status code.
 
         The layer-by-layer path's step: ``STATUS_OK``, or
@@ -146,17 +167,19 @@ cdef class UpdateStep:
         ``STATUS_NONFINITE_UPDATE`` (the parameters or the optimizer's state
         stopped being finite: the caller restores them).
         """
-        if not isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0, got {lr}")
+        if self.s.optimizer == NULL:
+            raise ValueError("this UpdateStep was not initialised")
+        cdef double rate = non_negative("lr", lr)
+        cdef int threads = thread_count(n_threads)
         cdef bitgen_t* rng = bit_generator_of(generator)
         cdef int status
         with generator.bit_generator.lock, nogil:
             if self.double_precision:
-                status = apply_update(&self.s, lr, rng, 0, n_threads, <double*> self.s.params)
+                status = apply_update(&self.s, rate, rng, 0, threads, <double*> self.s.params)
                 if status == OK and not update_finite(&self.s, <double*> self.s.params):
                     status = NONFINITE_UPDATE
             else:
-                status = apply_update(&self.s, lr, rng, 0, n_threads, <float*> self.s.params)
+                status = apply_update(&self.s, rate, rng, 0, threads, <float*> self.s.params)
                 if status == OK and not update_finite(&self.s, <float*> self.s.params):
                     status = NONFINITE_UPDATE
         return status
