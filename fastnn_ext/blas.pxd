@@ -6,7 +6,7 @@
 # dimensions m and n, keep the transpose flags.
 
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "small_gemm_kernels.h" nogil:
     bint small_gemm_available "fastnn_small_gemm_available" ()
@@ -92,37 +92,9 @@ cdef inline void gemm(bint transpose_a, bint transpose_b,
         else:
             small_gemm_f64(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc)
         return
-    if m == 1:
-        row_times_matrix(transpose_a, transpose_b, n, k, alpha, a, lda, b, ldb, beta, c)
-        return
     if floating is float:
         sgemm(&op_b, &op_a, &n, &m, &k, &alpha, <float*> b, &ldb,
               <float*> a, &lda, &beta, c, &ldc)
     else:
         dgemm(&op_b, &op_a, &n, &m, &k, &alpha, <double*> b, &ldb,
               <double*> a, &lda, &beta, c, &ldc)
-
-
-cdef inline void row_times_matrix(bint transpose_a, bint transpose_b, int n, int k,
-                                  floating alpha, const floating* a, int lda,
-                                  const floating* b, int ldb, floating beta,
-                                  floating* c) noexcept nogil:
-    """gemm() for one row of C, as a matrix-vector product.
-
-    BLAS's gemm packs all of B for a single row, where gemv reads B once:
-    one sample through a (784×256) layer took 965,000 instructions as a gemm
-    and 30,000 as a gemv (callgrind, one BLAS thread, AMD EPYC Zen 3).  Cᵀ(n×1) = op(B)ᵀ·aᵀ: op(B)ᵀ is B's
-    column-major view (n×k) when B is not transposed, that view's transpose
-    otherwise; the row of op(A) is a's first row, or its first column.
-    """
-    cdef char op = b'T' if transpose_b else b'N'
-    cdef int rows = k if transpose_b else n
-    cdef int cols = n if transpose_b else k
-    cdef int inc_a = lda if transpose_a else 1
-    cdef int inc_c = 1
-    if floating is float:
-        sgemv(&op, &rows, &cols, &alpha, <float*> b, &ldb, <float*> a, &inc_a, &beta, c,
-              &inc_c)
-    else:
-        dgemv(&op, &rows, &cols, &alpha, <double*> b, &ldb, <double*> a, &inc_a, &beta, c,
-              &inc_c)
