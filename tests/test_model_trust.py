@@ -518,3 +518,14 @@ def test_summary_counts_every_parameter():
     counts = [int(line.split()[-1]) for line in lines[1:-1]]
     assert counts == [6 * 8 + 8, 2 * 8, 0, 8 * 3 + 3, 0]
     assert int(lines[-1].split()[-1]) == sum(counts) == model.n_params
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_row_predicted_alone_equals_the_same_row_in_a_batch(dtype):
+    X, y = blobs(n=40)
+    model = mlp(L.ReLU(), dtype=dtype)
+    model.fit(X, y, epochs=1, batch_size=8)
+    together = model.predict_proba(X)
+    for i in (0, 7, 39):
+        np.testing.assert_array_equal(model.predict_proba(X[i]), together[i])
+        np.testing.assert_array_equal(model.predict_proba(X[i:i + 3]), together[i:i + 3])
