@@ -145,7 +145,9 @@ class ProgressBar(Callback):
         filled = int(self.width * fraction)
         bar = "=" * filled + "." * (self.width - filled)
         elapsed = time.perf_counter() - self._start
-        self.bar_stream.write(f"\r{self._label} [{bar}] {done}/{total} {elapsed:5.1f}s")
+        running = getattr(getattr(self, "model", None), "running_loss_", None)
+        shown = f" loss~{running:.4g}" if running is not None else ""
+        self.bar_stream.write(f"\r{self._label} [{bar}] {done}/{total} {elapsed:5.1f}s{shown}")
         self.bar_stream.flush()
         self._drawn = True
 

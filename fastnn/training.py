@@ -14,12 +14,26 @@ import math
 import numpy as np
 
 from fastnn import _threads
+from fastnn.plotting import smoothed
 from fastnn import callbacks as callbacks_
 from fastnn._validation import Real, check_features
 from fastnn_ext import train as _train
 
 #: compiled calls per epoch when a callback follows progress (a progress bar)
 PROGRESS_SLICES = 20
+#: λ of the running loss estimate Q ← (1 − λ)·Q + λ·Lᵢ shown beside the progress
+RUNNING_LOSS_WEIGHT = 0.05
+
+
+def track_running_loss(model, mean_batch_loss, n_batches):
+    """Advance ``model.running_loss_`` over n batches whose mean loss was ``mean_batch_loss``.
+
+    The layer path passes each batch (n = 1): the course's estimate exactly.
+    A compiled slice only reports its total, so its n batches count as n
+    equal losses: Q ← (1 − λ)ⁿ·Q + (1 − (1 − λ)ⁿ)·L̄.
+    """
+    weight = 1.0 - (1.0 - RUNNING_LOSS_WEIGHT) ** n_batches
+    model.running_loss_ = smoothed(model.running_loss_, mean_batch_loss, weight)
 
 
 class NonFiniteError(FloatingPointError):
@@ -78,6 +92,7 @@ def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epo
             _raise_nonfinite(model, status, epoch, step)
         loss_sum += batch_loss
         correct += batch_correct
+        track_running_loss(model, batch_loss / len(rows), 1)
         if step % max(1, n_steps // PROGRESS_SLICES) == 0 or step == n_steps - 1:
             for hook in hooks:
                 hook.on_progress(step + 1, n_steps)
@@ -113,6 +128,8 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
                 result[1] += one[1]
         loss_sum += result[0]
         correct += result[1]
+        rows = min(last * batch_size, len(order)) - first * batch_size
+        track_running_loss(model, result[0] / rows, last - first)
         for hook in hooks:
             hook.on_progress(last, n_steps)
     return loss_sum, correct
@@ -215,6 +232,7 @@ def run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs, b
                shuffle, validation, hooks):
     """The epochs of one fit: order, rates, the epoch on its path, metrics, callbacks."""
     model.stop_training = False
+    model.running_loss_ = None
     for hook in hooks:
         hook.on_train_begin(model)
     n = X.shape[0]

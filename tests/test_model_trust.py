@@ -529,3 +529,38 @@ def test_a_row_predicted_alone_equals_the_same_row_in_a_batch(dtype):
     for i in (0, 7, 39):
         np.testing.assert_array_equal(model.predict_proba(X[i]), together[i])
         np.testing.assert_array_equal(model.predict_proba(X[i:i + 3]), together[i:i + 3])
+
+
+# -- the running loss estimate ----------------------------------------------------------
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_the_running_loss_is_the_courses_exponential_smoothing(compiled):
+    # One batch per epoch: each epoch's loss is that batch's, so Q folds them.
+    from fastnn.plotting import smoothed
+    from fastnn.training import RUNNING_LOSS_WEIGHT
+
+    X, y = blobs(n=50)
+    model = mlp()
+    history = model.fit(X, y, epochs=6, batch_size=50, compiled=compiled)
+    q = None
+    for loss in history["loss"]:
+        q = smoothed(q, loss, RUNNING_LOSS_WEIGHT)
+    assert model.running_loss_ == pytest.approx(q, rel=1e-12)
+
+
+def test_the_progress_bar_shows_the_running_loss():
+    import io
+
+    from fastnn.callbacks import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    X, y = blobs(n=200)
+    screen, log = Terminal(), io.StringIO()
+    model = mlp()
+    model.fit(X, y, epochs=1, batch_size=10,
+              callbacks=[ProgressBar(1, stream=log, bar_stream=screen)])
+    assert "loss~" in screen.getvalue()
+    assert f"loss~{model.running_loss_:.4g}" in screen.getvalue()
