@@ -1,6 +1,7 @@
 """fastnn: a compiled mini deep-learning framework for fully-connected networks."""
 
-from fastnn.callbacks import Callback, EarlyStopping, History, ProgressBar
+from fastnn.callbacks import (Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint,
+                              ProgressBar)
 from fastnn.data import load_mnist
 from fastnn.diagnostics import gradient_norms
 from fastnn.gradcheck import check_gradients
@@ -21,6 +22,6 @@ __all__ = [
     "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
     "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "Lion",
     "Constant", "StepDecay", "ExponentialDecay", "InverseTimeDecay", "ReduceLROnPlateau",
-    "Callback", "History", "ProgressBar", "EarlyStopping",
+    "Callback", "History", "ProgressBar", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
     "check_gradients", "gradient_norms", "load_mnist",
 ]

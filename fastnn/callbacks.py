@@ -9,6 +9,7 @@ callback stops training by setting ``model.stop_training = True``.  The
 history, the progress bar and early stopping are callbacks themselves.
 """
 
+import os
 import sys
 import time
 
@@ -247,3 +248,75 @@ class EarlyStopping(Callback):
     def on_train_end(self):
         if self.restore_best and self.best_state is not None:
             self.model.set_state(self.best_state)
+
+
+class ModelCheckpoint(Callback):
+    """Save the weights during training: every ``every`` epochs, or when ``monitor`` improves.
+
+    Each save goes through ``Sequential.save_weights`` (written beside the
+    target and renamed over it when complete), so an interrupted run leaves
+    the previous checkpoint whole.
+
+    Parameters
+    ----------
+    path : str or path
+        The weights file; ``{epoch}`` in it is replaced by the 1-based epoch.
+    monitor : str or None
+        With a metric (``"val_loss"``), save only when it improves on the best
+        so far (``mode`` as in :class:`EarlyStopping`); None saves every
+        ``every`` epochs.
+    mode : {'auto', 'min', 'max'}
+    every : int
+        Epochs between saves when ``monitor`` is None.
+    """
+
+    def __init__(self, path, monitor=None, mode="auto", every=1):
+        self.path = os.fspath(path)
+        self.monitor = None if monitor is None else check_monitor(monitor)
+        self.mode = None if monitor is None else resolve_mode(mode, self.monitor)
+        self.every = check_count("every", every, 1)
+        self.saved = []
+
+    def on_train_begin(self, model):
+        if self.monitor is not None:
+            names = getattr(model, "metric_names_", None)
+            if names is not None:
+                check_metric_available("ModelCheckpoint", self.monitor, names)
+        super().on_train_begin(model)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.monitor is None:
+            if (epoch + 1) % self.every:
+                return
+        else:
+            value = logs[self.monitor]
+            if self.best is not None and (value >= self.best if self.mode == "min"
+                                          else value <= self.best):
+                return
+            self.best = value
+        path = self.path.replace("{epoch}", str(epoch + 1))
+        self.model.save_weights(path)
+        self.saved.append(path)
+
+
+class CSVLogger(Callback):
+    """Write the history to a CSV file after every epoch (``fastnn.plotting`` format).
+
+    The file is rewritten whole and atomically each epoch, so it always holds
+    every finished epoch and never a half-written line.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def on_train_begin(self, model):
+        super().on_train_begin(model)
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs):
+        from fastnn.plotting import history_to_csv
+
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        history_to_csv(self.history, self.path)

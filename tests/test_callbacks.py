@@ -218,3 +218,60 @@ def test_a_live_bar_is_drawn_and_erased_on_its_own_stream():
     # the bar carries the running estimate only; the epoch's metrics go to results
     assert "loss~" in drawn and "accuracy" not in drawn and "loss " not in drawn
     assert drawn.endswith("\r\033[K")  # the last bar is erased before its metrics appear
+
+
+# --- ModelCheckpoint and CSVLogger -------------------------------------------
+
+class Snapshots(Callback):
+    """The parameters after every epoch (for checking what was saved)."""
+
+    def on_train_begin(self, model):
+        super().on_train_begin(model)
+        self.params = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.params.append(self.model.params_.copy())
+
+
+def test_checkpoint_every_n_epochs(tmp_path):
+    from fastnn.callbacks import ModelCheckpoint
+
+    X, y = blobs(n=60)
+    model = make_model("relu_softmax")
+    snapshots = Snapshots()
+    checkpoint = ModelCheckpoint(tmp_path / "m-{epoch}.npz", every=2)
+    model.fit(X, y, epochs=5, batch_size=10, callbacks=[snapshots, checkpoint])
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["m-2.npz", "m-4.npz"]
+    reloaded = make_model("relu_softmax")
+    reloaded.load_weights(tmp_path / "m-4.npz")
+    np.testing.assert_array_equal(reloaded.params_, snapshots.params[3])
+
+
+def test_checkpoint_keeps_the_best_epoch(tmp_path):
+    from fastnn.callbacks import ModelCheckpoint
+
+    X, y = blobs(n=80)
+    model = make_model("relu_softmax")
+    snapshots = Snapshots()
+    checkpoint = ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy")
+    history = model.fit(X[:60], y[:60], epochs=6, batch_size=10,
+                        validation_data=(X[60:], y[60:]), callbacks=[snapshots, checkpoint])
+    scores = history["val_accuracy"]
+    best = max(range(len(scores)), key=lambda e: (scores[e], -e))  # the first of the best
+    reloaded = make_model("relu_softmax")
+    reloaded.load_weights(tmp_path / "best.npz")
+    np.testing.assert_array_equal(reloaded.params_, snapshots.params[best])
+    with pytest.raises(ValueError, match="val_loss"):
+        make_model("relu_softmax").fit(X, y, callbacks=[ModelCheckpoint(tmp_path / "x.npz",
+                                                                        monitor="val_loss")])
+
+
+def test_csv_logger_writes_every_finished_epoch(tmp_path):
+    from fastnn.callbacks import CSVLogger
+    from fastnn.plotting import history_from_csv
+
+    X, y = blobs(n=60)
+    path = tmp_path / "log.csv"
+    history = make_model("relu_softmax").fit(X, y, epochs=3, batch_size=10,
+                                             callbacks=[CSVLogger(path)])
+    assert history_from_csv(path) == {"epoch": [1, 2, 3], **history.history}
