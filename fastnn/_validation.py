@@ -12,7 +12,7 @@ def as_dtype(dtype):
     """numpy float32 or float64 from a name or dtype-like; anything else is an error."""
     try:
         resolved = np.dtype(dtype)
-    except TypeError:
+    except Exception:  # numpy's parser raises TypeError, ValueError, even SyntaxError
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if resolved not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {resolved}")

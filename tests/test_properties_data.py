@@ -128,3 +128,10 @@ def test_load_mnist_arguments(directory, dtype):
         assert "directory" in str(error) or "dtype" in str(error), error
     except ValueError as error:  # a NUL byte in a path
         assert "directory" in str(error), error
+
+
+@pytest.mark.parametrize("dtype", ["01", "0\x1b", "f9", "<>"])
+def test_a_dtype_numpy_cannot_parse_is_named(dtype):
+    # numpy's parser raised SyntaxError for "01" and an unnamed ValueError for "0\x1b"
+    with pytest.raises(TypeError, match="dtype"):
+        load_mnist("", dtype=dtype)
