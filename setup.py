@@ -19,7 +19,7 @@ otherwise), the largest C file first so that the longest compile does not start
 last; Cython translates the ``.pyx`` files in parallel too.  Cython's memoryview
 and function-object code is compiled once, into ``fastnn_ext._cyutility``,
 instead of into every module, and the small-batch matrix kernels once, into a
-static library (``fastnn_ext/src/small_gemm_kernels.c``) that the modules link.
+static library that the modules link.
 """
 
 import glob
@@ -132,6 +132,36 @@ def small_gemm_macros():
     return [("FASTNN_NO_SMALL_GEMM", "1")] if os.environ.get("FASTNN_NO_SMALL_GEMM") else []
 
 
+# The translation unit of that library: small_gemm_kernels.h's definitions.
+# The modules include the header with FASTNN_SMALL_GEMM_EXTERN and so see only
+# its declarations; compiled into each module that calls a product, the
+# AVX-512 kernels took about five seconds of compiler time in each.  Hidden
+# visibility: a module linking them keeps its own copy and exports none of it.
+SMALL_GEMM_UNIT = """\
+#if defined(__GNUC__)
+#define SG_API __attribute__((visibility("hidden")))
+#else
+#define SG_API
+#endif
+#include "small_gemm_kernels.h"
+"""
+
+
+def small_gemm_unit():
+    """The library's one C file, written into build/ (it is the header's to say)."""
+    path = os.path.join("build", "fastnn_src", "small_gemm_kernels.c")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        with open(path) as f:
+            current = f.read()
+    except OSError:
+        current = None
+    if current != SMALL_GEMM_UNIT:
+        with open(path, "w") as f:
+            f.write(SMALL_GEMM_UNIT)
+    return path
+
+
 def kernel_libraries():
     """The small-batch matrix kernels as a static library, compiled once.
 
@@ -139,7 +169,7 @@ def kernel_libraries():
     if it calls them (dense and train do).
     """
     return [("fastnn_small_gemm", {
-        "sources": [os.path.join(SRC, "small_gemm_kernels.c")],
+        "sources": [small_gemm_unit()],
         "include_dirs": [SRC],
         "macros": small_gemm_macros(),
         "cflags": compile_args(),

@@ -38,10 +38,10 @@
 #include <stddef.h>
 #include <string.h>
 
-/* setup.py compiles the kernels once, in small_gemm_kernels.c, and builds the
- * extension modules with FASTNN_SMALL_GEMM_EXTERN: a module calling them then
+/* setup.py compiles the kernels once, in a small unit it writes (SMALL_GEMM_UNIT),
+ * and builds the extension modules with FASTNN_SMALL_GEMM_EXTERN: a module calling them then
  * sees only these declarations and links the compiled kernels instead of
- * compiling them again.  small_gemm_kernels.c (which defines SG_API) sees them
+ * compiling them again.  That unit (which defines SG_API) sees them
  * before the definitions, so the compiler checks that the two agree. */
 #if defined(FASTNN_SMALL_GEMM_EXTERN) || defined(SG_API)
 
@@ -64,7 +64,7 @@ void fastnn_small_gemm_nt_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alph
 #if !defined(FASTNN_SMALL_GEMM_EXTERN)
 
 /* Linkage of the kernels: static where a module compiles this header itself,
- * external in small_gemm_kernels.c. */
+ * external in that unit. */
 #ifndef SG_API
 #define SG_API static
 #endif
