@@ -22,7 +22,7 @@ import numpy as np
 
 from fastnn import initializers
 from fastnn._registry import by_name
-from fastnn._validation import check_finite_number, check_positive_int
+from fastnn._validation import as_finite, check_finite_number, check_positive_int
 from fastnn_ext import activations as _act
 from fastnn_ext import batchnorm as _batchnorm
 from fastnn_ext import dense as _dense
@@ -121,11 +121,7 @@ class Layer:
                 raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
             if array.dtype.kind not in "biuf":
                 raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-            if not np.isfinite(array).all():
-                raise ValueError(f"{name} holds NaN or infinite values")
-            if np.abs(array).max(initial=0) > np.finfo(target.dtype).max:
-                raise ValueError(f"{name} holds values beyond {target.dtype}'s range")
-            checked[name] = array
+            checked[name] = as_finite(name, array, target.dtype)
         for name, array in checked.items():
             self.params[name][...] = array
 

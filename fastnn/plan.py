@@ -28,7 +28,7 @@ class PlanBuilder:
         self._end = rows * model.n_features_   # the gathered batch comes first
         self._seen_params = False
 
-    def _slice(self, layer, name, size_name):
+    def _slice(self, layer, name):
         """(offset, size) of a layer's parameter or buffer, (-1, 0) for none."""
         if name is None:
             return -1, 0
@@ -57,9 +57,9 @@ class PlanBuilder:
         record["output"] = self._allocate(self.rows * out_size)
         record["saved_size"] = saved_size
         record["saved"] = self._allocate(saved_size) if saved_size else -1
-        record["weight"], record["weight_size"] = self._slice(layer, weight, "weight")
-        record["bias"], record["bias_size"] = self._slice(layer, bias, "bias")
-        record["state"], record["state_size"] = self._slice(layer, state, "state")
+        record["weight"], record["weight_size"] = self._slice(layer, weight)
+        record["bias"], record["bias_size"] = self._slice(layer, bias)
+        record["state"], record["state_size"] = self._slice(layer, state)
         if state_size is not None:
             record["state_size"] = state_size
         record["need_grad_in"] = self._seen_params

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from fastnn._files import atomic_write
+from fastnn._validation import as_finite
 
 FORMAT = "fastnn-weights"
 FORMAT_VERSION = 1
@@ -92,14 +93,9 @@ def load_weights(model, path):
     if buffers is not None and buffers.shape != model.buffers_.shape:
         raise ValueError(f"{path} holds {buffers.size} buffer values, the network has "
                          f"{model.buffers_.size}")
-    limit = np.finfo(model.dtype).max
-    for name, values in (("parameters", params), ("buffers", buffers)):
-        if values is None:
-            continue
-        if not np.isfinite(values).all():
-            raise ValueError(f"{path} holds NaN or infinite {name}")
-        if values.size and np.abs(values).max() > limit:
-            raise ValueError(f"{path} holds {name} beyond {np.dtype(model.dtype).name}'s range")
+    params = as_finite(f"the parameters in {path}", params, model.dtype)
+    if buffers is not None:
+        buffers = as_finite(f"the buffers in {path}", buffers, model.dtype)
     model.params_[...] = params
     if buffers is not None:
         model.buffers_[...] = buffers
