@@ -162,6 +162,52 @@ cdef inline int check_disjoint(str name_out, FloatArray* out, str name_in,
                             inp.start, inp.nbytes, same_ok)
 
 
+cdef inline int like_array(str name, object a, int ndim, bint writeable, FloatArray* info,
+                           str like_name, FloatArray* like) except -1:
+    """a is an array of like's dtype and shape (`ndim` dimensions, any number
+    if ndim < 0)."""
+    float_array(name, a, ndim, writeable, info)
+    expect_kind(name, info, like_name, like)
+    return expect_same_shape(name, info, like_name, like)
+
+
+cdef inline int column_vector(str name, object a, bint writeable, FloatArray* info,
+                              str like_name, FloatArray* like) except -1:
+    """a is a 1-D array of like's dtype holding one value per column of the
+    2-D like (a bias, a slope, a feature's statistic)."""
+    float_array(name, a, -1, writeable, info)
+    expect_kind(name, info, like_name, like)
+    if info.ndim != 1 or info.rows != like.cols:
+        raise ValueError(f"{name} has shape {shape_tuple(info)}, expected ({like.cols},): "
+                         f"a 1-D array, one value per column of {like_name}")
+    return 0
+
+
+cdef inline tuple span(str name, FloatArray* a):
+    """An array's name and byte range, for check_outputs_disjoint."""
+    return (name, <Py_ssize_t>a.start, a.nbytes)
+
+
+cdef inline int check_outputs_disjoint(list outputs, list inputs, tuple in_place=()) except -1:
+    """Outputs may not share memory with each other or with inputs, except
+    that an (output, input) name pair listed in `in_place` may be one and the
+    same array: the kernels read each such element before writing it.
+    Entries are `span`s."""
+    cdef Py_ssize_t i, j
+    for i in range(len(outputs)):
+        out_name, out_start, out_bytes = outputs[i]
+        for j in range(i + 1, len(outputs)):
+            other_name, other_start, other_bytes = outputs[j]
+            check_no_overlap(out_name, <const void*><Py_ssize_t>out_start, out_bytes,
+                             other_name, <const void*><Py_ssize_t>other_start,
+                             other_bytes, False)
+        for in_name, in_start, in_bytes in inputs:
+            check_no_overlap(out_name, <const void*><Py_ssize_t>out_start, out_bytes,
+                             in_name, <const void*><Py_ssize_t>in_start, in_bytes,
+                             (out_name, in_name) in in_place)
+    return 0
+
+
 cdef inline int check_finite(str name, double value) except -1:
     if not isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")

@@ -19,7 +19,8 @@
 
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf, log, logf
+from libc.math cimport exp, expf, tanh, tanhf, log, logf, INFINITY
+from fastnn_ext._checks cimport real_arg, check_range
 
 cdef extern from "elementwise_kernels.h" nogil:
     void fastnn_sigmoid_rows_f32(const float* z, const float* bias, float* out,
@@ -63,6 +64,14 @@ cdef inline const ActivationKernels* activation_kernels(object capsule) except N
         raise TypeError(f"activation must be an activation kernel capsule such as "
                         f"fastnn_ext.activations.RELU, got {type(capsule).__name__}")
     return <const ActivationKernels*> PyCapsule_GetPointer(capsule, ACTIVATION_CAPSULE)
+
+
+cdef inline double activation_alpha(object alpha) except? -1:
+    """The activation's parameter: finite and >= 0, since backward reads the
+    sign of z from the output a = f(z), and a > 0 ⇔ z > 0 only for α ≥ 0."""
+    cdef double value = real_arg("alpha", alpha)
+    check_range("alpha", value, 0.0, INFINITY, False, True)
+    return value
 
 
 cdef inline void activation_forward(const ActivationKernels* kernels, const floating* z,

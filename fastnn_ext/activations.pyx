@@ -12,11 +12,10 @@ runs.
 
 from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
-from libc.math cimport INFINITY, tanh, tanhf
+from libc.math cimport tanh, tanhf
 
-from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
-                                 expect_same_shape, expect_length, check_disjoint,
-                                 check_range, real_arg)
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, like_array,
+                                 column_vector, span, check_outputs_disjoint)
 
 
 # -- identity: f(z) = z ------------------------------------------------------
@@ -170,30 +169,6 @@ def needs_input(activation):
 
 # -- the checked wrappers ------------------------------------------------------
 
-cdef double _alpha(object alpha) except? -1:
-    """The activation's parameter: finite and >= 0, since backward reads the
-    sign of z from the output a = f(z), and a > 0 ⇔ z > 0 only for α ≥ 0."""
-    cdef double value = real_arg("alpha", alpha)
-    check_range("alpha", value, 0.0, INFINITY, False, True)
-    return value
-
-
-cdef int _check_like(str name, object a, bint writeable, FloatArray* info,
-                     str like_name, FloatArray* like) except -1:
-    """a is a 2-D array of like's dtype and shape."""
-    float_array(name, a, 2, writeable, info)
-    expect_kind(name, info, like_name, like)
-    return expect_same_shape(name, info, like_name, like)
-
-
-cdef int _check_row_vector(str name, object a, bint writeable, FloatArray* info,
-                           str like_name, FloatArray* like) except -1:
-    """a is a 1-D array of like's dtype, one value per column of like."""
-    float_array(name, a, 1, writeable, info)
-    expect_kind(name, info, like_name, like)
-    return expect_length(name, info.rows, like.cols)
-
-
 def forward(z, out, activation, alpha=0.0, bias=None):
     """Element-wise activation f, with an optional bias added first::
 
@@ -226,14 +201,15 @@ def forward(z, out, activation, alpha=0.0, bias=None):
         alpha is out of range.
     """
     cdef const ActivationKernels* kernels = activation_kernels(activation)
-    cdef double a = _alpha(alpha)
+    cdef double a = activation_alpha(alpha)
     cdef FloatArray za, oa, ba
     float_array("z", z, 2, False, &za)
-    _check_like("out", out, True, &oa, "z", &za)
-    check_disjoint("out", &oa, "z", &za, True)
+    like_array("out", out, 2, True, &oa, "z", &za)
+    inputs = [span("z", &za)]
     if bias is not None:
-        _check_row_vector("bias", bias, False, &ba, "z", &za)
-        check_disjoint("out", &oa, "bias", &ba, False)
+        column_vector("bias", bias, False, &ba, "z", &za)
+        inputs.append(span("bias", &ba))
+    check_outputs_disjoint([span("out", &oa)], inputs, (("out", "z"),))
     if za.rows == 0 or za.cols == 0:
         return
     if za.kind == KIND_FLOAT32:
@@ -291,17 +267,17 @@ def backward(out, grad_out, grad_in, activation, alpha=0.0, z=None):
         itself, alpha is out of range, or z is missing where it is needed.
     """
     cdef const ActivationKernels* kernels = activation_kernels(activation)
-    cdef double a = _alpha(alpha)
+    cdef double a = activation_alpha(alpha)
     cdef FloatArray oa, goa, gia, za
     float_array("out", out, 2, False, &oa)
-    _check_like("grad_out", grad_out, False, &goa, "out", &oa)
-    _check_like("grad_in", grad_in, True, &gia, "out", &oa)
-    check_disjoint("grad_in", &gia, "grad_out", &goa, True)
-    check_disjoint("grad_in", &gia, "out", &oa, False)
+    like_array("grad_out", grad_out, 2, False, &goa, "out", &oa)
+    like_array("grad_in", grad_in, 2, True, &gia, "out", &oa)
+    inputs = [span("grad_out", &goa), span("out", &oa)]
     if z is not None:
-        _check_like("z", z, False, &za, "out", &oa)
-        check_disjoint("grad_in", &gia, "z", &za, False)
-    elif kernels.needs_input:
+        like_array("z", z, 2, False, &za, "out", &oa)
+        inputs.append(span("z", &za))
+    check_outputs_disjoint([span("grad_in", &gia)], inputs, (("grad_in", "grad_out"),))
+    if z is None and kernels.needs_input:
         raise ValueError("z is None, but this activation's backward needs z, the "
                          "pre-activation input")
     if oa.rows == 0 or oa.cols == 0:
@@ -346,8 +322,8 @@ def softmax(z, out):
     """
     cdef FloatArray za, oa
     float_array("z", z, 2, False, &za)
-    _check_like("out", out, True, &oa, "z", &za)
-    check_disjoint("out", &oa, "z", &za, False)
+    like_array("out", out, 2, True, &oa, "z", &za)
+    check_outputs_disjoint([span("out", &oa)], [span("z", &za)])
     if za.rows == 0 or za.cols == 0:
         return
     if za.kind == KIND_FLOAT32:
@@ -389,10 +365,10 @@ def softmax_grad(out, grad_out, grad_in):
     """
     cdef FloatArray oa, goa, gia
     float_array("out", out, 2, False, &oa)
-    _check_like("grad_out", grad_out, False, &goa, "out", &oa)
-    _check_like("grad_in", grad_in, True, &gia, "out", &oa)
-    check_disjoint("grad_in", &gia, "grad_out", &goa, True)
-    check_disjoint("grad_in", &gia, "out", &oa, False)
+    like_array("grad_out", grad_out, 2, False, &goa, "out", &oa)
+    like_array("grad_in", grad_in, 2, True, &gia, "out", &oa)
+    check_outputs_disjoint([span("grad_in", &gia)], [span("grad_out", &goa), span("out", &oa)],
+                           (("grad_in", "grad_out"),))
     if oa.rows == 0 or oa.cols == 0:
         return
     if oa.kind == KIND_FLOAT32:
@@ -432,10 +408,9 @@ def prelu(z, slope, out):
     """
     cdef FloatArray za, sa, oa
     float_array("z", z, 2, False, &za)
-    _check_row_vector("slope", slope, False, &sa, "z", &za)
-    _check_like("out", out, True, &oa, "z", &za)
-    check_disjoint("out", &oa, "z", &za, False)
-    check_disjoint("out", &oa, "slope", &sa, False)
+    column_vector("slope", slope, False, &sa, "z", &za)
+    like_array("out", out, 2, True, &oa, "z", &za)
+    check_outputs_disjoint([span("out", &oa)], [span("z", &za), span("slope", &sa)])
     if za.rows == 0 or za.cols == 0:
         return
     if za.kind == KIND_FLOAT32:
@@ -483,17 +458,13 @@ def prelu_grad(z, slope, grad_out, grad_in, grad_slope):
     """
     cdef FloatArray za, sa, goa, gia, gsa
     float_array("z", z, 2, False, &za)
-    _check_row_vector("slope", slope, False, &sa, "z", &za)
-    _check_like("grad_out", grad_out, False, &goa, "z", &za)
-    _check_like("grad_in", grad_in, True, &gia, "z", &za)
-    _check_row_vector("grad_slope", grad_slope, True, &gsa, "z", &za)
-    check_disjoint("grad_in", &gia, "grad_out", &goa, True)
-    check_disjoint("grad_in", &gia, "z", &za, False)
-    check_disjoint("grad_in", &gia, "slope", &sa, False)
-    check_disjoint("grad_slope", &gsa, "z", &za, False)
-    check_disjoint("grad_slope", &gsa, "slope", &sa, False)
-    check_disjoint("grad_slope", &gsa, "grad_out", &goa, False)
-    check_disjoint("grad_slope", &gsa, "grad_in", &gia, False)
+    column_vector("slope", slope, False, &sa, "z", &za)
+    like_array("grad_out", grad_out, 2, False, &goa, "z", &za)
+    like_array("grad_in", grad_in, 2, True, &gia, "z", &za)
+    column_vector("grad_slope", grad_slope, True, &gsa, "z", &za)
+    check_outputs_disjoint([span("grad_slope", &gsa), span("grad_in", &gia)],
+                           [span("z", &za), span("slope", &sa), span("grad_out", &goa)],
+                           (("grad_in", "grad_out"),))
     if za.cols == 0:
         return
     if za.kind == KIND_FLOAT32:

@@ -10,56 +10,10 @@ dtype.  Every argument is checked before a kernel runs.
 from cython cimport floating
 from libc.math cimport INFINITY
 
-from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
-                                 expect_shape, check_no_overlap, check_range, shape_tuple)
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, like_array,
+                                 column_vector, span, check_outputs_disjoint, check_range)
 
 __all__ = ["forward_train", "forward_eval", "backward", "backward_eval"]
-
-
-cdef int _check_batch(str name, object a, bint writeable, FloatArray* info,
-                      str like_name=None, FloatArray* like=NULL) except -1:
-    """a is a 2-D (batch, features) array; with like, of like's dtype and shape."""
-    float_array(name, a, 2, writeable, info)
-    if like != NULL:
-        expect_kind(name, info, like_name, like)
-        expect_shape(name, info.rows, info.cols, like.rows, like.cols)
-    return 0
-
-
-cdef int _check_vector(str name, object a, bint writeable, FloatArray* info,
-                       str like_name, FloatArray* like) except -1:
-    """a is a 1-D array of like's dtype, one value per feature of the batch like."""
-    float_array(name, a, -1, writeable, info)
-    expect_kind(name, info, like_name, like)
-    if info.ndim != 1 or info.rows != like.cols:
-        raise ValueError(f"{name} has shape {shape_tuple(info)}, expected "
-                         f"({like.cols},) to match the {like.cols} features of "
-                         f"{like_name}")
-    return 0
-
-
-cdef tuple _span(str name, FloatArray* a):
-    return (name, <Py_ssize_t>a.start, a.nbytes)
-
-
-cdef int _check_disjoint(list outputs, list inputs, tuple in_place) except -1:
-    """Outputs may not share memory with each other or with inputs, except
-    an (output, input) name pair in in_place may be one and the same array:
-    the kernels read each such element before writing it.  Entries are
-    (name, start address, bytes) from _span."""
-    cdef Py_ssize_t i, j
-    for i in range(len(outputs)):
-        out_name, out_start, out_bytes = outputs[i]
-        for j in range(i + 1, len(outputs)):
-            other_name, other_start, other_bytes = outputs[j]
-            check_no_overlap(out_name, <const void*><Py_ssize_t>out_start, out_bytes,
-                             other_name, <const void*><Py_ssize_t>other_start,
-                             other_bytes, False)
-        for in_name, in_start, in_bytes in inputs:
-            check_no_overlap(out_name, <const void*><Py_ssize_t>out_start, out_bytes,
-                             in_name, <const void*><Py_ssize_t>in_start, in_bytes,
-                             (out_name, in_name) in in_place)
-    return 0
 
 
 cdef int _check_eps(double eps) except -1:
@@ -114,29 +68,29 @@ def forward_train(x, gamma, beta, y, xhat, mean, invstd, running_mean,
         running statistic is given, or momentum or eps is out of range.
     """
     cdef FloatArray xa, ga, ba, ya, xha, mua, isa, rma, rva
-    _check_batch("x", x, False, &xa)
+    float_array("x", x, 2, False, &xa)
     if xa.rows < 2:
         raise ValueError(f"x must have at least 2 rows for training-mode batch "
                          f"normalization, got {xa.rows}")
     check_range("momentum", momentum, 0.0, 1.0, False, False)
     _check_eps(eps)
-    _check_vector("gamma", gamma, False, &ga, "x", &xa)
-    _check_vector("beta", beta, False, &ba, "x", &xa)
-    _check_batch("y", y, True, &ya, "x", &xa)
-    _check_batch("xhat", xhat, True, &xha, "x", &xa)
-    _check_vector("mean", mean, True, &mua, "x", &xa)
-    _check_vector("invstd", invstd, True, &isa, "x", &xa)
-    outputs = [_span("y", &ya), _span("xhat", &xha), _span("mean", &mua),
-               _span("invstd", &isa)]
+    column_vector("gamma", gamma, False, &ga, "x", &xa)
+    column_vector("beta", beta, False, &ba, "x", &xa)
+    like_array("y", y, 2, True, &ya, "x", &xa)
+    like_array("xhat", xhat, 2, True, &xha, "x", &xa)
+    column_vector("mean", mean, True, &mua, "x", &xa)
+    column_vector("invstd", invstd, True, &isa, "x", &xa)
+    outputs = [span("y", &ya), span("xhat", &xha), span("mean", &mua),
+               span("invstd", &isa)]
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must both be arrays "
                          "or both be None")
     if running_mean is not None:
-        _check_vector("running_mean", running_mean, True, &rma, "x", &xa)
-        _check_vector("running_var", running_var, True, &rva, "x", &xa)
-        outputs += [_span("running_mean", &rma), _span("running_var", &rva)]
-    _check_disjoint(outputs, [_span("x", &xa), _span("gamma", &ga), _span("beta", &ba)],
-                    (("y", "x"), ("xhat", "x")))
+        column_vector("running_mean", running_mean, True, &rma, "x", &xa)
+        column_vector("running_var", running_var, True, &rva, "x", &xa)
+        outputs += [span("running_mean", &rma), span("running_var", &rva)]
+    check_outputs_disjoint(outputs, [span("x", &xa), span("gamma", &ga), span("beta", &ba)],
+                           (("y", "x"), ("xhat", "x")))
     if xa.cols == 0:
         return
     if xa.kind == KIND_FLOAT32:
@@ -191,17 +145,17 @@ def forward_eval(x, gamma, beta, y, running_mean, running_var,
         (for y) writeable, y overlaps another array, or eps is out of range.
     """
     cdef FloatArray xa, ga, ba, ya, rma, rva
-    _check_batch("x", x, False, &xa)
+    float_array("x", x, 2, False, &xa)
     _check_eps(eps)
-    _check_vector("gamma", gamma, False, &ga, "x", &xa)
-    _check_vector("beta", beta, False, &ba, "x", &xa)
-    _check_batch("y", y, True, &ya, "x", &xa)
-    _check_vector("running_mean", running_mean, False, &rma, "x", &xa)
-    _check_vector("running_var", running_var, False, &rva, "x", &xa)
-    _check_disjoint([_span("y", &ya)],
-                    [_span("x", &xa), _span("gamma", &ga), _span("beta", &ba),
-                     _span("running_mean", &rma), _span("running_var", &rva)],
-                    (("y", "x"),))
+    column_vector("gamma", gamma, False, &ga, "x", &xa)
+    column_vector("beta", beta, False, &ba, "x", &xa)
+    like_array("y", y, 2, True, &ya, "x", &xa)
+    column_vector("running_mean", running_mean, False, &rma, "x", &xa)
+    column_vector("running_var", running_var, False, &rva, "x", &xa)
+    check_outputs_disjoint([span("y", &ya)],
+                           [span("x", &xa), span("gamma", &ga), span("beta", &ba),
+                            span("running_mean", &rma), span("running_var", &rva)],
+                           (("y", "x"),))
     if xa.rows == 0 or xa.cols == 0:
         return
     if xa.kind == KIND_FLOAT32:
@@ -255,17 +209,17 @@ def backward(dy, xhat, gamma, invstd, dx, dgamma, dbeta):
         (for outputs) writeable, or outputs overlap other arrays.
     """
     cdef FloatArray dya, xha, ga, isa, dxa, dga, dba
-    _check_batch("dy", dy, False, &dya)
-    _check_batch("xhat", xhat, False, &xha, "dy", &dya)
-    _check_vector("gamma", gamma, False, &ga, "dy", &dya)
-    _check_vector("invstd", invstd, False, &isa, "dy", &dya)
-    _check_batch("dx", dx, True, &dxa, "dy", &dya)
-    _check_vector("dgamma", dgamma, True, &dga, "dy", &dya)
-    _check_vector("dbeta", dbeta, True, &dba, "dy", &dya)
-    _check_disjoint([_span("dx", &dxa), _span("dgamma", &dga), _span("dbeta", &dba)],
-                    [_span("dy", &dya), _span("xhat", &xha), _span("gamma", &ga),
-                     _span("invstd", &isa)],
-                    (("dx", "dy"), ("dx", "xhat")))
+    float_array("dy", dy, 2, False, &dya)
+    like_array("xhat", xhat, 2, False, &xha, "dy", &dya)
+    column_vector("gamma", gamma, False, &ga, "dy", &dya)
+    column_vector("invstd", invstd, False, &isa, "dy", &dya)
+    like_array("dx", dx, 2, True, &dxa, "dy", &dya)
+    column_vector("dgamma", dgamma, True, &dga, "dy", &dya)
+    column_vector("dbeta", dbeta, True, &dba, "dy", &dya)
+    check_outputs_disjoint([span("dx", &dxa), span("dgamma", &dga), span("dbeta", &dba)],
+                           [span("dy", &dya), span("xhat", &xha), span("gamma", &ga),
+                            span("invstd", &isa)],
+                           (("dx", "dy"), ("dx", "xhat")))
     if dya.cols == 0:
         return
     if dya.kind == KIND_FLOAT32:
@@ -334,19 +288,20 @@ def backward_eval(grad_out, x, gamma, running_mean, running_var, double eps,
         of range.
     """
     cdef FloatArray dya, xa, ga, rma, rva, dxa, dga, dba
-    _check_batch("dy", grad_out, False, &dya)
-    _check_batch("x", x, False, &xa, "dy", &dya)
-    _check_vector("gamma", gamma, False, &ga, "dy", &dya)
-    _check_vector("running_mean", running_mean, False, &rma, "dy", &dya)
-    _check_vector("running_var", running_var, False, &rva, "dy", &dya)
+    float_array("grad_out", grad_out, 2, False, &dya)
+    like_array("x", x, 2, False, &xa, "grad_out", &dya)
+    column_vector("gamma", gamma, False, &ga, "grad_out", &dya)
+    column_vector("running_mean", running_mean, False, &rma, "grad_out", &dya)
+    column_vector("running_var", running_var, False, &rva, "grad_out", &dya)
     _check_eps(eps)
-    _check_batch("dx", grad_in, True, &dxa, "dy", &dya)
-    _check_vector("dgamma", grad_gamma, True, &dga, "dy", &dya)
-    _check_vector("dbeta", grad_beta, True, &dba, "dy", &dya)
-    _check_disjoint([_span("dx", &dxa), _span("dgamma", &dga), _span("dbeta", &dba)],
-                    [_span("dy", &dya), _span("x", &xa), _span("gamma", &ga),
-                     _span("running_mean", &rma), _span("running_var", &rva)],
-                    (("dx", "dy"), ("dx", "x")))
+    like_array("grad_in", grad_in, 2, True, &dxa, "grad_out", &dya)
+    column_vector("grad_gamma", grad_gamma, True, &dga, "grad_out", &dya)
+    column_vector("grad_beta", grad_beta, True, &dba, "grad_out", &dya)
+    check_outputs_disjoint(
+        [span("grad_in", &dxa), span("grad_gamma", &dga), span("grad_beta", &dba)],
+        [span("grad_out", &dya), span("x", &xa), span("gamma", &ga),
+         span("running_mean", &rma), span("running_var", &rva)],
+        (("grad_in", "grad_out"), ("grad_in", "x")))
     if dya.cols == 0:
         return
     if dya.kind == KIND_FLOAT32:

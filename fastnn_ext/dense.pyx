@@ -8,12 +8,11 @@ dense.pxd.
 
 from cython cimport floating
 from libc.limits cimport INT_MAX
-from libc.math cimport INFINITY
 
 from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
-                                 expect_shape, expect_length, check_disjoint, check_range,
-                                 real_arg, flag_arg)
-from fastnn_ext.activations cimport ActivationKernels, activation_kernels
+                                 expect_shape, column_vector, span, check_outputs_disjoint,
+                                 flag_arg)
+from fastnn_ext.activations cimport ActivationKernels, activation_kernels, activation_alpha
 from fastnn_ext.activations import IDENTITY
 from fastnn_ext.blas cimport small_gemm_available as small_gemm_available_c
 
@@ -37,13 +36,11 @@ cdef int _check_weights(object x, object w, FloatArray* xa, FloatArray* wa) exce
     return 0
 
 
-cdef int _check_like(str name, object a, int ndim, bint writeable, FloatArray* info,
-                     FloatArray* like, Py_ssize_t rows, Py_ssize_t cols) except -1:
-    """a is an array of like's (x's) dtype, (rows, cols) or, 1-D, of length cols."""
-    float_array(name, a, ndim, writeable, info)
-    expect_kind(name, info, "x", like)
-    if ndim == 1:
-        return expect_length(name, info.rows, cols)
+cdef int _check_matrix(str name, object a, bint writeable, FloatArray* info,
+                       FloatArray* x, Py_ssize_t rows, Py_ssize_t cols) except -1:
+    """a is a (rows, cols) array of x's dtype."""
+    float_array(name, a, 2, writeable, info)
+    expect_kind(name, info, "x", x)
     return expect_shape(name, info.rows, info.cols, rows, cols)
 
 
@@ -84,15 +81,12 @@ def forward(x, w, b, out, activation=IDENTITY, alpha=0.0):
     if act.needs_input:
         raise ValueError("activation needs its input for backward: dense.forward cannot "
                          "fuse it; apply it separately")
-    cdef double a = real_arg("alpha", alpha)
-    check_range("alpha", a, 0.0, INFINITY, False, True)
+    cdef double a = activation_alpha(alpha)
     cdef FloatArray xa, wa, ba, oa
     _check_weights(x, w, &xa, &wa)
-    _check_like("b", b, 1, False, &ba, &xa, 1, wa.cols)
-    _check_like("out", out, 2, True, &oa, &xa, xa.rows, wa.cols)
-    check_disjoint("out", &oa, "x", &xa, False)
-    check_disjoint("out", &oa, "w", &wa, False)
-    check_disjoint("out", &oa, "b", &ba, False)
+    column_vector("b", b, False, &ba, "w", &wa)
+    _check_matrix("out", out, True, &oa, &xa, xa.rows, wa.cols)
+    check_outputs_disjoint([span("out", &oa)], [span("x", &xa), span("w", &wa), span("b", &ba)])
     if xa.rows == 0:
         return
     if xa.kind == KIND_FLOAT32:
@@ -149,24 +143,15 @@ def backward(x, w, grad_z, grad_w, grad_b, grad_x=None, accumulate=False):
     """
     cdef FloatArray xa, wa, gza, gwa, gba, gxa
     _check_weights(x, w, &xa, &wa)
-    _check_like("grad_z", grad_z, 2, False, &gza, &xa, xa.rows, wa.cols)
-    _check_like("grad_w", grad_w, 2, True, &gwa, &xa, wa.rows, wa.cols)
-    _check_like("grad_b", grad_b, 1, True, &gba, &xa, 1, wa.cols)
+    _check_matrix("grad_z", grad_z, False, &gza, &xa, xa.rows, wa.cols)
+    _check_matrix("grad_w", grad_w, True, &gwa, &xa, wa.rows, wa.cols)
+    column_vector("grad_b", grad_b, True, &gba, "w", &wa)
     cdef bint add = flag_arg("accumulate", accumulate)
-    check_disjoint("grad_w", &gwa, "x", &xa, False)
-    check_disjoint("grad_w", &gwa, "w", &wa, False)
-    check_disjoint("grad_w", &gwa, "grad_z", &gza, False)
-    check_disjoint("grad_b", &gba, "x", &xa, False)
-    check_disjoint("grad_b", &gba, "w", &wa, False)
-    check_disjoint("grad_b", &gba, "grad_z", &gza, False)
-    check_disjoint("grad_b", &gba, "grad_w", &gwa, False)
+    outputs = [span("grad_b", &gba), span("grad_w", &gwa)]
     if grad_x is not None:
-        _check_like("grad_x", grad_x, 2, True, &gxa, &xa, xa.rows, xa.cols)
-        check_disjoint("grad_x", &gxa, "x", &xa, False)
-        check_disjoint("grad_x", &gxa, "w", &wa, False)
-        check_disjoint("grad_x", &gxa, "grad_z", &gza, False)
-        check_disjoint("grad_x", &gxa, "grad_w", &gwa, False)
-        check_disjoint("grad_x", &gxa, "grad_b", &gba, False)
+        _check_matrix("grad_x", grad_x, True, &gxa, &xa, xa.rows, xa.cols)
+        outputs.insert(0, span("grad_x", &gxa))
+    check_outputs_disjoint(outputs, [span("x", &xa), span("w", &wa), span("grad_z", &gza)])
     if xa.kind == KIND_FLOAT32:
         _backward[float](x, w, grad_z, grad_w, grad_b, grad_x, add)
     else:

@@ -8,9 +8,8 @@ units are scaled by ``1 / keep`` so that ``E[y] = x``.
 from cython cimport floating
 from numpy.random cimport bitgen_t
 
-from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, expect_kind,
-                                 expect_same_shape, check_disjoint, check_range,
-                                 bit_generator_of)
+from fastnn_ext._checks cimport (FloatArray, KIND_FLOAT32, float_array, like_array, span,
+                                 check_outputs_disjoint, check_range, bit_generator_of)
 
 __all__ = ["forward", "backward"]
 
@@ -22,14 +21,6 @@ cdef object _rows(object a, FloatArray* info):
         return a
     return memoryview(a).cast("B").cast("f" if info.kind == KIND_FLOAT32 else "d",
                                         (1, info.size))
-
-
-cdef int _check_like(str name, object a, bint writeable, FloatArray* info,
-                     str like_name, FloatArray* like) except -1:
-    """a is an array of like's dtype and shape (any number of dimensions)."""
-    float_array(name, a, -1, writeable, info)
-    expect_kind(name, info, like_name, like)
-    return expect_same_shape(name, info, like_name, like)
 
 
 def forward(rng, x, y, mask, double rate):
@@ -74,11 +65,9 @@ def forward(rng, x, y, mask, double rate):
                 False, True)
     cdef FloatArray xa, ya, ma
     float_array("x", x, -1, False, &xa)
-    _check_like("y", y, True, &ya, "x", &xa)
-    _check_like("mask", mask, True, &ma, "x", &xa)
-    check_disjoint("y", &ya, "x", &xa, True)
-    check_disjoint("mask", &ma, "x", &xa, False)
-    check_disjoint("mask", &ma, "y", &ya, False)
+    like_array("y", y, -1, True, &ya, "x", &xa)
+    like_array("mask", mask, -1, True, &ma, "x", &xa)
+    check_outputs_disjoint([span("mask", &ma), span("y", &ya)], [span("x", &xa)], (("y", "x"),))
     cdef object bit_generator = bit_generator_of("rng", rng)
     if xa.size == 0:
         return
@@ -125,10 +114,10 @@ def backward(dy, mask, dx):
     """
     cdef FloatArray dya, ma, dxa
     float_array("dy", dy, -1, False, &dya)
-    _check_like("mask", mask, False, &ma, "dy", &dya)
-    _check_like("dx", dx, True, &dxa, "dy", &dya)
-    check_disjoint("dx", &dxa, "dy", &dya, True)
-    check_disjoint("dx", &dxa, "mask", &ma, True)
+    like_array("mask", mask, -1, False, &ma, "dy", &dya)
+    like_array("dx", dx, -1, True, &dxa, "dy", &dya)
+    check_outputs_disjoint([span("dx", &dxa)], [span("dy", &dya), span("mask", &ma)],
+                           (("dx", "dy"), ("dx", "mask")))
     if dya.size == 0:
         return
     if dya.kind == KIND_FLOAT32:

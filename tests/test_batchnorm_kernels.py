@@ -365,15 +365,15 @@ def test_bad_backward_eval_arguments_raise():
         bn.backward_eval(dy, x[:3], gamma, rm, rv, 1e-5, dx, dg, db)
     with pytest.raises(TypeError, match="running_var has dtype"):
         bn.backward_eval(dy, x, gamma, rm, rv.astype(np.float64), 1e-5, dx, dg, db)
-    with pytest.raises(ValueError, match="dgamma overlaps gamma"):
+    with pytest.raises(ValueError, match="grad_gamma overlaps gamma"):
         bn.backward_eval(dy, x, gamma, rm, rv, 1e-5, dx, gamma, db)
-    with pytest.raises(ValueError, match="dbeta overlaps dgamma|dgamma overlaps dbeta"):
+    with pytest.raises(ValueError, match="grad_beta overlaps grad_gamma|grad_gamma overlaps grad_beta"):
         bn.backward_eval(dy, x, gamma, rm, rv, 1e-5, dx, dg, dg)
     buffer = np.empty(24, np.float32)
-    with pytest.raises(ValueError, match="dx overlaps dy"):
+    with pytest.raises(ValueError, match="grad_in overlaps grad_out"):
         bn.backward_eval(buffer[:12].reshape(4, 3), x, gamma, rm, rv, 1e-5,
                          buffer[3:15].reshape(4, 3), dg, db)
-    with pytest.raises(ValueError, match="dx.*writeable"):
+    with pytest.raises(ValueError, match="grad_in.*writeable"):
         bn.backward_eval(dy, x, gamma, rm, rv, 1e-5, read_only(dx), dg, db)
 
 

@@ -164,7 +164,7 @@ def test_gaussian_noise_statistics_and_seed():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: dense.forward(np.ones((2, 3)), np.ones((4, 2)), np.ones(2), np.empty((2, 2))), "w has shape"),
-    (lambda: dense.forward(np.ones((2, 3)), np.ones((3, 2)), np.ones(3), np.empty((2, 2))), "b has length"),
+    (lambda: dense.forward(np.ones((2, 3)), np.ones((3, 2)), np.ones(3), np.empty((2, 2))), "b has shape"),
     (lambda: dense.forward(np.ones((2, 3), np.float32), np.ones((3, 2)), np.ones(2), np.empty((2, 2))), "dtype"),
     (lambda: dense.forward(np.ones((3, 2)).T, np.ones((3, 2)), np.ones(2), np.empty((2, 2))), "contiguous"),
     (lambda: dense.forward(np.ones((2, 0)), np.ones((0, 3)), np.ones(3), np.empty((2, 3))), "non-zero widths"),

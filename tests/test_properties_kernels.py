@@ -388,31 +388,32 @@ def test_backward(data, dtype, shape):
 def test_backward_eval(data, dtype, shape):
     n = shape[1]
     ex = Example(data.draw, dtype)
-    ex.array("dy", shape)
+    ex.array("grad_out", shape)
     ex.array("x", shape)
     ex.array("gamma", (n,))
     ex.array("running_mean", (n,))
     ex.array("running_var", (n,), low=0.1)
     eps = ex.scalar("eps", *EPS)
-    ex.array("dx", shape, output=True)
-    ex.array("dgamma", (n,), output=True)
-    ex.array("dbeta", (n,), output=True)
-    ex.alias([("dx", "dy"), ("dx", "x"), ("dgamma", "gamma"), ("dbeta", "running_var")],
-             allowed=(("dx", "dy"), ("dx", "x")))
+    ex.array("grad_in", shape, output=True)
+    ex.array("grad_gamma", (n,), output=True)
+    ex.array("grad_beta", (n,), output=True)
+    ex.alias([("grad_in", "grad_out"), ("grad_in", "x"), ("grad_gamma", "gamma"),
+              ("grad_beta", "running_var")],
+             allowed=(("grad_in", "grad_out"), ("grad_in", "x")))
     a = ex.arrays
-    dy, x = a["dy"].astype(np.float64), a["x"].astype(np.float64)
+    dy, x = a["grad_out"].astype(np.float64), a["x"].astype(np.float64)
     outcome(ex, lambda: batchnorm.backward_eval(
-        a["dy"], a["x"], a["gamma"], a["running_mean"], a["running_var"], eps,
-        a["dx"], a["dgamma"], a["dbeta"]))
+        a["grad_out"], a["x"], a["gamma"], a["running_mean"], a["running_var"], eps,
+        a["grad_in"], a["grad_gamma"], a["grad_beta"]))
     if ex.faults:
         return
     with np.errstate(all="ignore"):
         invstd = 1 / np.sqrt(a["running_var"].astype(np.float64) + eps)
         dx = dy * a["gamma"] * invstd
         dgamma = (dy * (x - a["running_mean"]) * invstd).sum(axis=0)
-    assert_matches(a["dx"], dx, dtype)
-    assert_matches(a["dgamma"], dgamma, dtype)
-    assert_matches(a["dbeta"], dy.sum(axis=0), dtype)
+    assert_matches(a["grad_in"], dx, dtype)
+    assert_matches(a["grad_gamma"], dgamma, dtype)
+    assert_matches(a["grad_beta"], dy.sum(axis=0), dtype)
 
 
 # ----------------------------------------------------------------- dropout
