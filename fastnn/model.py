@@ -406,3 +406,14 @@ class Sequential:
     def load_weights(self, path):
         """Read a file written by ``save_weights`` into this network."""
         _files.load_weights(self, path)
+
+    def to_onnx(self, path, dtype=None, opset=None):
+        """Write the network's ``predict_proba`` as an ONNX graph to ``path``, atomically.
+
+        The graph maps ``"input"`` (batch, n_features) to ``"output"`` (batch,
+        n_outputs) for any batch size, in the model's dtype unless ``dtype``
+        says otherwise, with operator set ``opset`` (default 17); see
+        ``fastnn.export`` (needs ``pip install fastnn[onnx]``).
+        """
+        from fastnn.export import to_onnx  # onnx is optional: imported on use
+        to_onnx(self, path, dtype=dtype, opset=opset)
