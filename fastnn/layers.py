@@ -132,10 +132,14 @@ class Layer:
 class Dense(Layer):
     """Fully-connected layer  y = x·W + b,  W of shape (n_in, n_out).
 
+    ``Dense(n_in, n_out)``, or ``Dense(n_out)`` with the input width taken
+    from the layer before it or, for the first dense layer, from the data
+    the model first sees (``fit``, or ``Sequential.build(n_features)``).
+
     Parameters
     ----------
     n_in, n_out : int
-        Input and output widths.
+        Input and output widths; a single width is ``n_out``.
     init : str or callable
         Weight initializer, see ``fastnn.initializers`` (default
         ``"glorot_uniform"``).
@@ -146,16 +150,20 @@ class Dense(Layer):
 
     compiled = True
 
-    def __init__(self, n_in, n_out, init="glorot_uniform", bias_init="zeros"):
+    def __init__(self, n_in, n_out=None, init="glorot_uniform", bias_init="zeros"):
         super().__init__()
-        self.n_in = check_positive_int("n_in", n_in)
+        if n_out is None:
+            n_in, n_out = None, n_in
+        self.n_in = None if n_in is None else check_positive_int("n_in", n_in)
         self.n_out = check_positive_int("n_out", n_out)
         self.init = initializers.get(init)
         self.bias_init = initializers.get(bias_init)
         self._x = None
 
     def build(self, n_in):
-        if n_in != self.n_in:
+        if self.n_in is None:
+            self.n_in = n_in
+        elif n_in != self.n_in:
             raise ValueError(f"Dense({self.n_in}, {self.n_out}) receives inputs of width {n_in}")
         return self.n_out
 
@@ -191,7 +199,7 @@ class Dense(Layer):
         return 2 if fused is not None else 1
 
     def __repr__(self):
-        return f"Dense({self.n_in}, {self.n_out})"
+        return f"Dense({self.n_out})" if self.n_in is None else f"Dense({self.n_in}, {self.n_out})"
 
 
 class Activation(Layer):

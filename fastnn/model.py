@@ -21,7 +21,7 @@ from fastnn import training as _training
 from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
                                 check_positive_int, check_targets, one_hot)
 from fastnn._layout import check_unshared, lay_out, owner, take_ownership
-from fastnn.layers import Layer
+from fastnn.layers import Dense, Layer
 from fastnn.optimizers import SGD, Optimizer
 from fastnn.plan import build_plan
 from fastnn.training import NonFiniteError  # noqa: F401  (importable from here, as before)
@@ -31,6 +31,8 @@ from fastnn_ext import update as _update
 
 #: rows per forward call when predicting or evaluating
 PREDICT_CHUNK = 4096
+#: attributes that exist once the input width is known (Sequential.build)
+_BUILT = frozenset({"params_", "grads_", "buffers_", "n_weights_", "n_features_", "n_outputs_"})
 
 
 class Sequential:
@@ -98,28 +100,41 @@ class Sequential:
             "clip_value", clip_value, minimum=0.0, open_min=True)
         self.gradient_noise = check_gradient_noise(gradient_noise)
         self.rng = np.random.default_rng(seed)
-        self._build()
-        self.optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-
-    # ------------------------------------------------------------------ build
-
-    def _build(self):
         check_unshared(self.layers)
-        # Only dense layers change the width: the first one fixes the input's.
-        width = next((layer.n_in for layer in self.layers if layer.n_in is not None), None)
-        if width is None:
-            raise ValueError("the network needs a Dense layer to fix its input width")
-        self.n_features_ = width
-        for layer in self.layers:
-            width = layer.build(width)
-        self.n_outputs_ = width
-
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        if not dense:
+            raise ValueError("the network needs a Dense layer")
         required = self.loss.output_layer
         last = type(self.layers[-1]).__name__
         if required is not None and last != required:
             raise ValueError(f"{self.loss!r} needs a {required} output layer, the network ends with {last}")
         # Cross-entropies take the logits: the output layer is applied only when predicting.
         self._loss_layers = self.layers[:-1] if required is not None else self.layers
+        self._optimizer = None
+        self.optimizer = SGD(lr=0.1) if optimizer is None else optimizer
+        # The first dense layer fixes the input width; without one, the data will.
+        if dense[0].n_in is not None:
+            self.build(dense[0].n_in)
+
+    def __getattr__(self, name):
+        # Only reached for attributes that do not exist (yet).
+        if name in _BUILT:
+            raise AttributeError(f"the model is not built yet, so it has no {name}: the input "
+                                 "width comes from the data (fit, or build(n_features))")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, n_features):
+        """Lay the network out for inputs of ``n_features`` columns and draw its
+        initial weights (done by the constructor when the first Dense layer
+        states its input width, else by the first ``fit``)."""
+        if "params_" in self.__dict__:
+            raise ValueError(f"the model is built already, for {self.n_features_} features")
+        width = self.n_features_ = check_positive_int("n_features", n_features)
+        for layer in self.layers:
+            width = layer.build(width)
+        self.n_outputs_ = width
         # Layers before the first one with parameters need no input gradient.
         self._first_with_params = next((i for i, layer in enumerate(self._loss_layers)
                                         if layer.param_specs()), len(self._loss_layers))
@@ -128,6 +143,7 @@ class Sequential:
             layer.rng = self.rng
             take_ownership(layer, self)
         self.stop_training = False
+        self._optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
 
     @property
     def optimizer(self):
@@ -141,9 +157,10 @@ class Sequential:
         if owner(optimizer) not in (None, self):
             raise ValueError(f"{optimizer!r} already belongs to another Sequential; an "
                              "optimizer holds one model's state (make a new one)")
-        optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
+        if "params_" in self.__dict__:
+            optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
         take_ownership(optimizer, self)
-        old = getattr(self, "_optimizer", None)
+        old = self._optimizer
         if old is not None and old is not optimizer:
             take_ownership(old, None)
         self._optimizer = optimizer
@@ -340,6 +357,8 @@ class Sequential:
             On Ctrl-C, within a fraction of a second; the weights are those of
             the last finished step.
         """
+        if "params_" not in self.__dict__:
+            self.build(np.shape(X)[1] if np.ndim(X) == 2 else np.shape(X)[-1])
         X, y, sample_weight, validation_data = _training.split_validation(
             self, X, y, sample_weight, validation_data, validation_split)
         X = check_features(X, self.dtype, self.n_features_)

@@ -278,7 +278,7 @@ def test_non_contiguous_and_integer_input_is_converted():
 @pytest.mark.parametrize("build, error, message", [
     (lambda: Sequential([L.Dense(3, 2), L.ReLU()], loss="softmax_cross_entropy"), ValueError, "Softmax output"),
     (lambda: Sequential([L.Dense(3, 2), L.Dense(4, 2), L.Softmax()]), ValueError, "width 2"),
-    (lambda: Sequential([L.ReLU(), L.Softmax()]), ValueError, "input width"),
+    (lambda: Sequential([L.ReLU(), L.Softmax()]), ValueError, "needs a Dense layer"),
     (lambda: Sequential([L.Dense(3, 2), L.Softmax()], loss="hinge"), ValueError, "unknown loss"),
     (lambda: Sequential([L.Dense(3, 2), L.Softmax()], dtype="int32"), TypeError, "dtype"),
     (lambda: Sequential([L.Dense(3, 2), L.Softmax()], l2=-1), ValueError, "l2"),
@@ -404,3 +404,47 @@ def test_own_threads_only_where_blas_threads_cannot_run():
     assert threads([784, 256, 128, 10], 128, False) == 2
     # products too small for BLAS to thread leave the threads on
     assert threads([20, 16, 3], 8, True) == 2
+
+
+# ----------------------------------------------------- widths from context
+
+def _width_net(first, seed=3):
+    return Sequential([first, L.ReLU(), L.Dense(4), L.Softmax()], optimizer=Adam(lr=0.01), seed=seed)
+
+
+def test_dense_with_one_width_takes_its_input_width_from_the_layer_before():
+    X, y = blobs(64, 6, 4, seed=2)
+    inferred = _width_net(L.Dense(6, 8))
+    explicit = Sequential([L.Dense(6, 8), L.ReLU(), L.Dense(8, 4), L.Softmax()],
+                          optimizer=Adam(lr=0.01), seed=3)
+    assert repr(inferred.layers[2]) == "Dense(8, 4)"
+    np.testing.assert_array_equal(inferred.params_, explicit.params_)
+    inferred.fit(X, y, epochs=2, batch_size=16)
+    explicit.fit(X, y, epochs=2, batch_size=16)
+    np.testing.assert_array_equal(inferred.params_, explicit.params_)
+
+
+def test_first_dense_without_input_width_is_built_from_the_data():
+    X, y = blobs(64, 6, 4, seed=2)
+    lazy = _width_net(L.Dense(8))
+    with pytest.raises(AttributeError, match="not built yet.*params_"):
+        lazy.params_
+    with pytest.raises(AttributeError, match="not built yet"):
+        lazy.predict(X)
+    lazy.fit(X, y, epochs=2, batch_size=16)
+    explicit = _width_net(L.Dense(6, 8))
+    explicit.fit(X, y, epochs=2, batch_size=16)
+    assert lazy.n_features_ == 6
+    np.testing.assert_array_equal(lazy.params_, explicit.params_)
+    with pytest.raises(ValueError, match="built already"):
+        lazy.build(6)
+    with pytest.raises(ValueError, match="expects 6"):
+        lazy.fit(X[:, :5], y)
+
+
+def test_build_fixes_the_width_before_any_data():
+    model = _width_net(L.Dense(8))
+    model.build(5)
+    assert model.predict_proba(np.zeros((2, 5), np.float32)).shape == (2, 4)
+    with pytest.raises(ValueError, match="n_features"):
+        _width_net(L.Dense(8)).build(0)
