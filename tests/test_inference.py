@@ -1,0 +1,300 @@
+"""The compiled inference plan (fastnn.inference, fastnn_ext.infer).
+
+References: NumPy's matrix product on integer-valued operands (exact in
+either summation order, so the plan's products must match it to the bit);
+the layer-by-layer Python path, which runs the same element-wise, softmax
+and batch-norm kernels on BLAS products; the rows of one batch against the
+same rows predicted alone.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from fastnn import inference
+from fastnn import layers as L
+from fastnn.model import Sequential
+from fastnn_ext import infer as _infer
+
+CHUNK = _infer.CHUNK_ROWS
+
+
+def layer_path(model, X, layers=None):
+    """The network's outputs through the layers' Python forward (BLAS products)."""
+    X = np.ascontiguousarray(X, dtype=model.dtype)
+    return model._forward(X, model.layers if layers is None else layers, False)
+
+
+def integer_weights(model, rng):
+    """Small integers in every dense layer: products are exact in any summation order."""
+    for layer in model.layers:
+        if isinstance(layer, L.Dense):
+            layer.set_weights({"W": rng.integers(-3, 4, layer.params["W"].shape),
+                               "b": rng.integers(-3, 4, layer.params["b"].shape)})
+
+
+def integer_data(rng, n, width, dtype):
+    return rng.integers(-4, 5, (n, width)).astype(dtype)
+
+
+# -- the product kernel --------------------------------------------------------------
+
+@pytest.mark.parametrize("n_out", [1, 3, 7, 8, 9, 16, 17, 33, 64, 65, 130])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 11, 13, 97])
+def test_dense_outputs_equal_an_exact_product(n_out, rows, dtype):
+    # Integers: every partial sum is exact, so any correct product gives
+    # these bits; the shapes cover every tile (1–6 rows, 1–8 vectors) and
+    # the masked last vector of both precisions.
+    rng = np.random.default_rng(n_out * 100 + rows)
+    n_in = 37
+    model = Sequential([L.Dense(n_in, n_out)], loss="mse", dtype=dtype)
+    integer_weights(model, rng)
+    X = integer_data(rng, rows, n_in, dtype)
+    expected = (X.astype(np.float64) @ model.layers[0].params["W"].astype(np.float64)
+                + model.layers[0].params["b"])
+    np.testing.assert_array_equal(model.predict_proba(X), expected.astype(dtype))
+
+
+def test_dense_outputs_are_within_the_error_bound_of_a_sum_of_k_terms(dtype):
+    # A chain of k fused multiply-adds and one bias addition: each rounds
+    # once, so |ŷ − y| ≤ γ_{k+1}·(Σ|x·w| + |b|), γ_j = j·u/(1 − j·u).
+    rng = np.random.default_rng(3)
+    n_in, n_out = 784, 70
+    model = Sequential([L.Dense(n_in, n_out)], loss="mse", dtype=dtype, seed=1)
+    X = rng.standard_normal((20, n_in)).astype(dtype)
+    W = model.layers[0].params["W"].astype(np.longdouble)
+    b = model.layers[0].params["b"].astype(np.longdouble)
+    exact = X.astype(np.longdouble) @ W + b
+    magnitude = np.abs(X.astype(np.longdouble)) @ np.abs(W) + np.abs(b)
+    u = np.finfo(dtype).eps / 2
+    gamma = (n_in + 1) * u / (1 - (n_in + 1) * u)
+    error = np.abs(model.predict_proba(X).astype(np.longdouble) - exact)
+    assert (error <= gamma * magnitude).all()
+    # and the bound is not vacuous: a wrong product would exceed it
+    assert (gamma * magnitude < 0.01 * np.abs(exact).max()).all()
+
+
+# -- every layer kind against the layer path -------------------------------------------
+
+KINDS = {
+    "identity": lambda: L.Identity(), "sigmoid": lambda: L.Sigmoid(),
+    "tanh": lambda: L.Tanh(), "relu": lambda: L.ReLU(),
+    "leaky_relu": lambda: L.LeakyReLU(0.1), "silu": lambda: L.SiLU(),
+    "prelu": lambda: L.PReLU(0.3), "dropout": lambda: L.Dropout(0.4),
+    "batchnorm": lambda: L.BatchNorm(),
+}
+OUTPUTS = {"softmax": ("softmax_cross_entropy", L.Softmax),
+           "sigmoid": ("sigmoid_cross_entropy", L.Sigmoid), "mse": ("mse", None)}
+
+
+def network(kind, output, dtype, seed=0):
+    loss, output_layer = OUTPUTS[output]
+    layers = [L.Dense(6, 8), L.ReLU(), L.Dropout(0.3), L.Dense(8, 5), KINDS[kind]()]
+    if output_layer is not None:
+        layers.append(output_layer())
+    return Sequential(layers, loss=loss, dtype=dtype, seed=seed)
+
+
+@pytest.mark.parametrize("output", sorted(OUTPUTS))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("rows", [1, CHUNK, CHUNK + 1, 3 * CHUNK + 5])
+def test_the_plan_equals_the_layer_path_to_the_bit(kind, output, rows, dtype):
+    # Integer weights and data make both paths' products exact; everything
+    # after them runs the same kernels, so the outputs agree bit for bit
+    # (the dense layer fuses its activation, dropout is skipped, batch norm
+    # uses its running statistics).
+    rng = np.random.default_rng(7)
+    model = network(kind, output, dtype)
+    if kind == "batchnorm":
+        X_fit = rng.standard_normal((64, 6))
+        y_fit = (rng.integers(0, 5, 64) if output == "softmax"
+                 else rng.integers(0, 2, (64, 5)).astype(float))
+        model.fit(X_fit, y_fit, epochs=2, batch_size=16)
+        bn = model.layers[4]
+        assert not np.allclose(bn.buffers["running_var"], 1.0)  # trained statistics
+    if kind == "prelu":
+        model.layers[4].set_weights({"slope": rng.uniform(-0.5, 0.5, 5)})
+    integer_weights(model, rng)
+    X = integer_data(rng, rows, 6, dtype)
+    np.testing.assert_array_equal(model.predict_proba(X), layer_path(model, X))
+
+
+@pytest.mark.parametrize("kind", ["batchnorm", "silu", "prelu", "tanh"])
+def test_trained_networks_agree_with_the_layer_path_to_rounding(kind, dtype):
+    # Real-valued weights: the products sum in another order than BLAS's, so
+    # the outputs differ by rounding only — products of 8 and 6 terms, each
+    # within γ_9·Σ|x·w| of exact; 64 units of roundoff on probabilities ≤ 1
+    # bounds both layers and what follows them.
+    rng = np.random.default_rng(11)
+    model = network(kind, "softmax", dtype, seed=3)
+    X = rng.standard_normal((300, 6))
+    model.fit(X, rng.integers(0, 5, 300), epochs=2, batch_size=32)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(model.predict_proba(X), layer_path(model, X), rtol=0,
+                               atol=64 * eps)
+
+
+def test_a_network_without_a_compiled_form_predicts_layer_by_layer():
+    class Doubling(L.Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+
+    model = Sequential([L.Dense(4, 3), Doubling()], loss="mse", dtype="float64", seed=0)
+    assert inference.plan_of(model, model.layers) is None
+    X = np.random.default_rng(0).standard_normal((5, 4))
+    W, b = model.layers[0].params["W"], model.layers[0].params["b"]
+    np.testing.assert_allclose(model.predict_proba(X), 2 * (X @ W + b), rtol=1e-12)
+
+
+# -- rows do not depend on their batch --------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["relu", "silu", "batchnorm", "prelu"])
+def test_a_row_predicted_alone_equals_it_in_any_batch(kind, dtype):
+    rng = np.random.default_rng(5)
+    model = Sequential([L.Dense(50, 70), KINDS[kind](), L.Dense(70, 9), L.Softmax()],
+                       dtype=dtype, seed=2)
+    X = rng.standard_normal((3 * CHUNK + 7, 50)).astype(dtype)
+    model.fit(X, rng.integers(0, 9, X.shape[0]), epochs=1, batch_size=32)
+    together = model.predict_proba(X)
+    for i in (0, 1, 5, 6, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, X.shape[0] - 1):
+        np.testing.assert_array_equal(model.predict_proba(X[i]), together[i])
+        np.testing.assert_array_equal(model.predict_proba(X[i:i + 7]), together[i:i + 7])
+    np.testing.assert_array_equal(model.predict_proba(X[3:3 + CHUNK + 2]),
+                                  together[3:3 + CHUNK + 2])
+
+
+def test_the_thread_count_changes_no_bit(dtype):
+    rng = np.random.default_rng(2)
+    model = Sequential([L.Dense(30, 40), L.Tanh(), L.Dense(40, 4), L.Softmax()],
+                       dtype=dtype, seed=0)
+    plan = inference.plan_of(model, model.layers)
+    X = rng.standard_normal((10 * CHUNK + 3, 30)).astype(dtype)
+    one, two = np.empty((X.shape[0], 4), dtype), np.empty((X.shape[0], 4), dtype)
+    assert plan.run(X, one, 1) and plan.run(X, two, 2)
+    np.testing.assert_array_equal(one, two)
+
+
+# -- input forms and errors ------------------------------------------------------------------
+
+def small_model(dtype="float32"):
+    return Sequential([L.Dense(5, 4), L.ReLU(), L.Dense(4, 3), L.Softmax()], dtype=dtype,
+                      seed=0)
+
+
+def test_one_sample_gives_one_row():
+    model = small_model()
+    X = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    proba = model.predict_proba(X[1])
+    assert proba.shape == (3,)
+    np.testing.assert_array_equal(proba, layer_path(model, X)[1])
+
+
+@pytest.mark.parametrize("convert", [
+    lambda X: X.astype(np.float64), lambda X: X.tolist(),
+    lambda X: np.asfortranarray(X), lambda X: np.repeat(X, 2, axis=1)[:, ::2],
+])
+def test_other_array_forms_give_the_same_outputs(convert):
+    model = small_model()
+    X = np.random.default_rng(1).standard_normal((CHUNK + 4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict_proba(convert(X)), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("row", [0, CHUNK + 3, 2 * CHUNK + 9])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_refused_with_the_message_of_check_features(bad, row, dtype):
+    model = small_model(dtype)
+    X = np.ones((3 * CHUNK, 5), dtype=dtype)
+    X[row, 2] = bad
+    with pytest.raises(ValueError, match="X contains NaN or infinite values"):
+        model.predict_proba(X)
+    with pytest.raises(ValueError, match="X contains NaN or infinite values"):
+        model.predict_proba(X[row])
+    with pytest.raises(ValueError, match="X contains NaN or infinite values"):
+        model.evaluate(X, np.zeros(X.shape[0], dtype=np.int64))
+
+
+@pytest.mark.parametrize("X, error, message", [
+    (np.ones((2, 4), np.float32), ValueError, "X has 4 features, the network expects 5"),
+    (np.ones(4, np.float32), ValueError, "X has 4 features, the network expects 5"),
+    (np.ones((0, 5), np.float32), ValueError, "X is empty"),
+    (np.ones((2, 5, 1), np.float32), ValueError, "X must be 2-dimensional"),
+    (np.array([["a"] * 5]), TypeError, "X must hold real numbers"),
+    (np.full((1, 5), 1e300), ValueError, "beyond float32's range"),
+])
+def test_bad_input_raises_the_errors_of_check_features(X, error, message):
+    with pytest.raises(error, match=message):
+        small_model().predict_proba(X)
+
+
+# -- the plan's life --------------------------------------------------------------------------
+
+def test_the_plan_reads_the_current_weights_and_survives_a_new_optimizer():
+    from fastnn.optimizers import Adam
+
+    model = small_model("float64")
+    X = np.random.default_rng(4).standard_normal((7, 5))
+    before = model.predict_proba(X)
+    plan = inference.plan_of(model, model.layers)
+    model.optimizer = Adam()
+    model.fit(X, np.arange(7) % 3, epochs=3, batch_size=4)
+    after = model.predict_proba(X)
+    assert inference.plan_of(model, model.layers) is plan
+    assert not np.array_equal(before, after)
+    np.testing.assert_allclose(after, layer_path(model, X), rtol=0, atol=1e-14)
+
+
+def test_an_estimator_that_predicted_still_pickles():
+    # The plans are kept beside the model (weakly), not in it.
+    pytest.importorskip("sklearn")
+    from fastnn.sklearn import FastNNClassifier
+
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
+    clf = FastNNClassifier(hidden_layer_sizes=(7,), max_iter=2, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    other = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(other.predict_proba(X), expected)
+    assert inference.plan_of(other.model_, other.model_.layers).params_array \
+        is other.model_.params_
+
+
+@pytest.mark.parametrize("output", ["softmax", "mse"])
+def test_evaluate_runs_the_plan_without_the_output_layer(output):
+    rng = np.random.default_rng(8)
+    model = network("relu", output, "float64")
+    integer_weights(model, rng)
+    X = integer_data(rng, 2 * CHUNK + 1, 6, np.float64)
+    if output == "softmax":
+        y = rng.integers(0, 5, X.shape[0])
+        logits = layer_path(model, X, model._loss_layers)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        expected = {"loss": -log_p[np.arange(len(y)), y].mean(),
+                    "accuracy": (logits.argmax(axis=1) == y).mean()}
+    else:
+        y = rng.standard_normal((X.shape[0], 5))
+        outputs = layer_path(model, X)
+        expected = {"loss": ((outputs - y) ** 2).mean(), "mae": np.abs(outputs - y).mean()}
+    scores = model.evaluate(X, y)
+    for name, value in expected.items():
+        np.testing.assert_allclose(scores[name], value, rtol=1e-12)
+
+
+def test_run_refuses_arrays_it_cannot_take():
+    model = small_model()
+    plan = inference.plan_of(model, model.layers)
+    X = np.ones((3, 5), np.float32)
+    for bad_x in (X.astype(np.float64), np.asfortranarray(np.ones((3, 6), np.float32))[:, :5],
+                  np.ones((3, 4), np.float32), np.ones(5, np.float32)):
+        with pytest.raises(ValueError, match="X must be"):
+            plan.run(bad_x, np.empty((bad_x.shape[0], 3), np.float32))
+    for bad_out in (np.empty((3, 4), np.float32), np.empty((2, 3), np.float32),
+                    np.empty((3, 3), np.float64), np.empty((3, 6), np.float32)[:, ::2]):
+        with pytest.raises(ValueError, match="out must be"):
+            plan.run(X, bad_out)
+    shared = np.ones((3, 5), np.float32)
+    with pytest.raises(ValueError, match="out must not overlap X"):
+        plan.run(shared, shared.reshape(-1)[:9].reshape(3, 3))
+    with pytest.raises(TypeError, match="n_threads"):
+        plan.run(X, np.empty((3, 3), np.float32), 1.5)
