@@ -40,14 +40,15 @@ def integer_data(rng, n, width, dtype):
 
 # -- the product kernel --------------------------------------------------------------
 
+@pytest.mark.parametrize("n_in", [37, 600])
 @pytest.mark.parametrize("n_out", [1, 3, 7, 8, 9, 16, 17, 33, 64, 65, 130])
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 11, 13, 97])
-def test_dense_outputs_equal_an_exact_product(n_out, rows, dtype):
+def test_dense_outputs_equal_an_exact_product(n_in, n_out, rows, dtype):
     # Integers: every partial sum is exact, so any correct product gives
-    # these bits; the shapes cover every tile (1–6 rows, 1–8 vectors) and
-    # the masked last vector of both precisions.
+    # these bits; the shapes cover every tile (1–6 rows, 1–8 vectors), the
+    # masked last vector of both precisions and sums of several steps of
+    # 256 terms (600 = 256 + 256 + 88).
     rng = np.random.default_rng(n_out * 100 + rows)
-    n_in = 37
     model = Sequential([L.Dense(n_in, n_out)], loss="mse", dtype=dtype)
     integer_weights(model, rng)
     X = integer_data(rng, rows, n_in, dtype)

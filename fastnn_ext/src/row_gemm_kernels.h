@@ -82,8 +82,9 @@ FASTNN_RG_PORTABLE(double, fma, fastnn_row_gemm_portable_f64)
  * accumulators live in registers.
  */
 #define FASTNN_RG_TILE(T, V, LANES, SFX, ITYPE, NAME)                               \
-    FASTNN_RG_TARGET void NAME(int MR, int NV, int tail, ptrdiff_t n, ptrdiff_t k,   \
-                               const T* x, const T* w, T* y)                        \
+    FASTNN_RG_TARGET void NAME(int MR, int NV, int tail, int first, ptrdiff_t n,     \
+                               ptrdiff_t k, ptrdiff_t ldx, const T* x, const T* w,  \
+                               T* y)                                                \
     {                                                                               \
         V acc[6][8];                                                                \
         ITYPE mask = _mm256_setzero_si256();                                        \
@@ -92,8 +93,12 @@ FASTNN_RG_PORTABLE(double, fma, fastnn_row_gemm_portable_f64)
             mask = SFX##_cmpgt(SFX##_set1(tail), lane);                             \
         }                                                                           \
         for (int r = 0; r < MR; ++r)                                                \
-            for (int v = 0; v < NV; ++v)                                            \
-                acc[r][v] = SFX##_zero();                                           \
+            for (int v = 0; v < NV; ++v) {                                          \
+                const T* in = y + r * n + v * LANES;                                \
+                acc[r][v] = first ? SFX##_zero()                                    \
+                            : (tail && v == NV - 1) ? SFX##_maskload(in, mask)      \
+                                                    : SFX##_loadu(in);              \
+            }                                                                       \
         for (ptrdiff_t p = 0; p < k; ++p) {                                         \
             const T* wr = w + p * n;                                                \
             V wv[8];                                                                \
@@ -101,7 +106,7 @@ FASTNN_RG_PORTABLE(double, fma, fastnn_row_gemm_portable_f64)
                 wv[v] = (tail && v == NV - 1) ? SFX##_maskload(wr + v * LANES, mask) \
                                               : SFX##_loadu(wr + v * LANES);        \
             for (int r = 0; r < MR; ++r) {                                          \
-                const V xv = SFX##_broadcast(x + r * k + p);                        \
+                const V xv = SFX##_broadcast(x + r * ldx + p);                      \
                 for (int v = 0; v < NV; ++v)                                        \
                     acc[r][v] = SFX##_fmadd(xv, wv[v], acc[r][v]);                  \
             }                                                                       \
@@ -146,17 +151,17 @@ FASTNN_RG_TILE(double, __m256d, 4, rg64, __m256i, fastnn_rg_tile_f64)
  * columns one vector at a time, the last one masked.
  */
 #define FASTNN_RG_ROWS(T, LANES, TILE, NAME)                                        \
-    FASTNN_RG_TARGET void NAME(int MR, int NV, ptrdiff_t n, ptrdiff_t k,             \
-                               const T* x, const T* w, T* y, ptrdiff_t j0,           \
-                               ptrdiff_t j1)                                         \
+    FASTNN_RG_TARGET void NAME(int MR, int NV, int first, ptrdiff_t n, ptrdiff_t k,  \
+                               ptrdiff_t ldx, const T* x, const T* w, T* y,         \
+                               ptrdiff_t j0, ptrdiff_t j1)                          \
     {                                                                               \
         ptrdiff_t j = j0;                                                           \
         for (; j + NV * LANES <= j1; j += NV * LANES)                               \
-            TILE(MR, NV, 0, n, k, x, w + j, y + j);                                 \
+            TILE(MR, NV, 0, first, n, k, ldx, x, w + j, y + j);                     \
         for (; j + LANES <= j1; j += LANES)                                         \
-            TILE(MR, 1, 0, n, k, x, w + j, y + j);                                  \
+            TILE(MR, 1, 0, first, n, k, ldx, x, w + j, y + j);                      \
         if (j < j1)                                                                 \
-            TILE(MR, 1, (int) (j1 - j), n, k, x, w + j, y + j);                     \
+            TILE(MR, 1, (int) (j1 - j), first, n, k, ldx, x, w + j, y + j);         \
     }
 
 FASTNN_RG_ROWS(float, 8, fastnn_rg_tile_f32, fastnn_rg_rows_f32)
@@ -164,28 +169,37 @@ FASTNN_RG_ROWS(double, 4, fastnn_rg_tile_f64, fastnn_rg_rows_f64)
 
 /* Tiles per row count: MR rows × NV vectors, at most 12 accumulators and
  * 8 chains at least where the row count allows. */
-#define FASTNN_RG_CASES(ROWS, n, k, x, w, y, j0, j1)                                \
+#define FASTNN_RG_CASES(ROWS, ...)                                                  \
     switch (rows) {                                                                 \
-    case 6: ROWS(6, 2, n, k, x, w, y, j0, j1); break;                               \
-    case 5: ROWS(5, 2, n, k, x, w, y, j0, j1); break;                               \
-    case 4: ROWS(4, 2, n, k, x, w, y, j0, j1); break;                               \
-    case 3: ROWS(3, 3, n, k, x, w, y, j0, j1); break;                               \
-    case 2: ROWS(2, 4, n, k, x, w, y, j0, j1); break;                               \
-    default: ROWS(1, 8, n, k, x, w, y, j0, j1); break;                              \
+    case 6: ROWS(6, 2, __VA_ARGS__); break;                                         \
+    case 5: ROWS(5, 2, __VA_ARGS__); break;                                         \
+    case 4: ROWS(4, 2, __VA_ARGS__); break;                                         \
+    case 3: ROWS(3, 3, __VA_ARGS__); break;                                         \
+    case 2: ROWS(2, 4, __VA_ARGS__); break;                                         \
+    default: ROWS(1, 8, __VA_ARGS__); break;                                        \
     }
 
-/* Panels of 8 vectors of columns outside, row tiles inside: the panel of w
- * (k × 256 bytes, 200 KiB for k = 784) is read from L2 by every row tile. */
+/* Steps of FASTNN_RG_DEPTH terms of the sums outside (a tile's rows of x
+ * then stay in L1: 6 × 256 float64 are 12 KiB), panels of 8 vectors of
+ * columns inside them (a step's panel of w, 64 KiB, is read from L2 by every
+ * row tile), row tiles innermost.  A step continues the chains where the
+ * last one stored them in y: the order of every sum is unchanged. */
+#define FASTNN_RG_DEPTH 256
 #define FASTNN_RG_GEMM(T, LANES, ROWS, NAME)                                        \
     __attribute__((target("avx2,fma"))) static void NAME(                           \
         ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T* x, const T* w, T* y)         \
     {                                                                               \
-        const ptrdiff_t panel = 8 * LANES;                                         \
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += panel) {                               \
-            const ptrdiff_t j1 = j0 + panel < n ? j0 + panel : n;                   \
-            for (ptrdiff_t i = 0; i < m; i += 6) {                                  \
-                const int rows = (int) (m - i < 6 ? m - i : 6);                     \
-                FASTNN_RG_CASES(ROWS, n, k, x + i * k, w, y + i * n, j0, j1)        \
+        const ptrdiff_t panel = 8 * LANES;                                          \
+        for (ptrdiff_t p0 = 0; p0 < k || p0 == 0; p0 += FASTNN_RG_DEPTH) {          \
+            const ptrdiff_t depth = k - p0 < FASTNN_RG_DEPTH ? k - p0 : FASTNN_RG_DEPTH; \
+            const int first = p0 == 0;                                              \
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += panel) {                           \
+                const ptrdiff_t j1 = j0 + panel < n ? j0 + panel : n;               \
+                for (ptrdiff_t i = 0; i < m; i += 6) {                              \
+                    const int rows = (int) (m - i < 6 ? m - i : 6);                 \
+                    FASTNN_RG_CASES(ROWS, first, n, depth, k, x + i * k + p0,       \
+                                    w + p0 * n, y + i * n, j0, j1)                  \
+                }                                                                   \
             }                                                                       \
         }                                                                           \
     }
