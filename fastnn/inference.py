@@ -43,7 +43,7 @@ def plan_of(model, layers):
 
 def run(plan, model, X):
     """The plan's outputs for checked 2-D rows X; NaN or ±∞ in X raise check_features' error."""
-    out = np.empty((X.shape[0], plan.n_outputs), dtype=model.dtype)
+    out = np.empty((X.shape[0], plan.n_outputs), dtype=plan.dtype)
     threads = 1 if X.shape[0] <= _CHUNK_ROWS else _update.max_threads()
     if not plan.run(X, out, threads):
         check_features(X, model.dtype, model.n_features_)  # raises, naming the problem
@@ -57,8 +57,8 @@ def predict(model, X, layers):
     plan = plan_of(model, layers)
     if plan is None:
         return None
-    if (type(X) is np.ndarray and X.dtype == model.dtype and 1 <= X.ndim <= 2
-            and X.shape[-1] == model.n_features_ and X.size and X.flags.c_contiguous):
+    if (type(X) is np.ndarray and X.dtype is plan.dtype and 1 <= X.ndim <= 2
+            and X.shape[-1] == plan.n_features and X.size and X.flags.c_contiguous):
         single = X.ndim == 1
         out = run(plan, model, X.reshape(1, -1) if single else X)
     else:

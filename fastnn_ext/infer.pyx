@@ -276,22 +276,25 @@ cdef class InferencePlan:
         cdef size_t out_bytes = n * self.net.n_outputs * cnp.PyArray_ITEMSIZE(<cnp.ndarray> X)
         if n and xp < op + out_bytes and op < xp + x_bytes:
             raise ValueError("out must not overlap X")
-        cdef int threads = thread_count(n_threads)
+        # One thread needs no look at OpenMP's limit (a call of one row).
+        cdef int threads = 1 if n_threads is 1 else thread_count(n_threads)
         cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
         threads = <int> max(1, min(threads, n_chunks))
         if n == 0:
             return True
-        work = np.empty(threads * 2 * min(n, CHUNK) * self.net.width, dtype=dtype)
+        cdef size_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray> X)
+        cdef void* work = malloc(threads * 2 * min(n, CHUNK) * self.net.width * item)
+        if work == NULL:
+            raise MemoryError()
         cdef Py_ssize_t bad
-        cdef size_t wp = <size_t> cnp.PyArray_DATA(<cnp.ndarray> work)
-        cdef bint double_precision = dtype == np.float64
         with nogil:
-            if double_precision:
+            if item == 8:
                 bad = infer_rows(&self.net, <const double*> xp, <double*> op, n,
-                                 <double*> wp, threads)
+                                 <double*> work, threads)
             else:
                 bad = infer_rows(&self.net, <const float*> xp, <float*> op, n,
-                                 <float*> wp, threads)
+                                 <float*> work, threads)
+            free(work)
         return bad == 0
 
 
