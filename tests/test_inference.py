@@ -7,17 +7,26 @@ and batch-norm kernels on BLAS products; the rows of one batch against the
 same rows predicted alone.
 """
 
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastnn import inference
 from fastnn import layers as L
 from fastnn.model import Sequential
 from fastnn_ext import infer as _infer
+from fastnn_ext import layer_ops
+from fastnn.plan import PlanBuilder
 
 CHUNK = _infer.CHUNK_ROWS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def layer_path(model, X, layers=None):
@@ -74,6 +83,41 @@ def test_dense_outputs_are_within_the_error_bound_of_a_sum_of_k_terms(dtype):
     assert (error <= gamma * magnitude).all()
     # and the bound is not vacuous: a wrong product would exceed it
     assert (gamma * magnitude < 0.01 * np.abs(exact).max()).all()
+
+
+PORTABLE_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from fastnn import layers as L
+    from fastnn.model import Sequential
+    from fastnn_ext import infer
+
+    out = {"vectorized": np.array(infer.vectorized())}
+    for dtype in ("float32", "float64"):
+        model = Sequential([L.Dense(300, 37), L.SiLU(), L.Dense(37, 5), L.Softmax()],
+                           dtype=dtype, seed=4)
+        X = np.random.default_rng(9).standard_normal((23, 300)).astype(dtype)
+        out[dtype] = model.predict_proba(X)
+    np.savez(sys.argv[1], **out)
+""")
+
+
+def test_the_portable_loop_gives_the_bits_of_the_vector_body(tmp_path):
+    # fma() rounds once, as the instruction does: the same chain, the same bits.
+    results = {}
+    for name, extra in (("vector", {}), ("portable", {"FASTNN_NO_ROW_GEMM_AVX2": "1"})):
+        env = {key: value for key, value in os.environ.items()
+               if key != "FASTNN_NO_ROW_GEMM_AVX2"}
+        env.update(extra, PYTHONPATH=ROOT)
+        path = tmp_path / f"{name}.npz"
+        subprocess.run([sys.executable, "-c", PORTABLE_SCRIPT, str(path)], env=env,
+                       check=True)
+        results[name] = np.load(path)
+    if not results["vector"]["vectorized"]:
+        pytest.skip("this CPU runs the portable loop only")
+    assert not results["portable"]["vectorized"]
+    for dtype in ("float32", "float64"):
+        np.testing.assert_array_equal(results["portable"][dtype], results["vector"][dtype])
 
 
 # -- every layer kind against the layer path -------------------------------------------
@@ -299,3 +343,126 @@ def test_run_refuses_arrays_it_cannot_take():
         plan.run(shared, shared.reshape(-1)[:9].reshape(3, 3))
     with pytest.raises(TypeError, match="n_threads"):
         plan.run(X, np.empty((3, 3), np.float32), 1.5)
+
+
+# -- the compiled entry point: every argument fault refused, nothing crashes -----------------
+
+def plan_parts(model):
+    return PlanBuilder(model, 1).records(model.layers)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["X", "out", "n_threads"]),
+       st.sampled_from(["float64", "int32", "1-D", "3-D", "short", "wide", "strided",
+                        "read-only", "none", "list", "nan", "huge", "zero", "negative",
+                        "bool", "string"]))
+def test_run_refuses_every_fault_or_gives_the_layer_path(name, fault):
+    model = small_model()
+    plan = inference.plan_of(model, model.layers)
+    X = np.random.default_rng(0).standard_normal((2 * CHUNK + 3, 5)).astype(np.float32)
+    args = {"X": X, "out": np.empty((X.shape[0], 3), np.float32), "n_threads": 2}
+    a = args[name]
+    array = a if isinstance(a, np.ndarray) else np.full(3, a)
+    changed = {
+        "float64": lambda: array.astype(np.float64), "int32": lambda: array.astype(np.int32),
+        "1-D": lambda: array.ravel(), "3-D": lambda: array[None],
+        "short": lambda: array[:1], "wide": lambda: np.repeat(array, 2, axis=-1),
+        "strided": lambda: np.repeat(array, 2, axis=0)[::2],
+        "read-only": lambda: np.frombuffer(array.tobytes(), array.dtype).reshape(array.shape),
+        "none": lambda: None, "list": lambda: array.tolist(),
+        "nan": lambda: np.where(array == array.flat[-1], np.nan, array),
+        "huge": lambda: 10**400, "zero": lambda: 0, "negative": lambda: -3,
+        "bool": lambda: True, "string": lambda: "2",
+    }[fault]()
+    args[name] = changed
+    try:
+        finite = plan.run(args["X"], args["out"], args["n_threads"])
+    except (TypeError, ValueError) as error:
+        # X of fewer rows than out: out's shape is the one refused
+        assert name in str(error) or (fault == "short" and "out" in str(error)), str(error)
+        return
+    if name == "X" and fault == "nan":
+        assert finite is False
+        return
+    assert finite is True
+    np.testing.assert_allclose(args["out"], layer_path(model, args["X"]), rtol=1e-5,
+                               atol=1e-6)
+
+
+def fresh_interpreter(code):
+    """Exit status of code run in a new interpreter from the project root."""
+    prelude = textwrap.dedent("""
+        import numpy as np
+        from fastnn import layers as L
+        from fastnn.model import Sequential
+        from fastnn.plan import PlanBuilder
+        from fastnn_ext import infer, layer_ops
+        model = Sequential([L.Dense(5, 4), L.Dropout(0.5), L.Dense(4, 3), L.Softmax()],
+                           seed=0)
+        records, kernels, activations = PlanBuilder(model, 1).records(model.layers)
+        X = np.ones((3, 5), np.float32)
+        def refused(call):
+            try:
+                call()
+            except (TypeError, ValueError):
+                return
+            raise SystemExit(3)
+    """)
+    done = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=ROOT,
+                          timeout=120, capture_output=True, text=True)
+    return done.returncode, done.stderr
+
+
+CRASHES = {
+    "run without __init__": """
+        refused(lambda: infer.InferencePlan.__new__(infer.InferencePlan).run(
+            X, np.empty((3, 3), np.float32)))
+    """,
+    "__init__ twice": """
+        plan = infer.InferencePlan(records, kernels, activations, model.params_,
+                                   model.buffers_)
+        refused(lambda: plan.__init__(records, kernels, activations, model.params_,
+                                      model.buffers_))
+        assert plan.run(X, np.empty((3, 3), np.float32))
+    """,
+    "a weight slice past the parameters": """
+        r = records.copy(); r[0]["weight"] = model.params_.size - 3
+        refused(lambda: infer.InferencePlan(r, kernels, activations, model.params_,
+                                            model.buffers_))
+    """,
+    "a dense op with too few weights": """
+        r = records.copy(); r[0]["weight_size"] = 4
+        refused(lambda: infer.InferencePlan(r, kernels, activations, model.params_,
+                                            model.buffers_))
+    """,
+    "a skipped op that changes the width": """
+        r = records.copy(); r[1]["out_size"] = 2; r[2]["in_size"] = 2
+        refused(lambda: infer.InferencePlan(r, kernels, activations, model.params_,
+                                            model.buffers_))
+    """,
+    "only a skipped op": """
+        refused(lambda: infer.InferencePlan(records[1:2], kernels[1:2], activations[1:2],
+                                            model.params_, model.buffers_))
+    """,
+    "parameters of the other dtype": """
+        refused(lambda: infer.InferencePlan(records, kernels, activations,
+                                            model.params_.astype(np.float64),
+                                            model.buffers_))
+    """,
+    "something else than op kernels": """
+        refused(lambda: infer.InferencePlan(records, [layer_ops.DENSE, 7, None, "x"],
+                                            activations, model.params_, model.buffers_))
+    """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRASHES))
+def test_the_inference_plan_refuses_what_would_crash(case):
+    status, stderr = fresh_interpreter(CRASHES[case])
+    assert status == 0, stderr
+
+
+def test_vectorized_says_which_body_runs():
+    assert _infer.vectorized() in (True, False)
+    with pytest.raises(TypeError):
+        _infer.vectorized(1)

@@ -8,10 +8,11 @@
  *
  * whatever m and whichever tile computes it, so a row's result does not
  * depend on the rows computed with it: a sample predicted alone gets the
- * bits it gets inside any batch.  BLAS gives no such promise (OpenBLAS's
- * one-row product differs from its batched one once it changes kernels),
- * and its one-row product repacks all of w on every call (965k instructions
- * for 784×256 where the arithmetic is 200k multiply-adds).
+ * bits it gets inside any batch.  BLAS gives no such promise (gemv, to which
+ * one-row products were once sent, gave a row 2e-7 away from the same row
+ * of a batched gemm in float32), and OpenBLAS's one-row gemm repacks all of
+ * w on every call: 199 µs for one row of 784×256 on an AMD EPYC, family 25
+ * model 1, where the arithmetic is 200k multiply-adds.
  *
  * The operands are read in place.  A tile of MR rows and NV vectors of
  * columns holds its MR·NV accumulators in registers; a broadcast element of
@@ -23,14 +24,17 @@
  * 512 KiB L2) took 12.5 µs from L3 (64 GB/s) on an AMD EPYC, family 25
  * model 1, streamed row by row or tile by tile alike.
  *
- * The AVX2+FMA body runs where the CPU has both; elsewhere a portable loop
- * calls fma() for the same chain (the same bits, slower).
+ * The AVX2+FMA body runs where the CPU has both; elsewhere, or with the
+ * environment variable FASTNN_NO_ROW_GEMM_AVX2 set at the first product,
+ * a portable loop calls fma() for the same chain: fma rounds once, as the
+ * instruction does, so both give the same bits.
  */
 #ifndef FASTNN_ROW_GEMM_KERNELS_H
 #define FASTNN_ROW_GEMM_KERNELS_H
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -44,7 +48,8 @@ static int fastnn_row_gemm_vectorized(void)
     static int available = -1;
     if (available < 0) {
         __builtin_cpu_init();
-        available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                    && getenv("FASTNN_NO_ROW_GEMM_AVX2") == NULL;
     }
     return available;
 #else
