@@ -22,8 +22,6 @@ from fastnn import inference
 from fastnn import layers as L
 from fastnn.model import Sequential
 from fastnn_ext import infer as _infer
-from fastnn_ext import layer_ops
-from fastnn.plan import PlanBuilder
 
 CHUNK = _infer.CHUNK_ROWS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -346,10 +344,6 @@ def test_run_refuses_arrays_it_cannot_take():
 
 
 # -- the compiled entry point: every argument fault refused, nothing crashes -----------------
-
-def plan_parts(model):
-    return PlanBuilder(model, 1).records(model.layers)
-
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(["X", "out", "n_threads"]),
