@@ -122,7 +122,9 @@ cdef Py_ssize_t infer_rows(const Network* net, const floating* x, floating* out,
                                rows, work):
                 return 1
         return 0
-    for c in prange(n_chunks, num_threads=threads, schedule="static"):
+    # Dynamic: on a shared machine one core may be slower; rows do not care
+    # which thread computes them.
+    for c in prange(n_chunks, num_threads=threads, schedule="dynamic"):
         start = c * chunk
         rows = min(chunk, n - start)
         if not infer_chunk(net, x + start * net.n_features, out + start * net.n_outputs,
