@@ -1,10 +1,12 @@
-"""Inference: ``predict_proba`` of the C2 network on 1 row and on 10,000 rows.
+"""Inference: ``predict_proba`` of the C2 network on 1, 10 and 10,000 rows.
 
-[784, 256, 128, 10] ReLU with a softmax output, float32, the seed-0 fastnn
-model's weights in every library; each call takes a NumPy array of images
-and returns a NumPy array of class probabilities:
+[784, 256, 128, 10] ReLU with a softmax output, float32 and float64, the
+seed-0 fastnn model's weights in every library; each call takes a NumPy
+array of images and returns a NumPy array of class probabilities:
 
-* fastnn — ``Sequential.predict_proba``;
+* fastnn — ``Sequential.predict_proba`` (the compiled inference plan);
+* fastnn-layers — the layer-by-layer path it replaced: each layer's Python
+  ``forward`` on BLAS products, in chunks of 4096 rows;
 * numpy — the plain forward pass ``NumpyMLP.predict_proba`` (matrix
   products, ``np.maximum``, a max-shifted softmax);
 * torch — ``torch.no_grad()`` forward of ``torch.nn.Sequential`` and
@@ -12,7 +14,8 @@ and returns a NumPy array of class probabilities:
 * jax — a ``jax.jit``-compiled forward, compiled for the shape before
   timing, ``np.asarray`` of the result.
 
-One row runs on one BLAS (and PyTorch) thread, 10,000 rows on all cores;
+One and ten rows run on one BLAS (and PyTorch, and fastnn OpenMP) thread,
+10,000 rows on all cores;
 XLA's pool always spans every core.  Every library's probabilities must
 match fastnn's before timing.
 """
@@ -21,20 +24,32 @@ import os
 
 import numpy as np
 import pytest
+from fastnn._validation import check_features
 from numpy_reference import NumpyMLP
 from peers import jax_or_none, torch_or_none
 from threads import blas_threads, openmp_limit, pause
 from workloads import C2, initial_weights
 
-ROWS = [1, 10000]
+ROWS = [1, 10, 10000]
+
+
+def _layer_path(model):
+    """``predict_proba`` as it was before the inference plan: layer by layer."""
+    def predict_proba(X):
+        X = check_features(X, model.dtype, model.n_features_)
+        return np.concatenate([model._forward(X[i:i + 4096], model.layers, False)
+                               for i in range(0, X.shape[0], 4096)])
+    return predict_proba
 
 
 def _predictor(library, model):
     weights = initial_weights(model)
     if library == "fastnn":
         return model.predict_proba
+    if library == "fastnn-layers":
+        return _layer_path(model)
     if library == "numpy":
-        ref = NumpyMLP(list(C2.widths), hidden="relu", output="softmax")
+        ref = NumpyMLP(list(C2.widths), hidden="relu", output="softmax", dtype=model.dtype)
         ref.set_weights(weights)
         return ref.predict_proba
     if library == "torch":
@@ -43,7 +58,12 @@ def _predictor(library, model):
             pytest.skip("PyTorch is not installed")
         from torch_reference import TorchMLP
 
-        return TorchMLP(torch, weights).predict_proba
+        ref = TorchMLP(torch, weights)
+        if model.dtype == np.float64:
+            ref.net.double()
+        return ref.predict_proba
+    if model.dtype == np.float64:
+        pytest.skip("the JAX peer runs float32 only (JAX's default precision)")
     if jax_or_none() is None:
         pytest.skip("JAX is not installed")
     from jax_reference import JaxMLP
@@ -51,17 +71,19 @@ def _predictor(library, model):
     return JaxMLP(weights).predict_proba
 
 
-@pytest.mark.parametrize("library", ["fastnn", "numpy", "torch", "jax"])
+@pytest.mark.parametrize("library", ["fastnn", "fastnn-layers", "numpy", "torch", "jax"])
 @pytest.mark.parametrize("n_rows", ROWS)
-def test_predict_proba(benchmark, fashion_mnist, n_rows, library):
-    X = np.ascontiguousarray(fashion_mnist[0][:n_rows])
-    model = C2.fastnn_model()
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_proba(benchmark, fashion_mnist, dtype, n_rows, library):
+    X = np.ascontiguousarray(fashion_mnist[0][:n_rows], dtype=dtype)
+    model = C2.fastnn_model(dtype=dtype)
     predict = _predictor(library, model)
-    threads = 1 if n_rows == 1 else os.cpu_count()
+    threads = 1 if n_rows < 10000 else os.cpu_count()
     torch = torch_or_none() if library == "torch" else None
     if torch is not None:
         torch.set_num_threads(threads)
-    benchmark.group = f"predict_proba C2 {list(C2.widths)} ReLU, {n_rows} row{'s' if n_rows > 1 else ''}"
+    benchmark.group = (f"predict_proba C2 {list(C2.widths)} ReLU {dtype}, "
+                       f"{n_rows} row{'s' if n_rows > 1 else ''}")
     benchmark.extra_info["library"] = library
     # OpenMP (fastnn's threads) is limited for fastnn only: the limit would
     # also reach PyTorch's runtime and override its set_num_threads.

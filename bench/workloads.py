@@ -67,8 +67,8 @@ class Workload:
                 f"{epochs} of {n_samples} ({self.steps(n_samples)} steps), {self.threads} BLAS "
                 f"thread{'s' if self.threads > 1 else ''}")
 
-    def fastnn_model(self, widths=None):
-        """A fresh seed-0 fastnn model of this workload (optionally other widths)."""
+    def fastnn_model(self, widths=None, dtype="float32"):
+        """A fresh seed-0 fastnn model of this workload (optionally other widths, dtype)."""
         widths = tuple(widths or self.widths)
         if self.hidden == "sigmoid":
             act, init, last_init = L.Sigmoid, "scaled_normal", "scaled_normal"
@@ -86,7 +86,7 @@ class Workload:
         else:
             optimizer = SGD(lr=self.lr)
         return Sequential(layers, loss=f"{self.output}_cross_entropy", optimizer=optimizer,
-                          dtype="float32", seed=0, l2=self.l2)
+                          dtype=dtype, seed=0, l2=self.l2)
 
 
 def initial_weights(model):

@@ -15,6 +15,7 @@ same weights.
 
 import numpy as np
 
+from fastnn import inference as _inference
 from fastnn import losses as _losses
 from fastnn import serialization as _files
 from fastnn import training as _training
@@ -217,8 +218,12 @@ class Sequential:
         """Network outputs (class probabilities for the cross-entropy losses).
 
         ``X`` is (n_samples, n_features), or one sample (n_features,), which
-        gives one row of outputs.
+        gives one row of outputs.  A network whose layers all have a
+        compiled form runs in one compiled call (``fastnn.inference``).
         """
+        proba = _inference.predict(self, X, self.layers)
+        if proba is not None:
+            return proba
         X, single = self._features(X)
         out = np.concatenate([self._forward(X[i:i + PREDICT_CHUNK], self.layers, False)
                               for i in range(0, X.shape[0], PREDICT_CHUNK)])
@@ -245,8 +250,11 @@ class Sequential:
         labels, targets = self._targets(y, X.shape[0])
         regression = self.regression and labels is None
         total, correct, outputs = 0.0, 0, []
+        plan = _inference.plan_of(self, self._loss_layers)
+        compiled = None if plan is None else _inference.run(plan, self, X)
         for i in range(0, X.shape[0], PREDICT_CHUNK):
-            out = self._forward(X[i:i + PREDICT_CHUNK], self._loss_layers, False)
+            out = (compiled[i:i + PREDICT_CHUNK] if compiled is not None
+                   else self._forward(X[i:i + PREDICT_CHUNK], self._loss_layers, False))
             batch_targets = self._batch_targets(labels, targets, slice(i, i + PREDICT_CHUNK))
             total += _loss_kernels.loss_grad(self.loss.code, out, batch_targets)
             if regression:

@@ -3,13 +3,16 @@
 ``build_plan`` asks every layer of the network, in order, for its op records
 (``Layer.compile``) and lays them out over a workspace of activation and
 delta buffers sized for one batch; ``fastnn_ext.train.EpochPlan`` checks the
-records and runs whole epochs of them.  Nothing here knows a layer by name:
+records and runs whole epochs of them.  ``build_inference_plan`` hands the
+same records to ``fastnn_ext.infer.InferencePlan``, which runs them forward
+in evaluation mode.  Nothing here knows a layer by name:
 the layers say what they need, this module only places it.
 """
 
 import numpy as np
 
 from fastnn_ext import activations as _act
+from fastnn_ext import infer as _infer
 from fastnn_ext import train as _train
 
 
@@ -93,3 +96,16 @@ def build_plan(model, layers, rows, update, fused_sgd=None):
     records, kernels, activations = compiled
     return _train.EpochPlan(records, kernels, activations, model.buffers_, rows, model.loss,
                             update, fused_sgd)
+
+
+def build_inference_plan(model, layers):
+    """The ``InferencePlan`` of ``layers`` (evaluation mode), or None.
+
+    None when a layer has no compiled form (the model then predicts layer by
+    layer).  The plan reads the model's current parameters at every call.
+    """
+    compiled = PlanBuilder(model, 1).records(layers)
+    if compiled is None:
+        return None
+    records, kernels, activations = compiled
+    return _infer.InferencePlan(records, kernels, activations, model.params_, model.buffers_)

@@ -7,6 +7,13 @@ the same arithmetic, call for call, as the layer-by-layer path, which calls
 the same pointer kernels through the checked wrappers of ``dense``,
 ``activations``, ``dropout`` and ``batchnorm``.  They trust their records: the
 plan (train.pyx) checks every offset before the first step.
+
+Each table's inference forward (``infer32``/``infer64``) computes the op in
+evaluation mode between two arrays given by pointer, for the inference plan
+(infer.pyx): the element-wise ops are the training forward itself, batch
+norm is the affine map of its running statistics, dropout is the identity
+(no entry), and a dense product is ``row_gemm``, whose rows do not depend on
+the batch they are computed in.
 """
 
 from cpython.pycapsule cimport PyCapsule_New
@@ -17,11 +24,13 @@ from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
 from fastnn_ext.activations cimport (ActivationKernels, activation_forward,
                                      activation_backward, add_bias, softmax_forward,
                                      softmax_backward, prelu_forward, prelu_backward)
-from fastnn_ext.batchnorm cimport batchnorm_forward_train, batchnorm_backward
+from fastnn_ext.batchnorm cimport (batchnorm_forward_train, batchnorm_forward_eval,
+                                   batchnorm_backward)
 from fastnn_ext.blas cimport gemm
 from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
                                dense_may_use_blas_threads)
 from fastnn_ext.dropout cimport dropout_forward, dropout_backward
+from fastnn_ext.row_gemm cimport row_gemm
 
 
 cdef inline floating* grad_in_of(const OpRecord* op, floating* delta) noexcept nogil:
@@ -49,6 +58,16 @@ cdef void dense_op_forward(const OpRecord* op, const ActivationKernels* act,
     else:
         dense_forward(work + op.input, params + op.weight, bias, work + op.output,
                       m, op.in_size, op.out_size, act, <floating> op.alpha)
+
+
+cdef void dense_op_infer(const OpRecord* op, const ActivationKernels* act,
+                         const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+    # f(z + b) fused, as the layer path's bias and activation compute it
+    # element by element: nothing is kept for a backward pass.
+    cdef const floating* params = <const floating*> ctx.params
+    row_gemm(x, params + op.weight, y, ctx.rows, op.in_size, op.out_size)
+    activation_forward(act, y, params + op.bias if op.bias >= 0 else <floating*> NULL, y,
+                       ctx.rows, op.out_size, <floating> op.alpha)
 
 
 cdef void dense_op_backward(const OpRecord* op, const ActivationKernels* act,
@@ -86,10 +105,15 @@ cdef bint dense_op_wakes_blas(const OpRecord* op, Py_ssize_t rows,
 
 # -- an element-wise activation on its own -------------------------------------
 
+cdef void activation_op_infer(const OpRecord* op, const ActivationKernels* act,
+                              const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+    activation_forward(act, x, <floating*> NULL, y, ctx.rows, op.out_size,
+                       <floating> op.alpha)
+
+
 cdef void activation_op_forward(const OpRecord* op, const ActivationKernels* act,
                                 const OpContext* ctx, floating* work) noexcept nogil:
-    activation_forward(act, work + op.input, <floating*> NULL, work + op.output, ctx.rows,
-                       op.out_size, <floating> op.alpha)
+    activation_op_infer(op, act, ctx, work + op.input, work + op.output)
 
 
 cdef void activation_op_backward(const OpRecord* op, const ActivationKernels* act,
@@ -109,9 +133,14 @@ cdef OpNeeds nothing_more(const OpRecord* op, const ActivationKernels* act,
 
 # -- softmax --------------------------------------------------------------------
 
+cdef void softmax_op_infer(const OpRecord* op, const ActivationKernels* act,
+                           const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+    softmax_forward(x, y, ctx.rows, op.out_size)
+
+
 cdef void softmax_op_forward(const OpRecord* op, const ActivationKernels* act,
                              const OpContext* ctx, floating* work) noexcept nogil:
-    softmax_forward(work + op.input, work + op.output, ctx.rows, op.out_size)
+    softmax_op_infer(op, act, ctx, work + op.input, work + op.output)
 
 
 cdef void softmax_op_backward(const OpRecord* op, const ActivationKernels* act,
@@ -124,10 +153,14 @@ cdef void softmax_op_backward(const OpRecord* op, const ActivationKernels* act,
 
 # -- PReLU: a learned slope per unit -----------------------------------------------
 
+cdef void prelu_op_infer(const OpRecord* op, const ActivationKernels* act,
+                         const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+    prelu_forward(x, <const floating*> ctx.params + op.weight, y, ctx.rows, op.out_size)
+
+
 cdef void prelu_op_forward(const OpRecord* op, const ActivationKernels* act,
                            const OpContext* ctx, floating* work) noexcept nogil:
-    prelu_forward(work + op.input, <floating*> ctx.params + op.weight, work + op.output,
-                  ctx.rows, op.out_size)
+    prelu_op_infer(op, act, ctx, work + op.input, work + op.output)
 
 
 cdef void prelu_op_backward(const OpRecord* op, const ActivationKernels* act,
@@ -194,6 +227,14 @@ cdef void batchnorm_op_forward(const OpRecord* op, const ActivationKernels* act,
                             ctx.rows, n, op.momentum, op.eps)
 
 
+cdef void batchnorm_op_infer(const OpRecord* op, const ActivationKernels* act,
+                             const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+    cdef const floating* params = <const floating*> ctx.params
+    cdef const floating* running = <const floating*> ctx.buffers + op.state
+    batchnorm_forward_eval(x, params + op.weight, params + op.bias, y, running,
+                           running + op.out_size, ctx.rows, op.out_size, op.eps)
+
+
 cdef void batchnorm_op_backward(const OpRecord* op, const ActivationKernels* act,
                                 const OpContext* ctx, floating* work) noexcept nogil:
     cdef floating* grads = <floating*> ctx.grads
@@ -207,22 +248,28 @@ cdef void batchnorm_op_backward(const OpRecord* op, const ActivationKernels* act
 
 cdef OpKernels DENSE_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
-    dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas, dense_op_needs)
+    dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas, dense_op_needs,
+    dense_op_infer[float], dense_op_infer[double])
 cdef OpKernels ACTIVATION_KERNELS = OpKernels(
     activation_op_forward[float], activation_op_forward[double],
-    activation_op_backward[float], activation_op_backward[double], NULL, nothing_more)
+    activation_op_backward[float], activation_op_backward[double], NULL, nothing_more,
+    activation_op_infer[float], activation_op_infer[double])
 cdef OpKernels SOFTMAX_KERNELS = OpKernels(
     softmax_op_forward[float], softmax_op_forward[double],
-    softmax_op_backward[float], softmax_op_backward[double], NULL, nothing_more)
+    softmax_op_backward[float], softmax_op_backward[double], NULL, nothing_more,
+    softmax_op_infer[float], softmax_op_infer[double])
 cdef OpKernels PRELU_KERNELS = OpKernels(
     prelu_op_forward[float], prelu_op_forward[double],
-    prelu_op_backward[float], prelu_op_backward[double], NULL, prelu_op_needs)
+    prelu_op_backward[float], prelu_op_backward[double], NULL, prelu_op_needs,
+    prelu_op_infer[float], prelu_op_infer[double])
 cdef OpKernels DROPOUT_KERNELS = OpKernels(
     dropout_op_forward[float], dropout_op_forward[double],
-    dropout_op_backward[float], dropout_op_backward[double], NULL, dropout_op_needs)
+    dropout_op_backward[float], dropout_op_backward[double], NULL, dropout_op_needs,
+    NULL, NULL)  # the identity at inference
 cdef OpKernels BATCHNORM_KERNELS = OpKernels(
     batchnorm_op_forward[float], batchnorm_op_forward[double],
-    batchnorm_op_backward[float], batchnorm_op_backward[double], NULL, batchnorm_op_needs)
+    batchnorm_op_backward[float], batchnorm_op_backward[double], NULL, batchnorm_op_needs,
+    batchnorm_op_infer[float], batchnorm_op_infer[double])
 
 DENSE = PyCapsule_New(&DENSE_KERNELS, OP_CAPSULE, NULL)
 ACTIVATION = PyCapsule_New(&ACTIVATION_KERNELS, OP_CAPSULE, NULL)

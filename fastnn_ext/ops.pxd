@@ -5,7 +5,8 @@
 # scalar settings — and names its kernel table, exported by the module that
 # implements it as a capsule named OP_CAPSULE.  The training loop
 # (train.pyx) walks the records, calling each table's forward in order and
-# its backward in reverse; it knows no layer by name.  A new kind of layer is
+# its backward in reverse; the inference plan (infer.pyx) calls each table's
+# inference forward in order.  Neither knows a layer by name.  A new kind of layer is
 # its kernels, its table and its layer class.
 #
 # Sizes are elements per sample (a row of a buffer), so a layer whose input
@@ -61,6 +62,15 @@ ctypedef void (*OpForward64)(const OpRecord* op, const ActivationKernels* act,
 # when op.need_grad_in, and the parameters' gradients into grads.
 ctypedef OpForward32 OpBackward32
 ctypedef OpForward64 OpBackward64
+# inference: y = the op's output for input x, `ctx.rows` rows, the network in
+# evaluation mode (dropout the identity, batch norm with its running
+# statistics); reads ctx.params and ctx.buffers only.  x and y are rows of
+# op.in_size and op.out_size elements and do not overlap.  NULL: the op is
+# the identity at inference, and the plan skips it.
+ctypedef void (*OpInfer32)(const OpRecord* op, const ActivationKernels* act,
+                           const OpContext* ctx, const float* x, float* y) noexcept nogil
+ctypedef void (*OpInfer64)(const OpRecord* op, const ActivationKernels* act,
+                           const OpContext* ctx, const double* x, double* y) noexcept nogil
 # Whether a step over `rows` rows may run a BLAS product large enough for
 # BLAS to start its own threads (NULL: the op calls no BLAS).
 ctypedef bint (*OpWakesBlas)(const OpRecord* op, Py_ssize_t rows,
@@ -85,6 +95,8 @@ ctypedef struct OpKernels:
     OpBackward64 backward64
     OpWakesBlas wakes_blas
     OpSizes needs
+    OpInfer32 infer32
+    OpInfer64 infer64
 
 cdef extern from *:
     """

@@ -1,0 +1,67 @@
+"""Predictions through the network's compiled inference plan.
+
+A model whose layers all have a compiled form predicts through one
+``fastnn_ext.infer.InferencePlan`` per list of layers it runs — its whole
+network for ``predict_proba``, the network without its output layer for
+``evaluate``'s loss — built on first use and kept for the model's life (the
+architecture and the dtype never change after the model is built; the plan
+reads the current parameters at every call).  Other models return None here
+and predict layer by layer.
+
+An array that already is what the plan takes — the model's dtype,
+C-contiguous, one row or a 2-D batch of the right width — is checked in
+O(1) and for finiteness inside the compiled call; anything else goes
+through ``check_features`` first.  The errors are the same either way.
+"""
+
+import weakref
+
+import numpy as np
+
+from fastnn._validation import check_features
+from fastnn.plan import build_inference_plan
+from fastnn_ext import update as _update
+from fastnn_ext.infer import CHUNK_ROWS as _CHUNK_ROWS
+
+# model → {number of leading layers: InferencePlan or None}; a weak key, so
+# that the plans leave with their model and never reach its pickle.
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def plan_of(model, layers):
+    """The inference plan of ``layers`` (a leading part of model.layers), or None."""
+    plans = _PLANS.get(model)
+    if plans is None:
+        plans = _PLANS[model] = {}
+    key = len(layers)
+    plan = plans.get(key, False)
+    if plan is False or (plan is not None and (plan.params_array is not model.params_
+                                               or plan.buffers_array is not model.buffers_)):
+        plan = plans[key] = build_inference_plan(model, layers)
+    return plan
+
+
+def run(plan, model, X):
+    """The plan's outputs for checked 2-D rows X; NaN or ±∞ in X raise check_features' error."""
+    out = np.empty((X.shape[0], plan.n_outputs), dtype=plan.dtype)
+    threads = 1 if X.shape[0] <= _CHUNK_ROWS else _update.max_threads()
+    if not plan.run(X, out, threads):
+        check_features(X, model.dtype, model.n_features_)  # raises, naming the problem
+        raise AssertionError("the inference plan found a value check_features accepts")
+    return out
+
+
+def predict(model, X, layers):
+    """Outputs of ``layers`` for X (2-D, or one sample 1-D → one row), or None
+    when a layer has no compiled form."""
+    plan = plan_of(model, layers)
+    if plan is None:
+        return None
+    if (type(X) is np.ndarray and X.dtype is plan.dtype and 1 <= X.ndim <= 2
+            and X.shape[-1] == plan.n_features and X.size and X.flags.c_contiguous):
+        single = X.ndim == 1
+        out = run(plan, model, X.reshape(1, -1) if single else X)
+    else:
+        X, single = model._features(X)
+        out = run(plan, model, X)
+    return out[0] if single else out
