@@ -20,6 +20,7 @@ from fastnn import serialization as _files
 from fastnn import training as _training
 from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
                                 check_positive_int, check_targets, one_hot)
+from fastnn import _layout
 from fastnn._layout import check_unshared, lay_out, owner, take_ownership
 from fastnn.layers import Layer
 from fastnn.optimizers import SGD, Optimizer
@@ -71,11 +72,14 @@ class Sequential:
     Attributes
     ----------
     params_, grads_ : ndarray
-        Flat parameter and gradient buffers.
+        Flat parameter and gradient buffers (trainable layers' first).
     buffers_ : ndarray
         Flat non-trainable state (batch-norm running statistics).
     n_weights_ : int
-        Number of leading elements of ``params_`` that are weights.
+        Number of leading elements of ``params_`` that are trainable weights.
+    n_trainable_ : int
+        Number of leading elements of ``params_`` that training updates; the
+        rest belong to frozen layers (see :meth:`freeze`).
     history_ : History
         Metrics of the last ``fit``.
     """
@@ -141,7 +145,7 @@ class Sequential:
         if owner(optimizer) not in (None, self):
             raise ValueError(f"{optimizer!r} already belongs to another Sequential; an "
                              "optimizer holds one model's state (make a new one)")
-        optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
+        optimizer.bind(self.n_trainable_, self.dtype, self.n_weights_)
         take_ownership(optimizer, self)
         old = getattr(self, "_optimizer", None)
         if old is not None and old is not optimizer:
@@ -150,8 +154,27 @@ class Sequential:
 
     @property
     def n_params(self):
-        """Number of trainable parameters."""
+        """Number of parameters, those of frozen layers included."""
         return self.params_.size
+
+    def freeze(self, *layers):
+        """Stop training the given layers (layer objects or indices into ``layers``).
+
+        A frozen layer's parameters get no update, no optimizer state and no
+        weight penalty gradient, on both training paths; a frozen
+        ``BatchNorm`` runs in inference mode (its running statistics stay).
+        The backward pass stops at the first layer left trainable.  Changing
+        what is frozen lays the flat buffers out again (every value is kept;
+        views taken before point into the old buffers) and restarts the
+        optimizer: fresh moments, step and epoch counters at 0, as a new
+        optimizer over the trainable parameters would.  Freezing every layer
+        with parameters is refused.
+        """
+        _layout.set_trainable(self, layers, False)
+
+    def unfreeze(self, *layers):
+        """Train the given layers (layer objects or indices) again; see :meth:`freeze`."""
+        _layout.set_trainable(self, layers, True)
 
     def summary(self):
         """A table of the layers: output width and parameter count of each, and the total."""
@@ -249,7 +272,10 @@ class Sequential:
     # ------------------------------------------------------------- gradients
 
     def penalty(self, n_samples):
-        """The weight penalty λ₂/(2n)·Σw² + λ₁/n·Σ|w| for n training samples."""
+        """The weight penalty λ₂/(2n)·Σw² + λ₁/n·Σ|w| for n training samples.
+
+        The sums run over the trainable weights: a frozen weight's term is a
+        constant of the training."""
         weights = self.params_[:self.n_weights_].astype(np.float64)
         return (self.l2 / (2 * n_samples) * np.dot(weights, weights)
                 + self.l1 / n_samples * np.abs(weights).sum())
@@ -264,13 +290,17 @@ class Sequential:
         X = check_features(X, self.dtype, self.n_features_)
         labels, targets = self._targets(y, X.shape[0])
         batch_targets = self._batch_targets(labels, targets, slice(None))
-        loss = self._forward_backward(X, batch_targets, training)[0] / X.shape[0]
+        loss = self._forward_backward(X, batch_targets, training,
+                                      first=self._first_with_params)[0] / X.shape[0]
         _gradients.weight_penalty(self.params_[:self.n_weights_], self.grads_[:self.n_weights_],
                                   self.l2 / X.shape[0], self.l1 / X.shape[0])
         return loss + self.penalty(X.shape[0]), self.grads_.copy()
 
-    def _forward_backward(self, X, batch_targets, training=True, weights=None):
+    def _forward_backward(self, X, batch_targets, training=True, weights=None, first=None):
         """Loss sum and correct count of one batch; leaves the gradient in grads_.
+
+        The backward pass runs down to layer ``first`` (default: the first
+        with trainable parameters; the layers before it need no gradient).
 
         With sample ``weights``, row i's loss and gradient are scaled by wᵢ,
         row by row as the compiled epoch does (``train.weighted_loss_and_grad``).
@@ -287,9 +317,9 @@ class Sequential:
                     self.loss.code, out[i:i + 1], batch_targets[i:i + 1], delta[i:i + 1],
                     weight / m)
         correct = _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        # Layers before the first with parameters need no gradient at all.
-        for i in range(len(self._loss_layers) - 1, self._first_with_params - 1, -1):
-            delta = self._loss_layers[i].backward(delta, need_grad_in=i > self._first_with_params)
+        first = self._first_trainable if first is None else first
+        for i in range(len(self._loss_layers) - 1, first - 1, -1):
+            delta = self._loss_layers[i].backward(delta, need_grad_in=i > first)
         return loss, correct
 
     # -------------------------------------------------------------- training
@@ -340,6 +370,8 @@ class Sequential:
             On Ctrl-C, within a fraction of a second; the weights are those of
             the last finished step.
         """
+        if _layout.trainable_changed(self):
+            _layout.relay(self)
         X, y, sample_weight, validation_data = _training.split_validation(
             self, X, y, sample_weight, validation_data, validation_split)
         X = check_features(X, self.dtype, self.n_features_)
@@ -359,7 +391,7 @@ class Sequential:
         update = _update.UpdateStep(
             self.params_, self.grads_, self.optimizer, self.n_weights_,
             self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
-            self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0))
+            self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0), self.n_trainable_)
         plan = None if compiled is False else build_plan(
             self, self._loss_layers, batch_size, update, _training.fused_sgd_decay(self))
         if compiled and plan is None:

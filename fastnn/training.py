@@ -156,7 +156,7 @@ def fused_sgd_decay(model):
     """
     optimizer = model.optimizer
     if (optimizer.name == "sgd" and optimizer.momentum == 0 and model._weights_are_dense
-            and optimizer.n_decay_ in (model.n_weights_, model.params_.size)
+            and optimizer.n_decay_ in (model.n_weights_, model.n_trainable_)
             and model.l1 == 0 and model.clip_norm is None and model.clip_value is None
             and model.gradient_noise is None):
         return optimizer.weight_decay
