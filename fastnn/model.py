@@ -21,6 +21,7 @@ from fastnn import training as _training
 from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
                                 check_positive_int, check_targets, one_hot)
 from fastnn import _layout
+from fastnn import augment as _augment
 from fastnn._layout import check_unshared, lay_out, owner, take_ownership
 from fastnn.layers import Layer
 from fastnn.optimizers import SGD, Optimizer
@@ -326,7 +327,7 @@ class Sequential:
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             callbacks=(), verbose=False, compiled=None, sample_weight=None,
-            validation_split=0.0):
+            validation_split=0.0, augment=None):
         """Train by mini-batch gradient descent.
 
         ``batch_size=1`` is stochastic gradient descent, ``batch_size=len(X)``
@@ -353,6 +354,10 @@ class Sequential:
         validation_split : float in [0, 1)
             Hold out this fraction of the samples — the last ones, before any
             shuffling, as Keras does — as ``validation_data``.
+        augment : fastnn.augment.Augmentation, optional
+            Random transformations of the training rows (flattened images),
+            drawn afresh for every batch from the model's generator; ``X``
+            itself is not modified.
 
         Returns
         -------
@@ -385,6 +390,7 @@ class Sequential:
         if compiled not in (None, True, False):
             raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
         _training.check_batch_rows(self, batch_size, X.shape[0])
+        augment = _augment.check_augment(augment, self.n_features_)
         validation = _training.check_validation(self, validation_data)
         hooks, history = _training.make_hooks(self, callbacks, verbose, epochs,
                                               validation is not None)
@@ -398,7 +404,7 @@ class Sequential:
             raise ValueError("a layer of this network has no compiled form; use compiled=False")
 
         _training.run_epochs(self, plan, update, X, labels, targets, sample_weight, epochs,
-                             batch_size, shuffle, validation, hooks)
+                             batch_size, shuffle, validation, hooks, augment)
         self.history_ = history
         return history
 
