@@ -66,9 +66,7 @@ def shift(images, dy, dx):
 def flip(images, which):
     """Mirror the images where ``which`` is True left to right: ``images[i, :, ::-1]``."""
     which = _per_image("which", which, images.shape[0]).astype(bool)
-    out = images.copy()
-    out[which] = images[which, :, ::-1]
-    return out
+    return np.where(which[:, None, None], images[:, :, ::-1], images)
 
 
 def rotate(images, degrees):
@@ -210,11 +208,16 @@ class Augmentation:
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        X = check_features(X, dtype, self.n_features)
+        return self.apply(check_features(X, dtype, self.n_features), rng)
+
+    def apply(self, X, rng):
+        """``self(X, rng)`` for rows already checked (C-contiguous float, H·W columns)."""
         images = X.reshape(-1, *self.shape)
         for transform in self.transforms:
             images = transform(images, rng)
-        return np.ascontiguousarray(images.reshape(X.shape), dtype=dtype)
+        out = np.ascontiguousarray(images.reshape(X.shape), dtype=X.dtype)
+        # Every transformation returns a new array; without any, copy.
+        return out.copy() if np.may_share_memory(out, X) else out
 
     def __repr__(self):
         inner = "".join(f", {transform!r}" for transform in self.transforms)

@@ -57,7 +57,7 @@ class EpochRows:
             return
         bs = self.batch_size
         rows = self.epoch_order[step * bs:(step + self.chunk) * bs]
-        self.X = self.augment(X[rows], self.model.rng)
+        self.X = self.augment.apply(X[rows], self.model.rng)
         self.labels = None if labels is None else labels[rows]
         self.targets = None if targets is None else np.ascontiguousarray(targets[rows])
         self.sample_weight = None if sample_weight is None else sample_weight[rows]

@@ -105,6 +105,7 @@ def test_the_callers_array_is_never_modified(dtype):
                               A.GaussianNoise(0.2))
     out = pipeline(X, np.random.default_rng(0))
     assert out.dtype == dtype and out.flags.c_contiguous and not np.shares_memory(out, X)
+    assert not np.shares_memory(A.Augmentation((4, 4))(X, np.random.default_rng(0)), X)
     y = np.arange(20) % 2
     model = Sequential([L.Dense(16, 4), L.ReLU(), L.Dense(4, 2), L.Softmax()], dtype=dtype,
                        seed=0)
