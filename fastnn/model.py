@@ -178,12 +178,15 @@ class Sequential:
         _layout.set_trainable(self, layers, True)
 
     def summary(self):
-        """A table of the layers: output width and parameter count of each, and the total."""
+        """A table of the layers: output width and parameter count of each, and the total
+        (and the trainable count when layers are frozen)."""
         rows = [("layer", "output", "parameters")]
         for layer in self.layers:
             rows.append((repr(layer), str(layer.n_out),
                          str(sum(a.size for a in layer.params.values()))))
         rows.append(("total", "", str(self.n_params)))
+        if self.n_trainable_ != self.n_params:
+            rows.append(("trainable", "", str(self.n_trainable_)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         return "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}"
                          for a, b, c in rows)

@@ -318,3 +318,25 @@ def test_the_compiled_pieces_check_their_new_arguments():
         with pytest.raises(ValueError, match="first_backward"):
             train.EpochPlan(records, kernels, activations, model.buffers_, 8, model.loss,
                             update, None, bad)
+
+
+def test_gradients_with_frozen_layers_match_finite_differences():
+    # Every parameter's gradient, frozen ones included, is the derivative of
+    # the objective, whose penalty counts the trainable weights and whose
+    # frozen batch norm normalizes with its running statistics.
+    from fastnn.gradcheck import check_gradients
+
+    X, y = blobs(n=13)
+    model = make(batchnorm_frozen(), dict(optimizer=SGD, l2=0.7, l1=0.05))
+    model.fit(X, y, epochs=2, batch_size=5)
+    model.freeze(0, 1)
+    report = check_gradients(model, X, y)
+    assert len(report) == 9 and max(report.values()) < 1e-7, report
+
+
+def test_summary_counts_the_trainable_parameters():
+    model = make(middle_frozen(), FUSED_SGD)
+    assert "trainable" not in model.summary()
+    model.freeze(0)
+    last = model.summary().splitlines()[-1].split()
+    assert last == ["trainable", str(model.params_.size - 35)]
