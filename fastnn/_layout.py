@@ -131,7 +131,8 @@ def trainable_changed(model):
 
 
 def _trainable_key(model):
-    return tuple(bool(layer.trainable) for layer in model.layers)
+    # Only layers with parameters count: freezing a ReLU changes nothing.
+    return tuple(bool(layer.trainable) for layer in model.layers if layer.param_specs())
 
 
 def _allocate(model):

@@ -190,3 +190,28 @@ def test_the_rotation_kernel_checks_its_arrays():
         kernels.rotate(batch, angles, angles, np.empty_like(batch, dtype=np.float32))
     with pytest.raises(ValueError, match="out overlaps"):
         kernels.rotate(batch, angles, angles, batch)
+
+
+@pytest.mark.parametrize("rows", [4096, 32], ids=["one chunk", "chunks of two batches"])
+def test_both_paths_stop_at_the_same_step_of_an_augmented_epoch(rows, monkeypatch):
+    # A few huge rows overflow Adam's second moment: the compiled path
+    # replays its call step by step on the chunk it drew, and stops where the
+    # layer path stops, with the same weights and generator.
+    from fastnn.model import NonFiniteError
+
+    monkeypatch.setattr(training, "AUGMENT_ROWS", rows)
+    rng = np.random.default_rng(2)
+    X = rng.random((160, 36)).astype(np.float32)
+    X[150:] *= 1e25
+    y = rng.integers(0, 3, 160)
+    runs = []
+    for compiled in (True, False):
+        model = Sequential([L.Dense(36, 8), L.ReLU(), L.Dense(8, 3), L.Softmax()],
+                           optimizer=Adam(lr=1e-3), dtype="float32", seed=0)
+        with pytest.raises(NonFiniteError) as error:
+            model.fit(X, y, epochs=1, batch_size=16, compiled=compiled, augment=PIPELINE)
+        runs.append((str(error.value), model.params_.copy(), model.optimizer.t_,
+                     model.rng.bit_generator.state))
+    assert runs[0][0] == runs[1][0] and runs[0][2] == runs[1][2] > 0
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][3] == runs[1][3]

@@ -340,3 +340,13 @@ def test_summary_counts_the_trainable_parameters():
     model.freeze(0)
     last = model.summary().splitlines()[-1].split()
     assert last == ["trainable", str(model.params_.size - 35)]
+
+
+def test_freezing_a_layer_without_parameters_changes_nothing():
+    X, y = blobs(n=64)
+    model = make(middle_frozen(), EVERYTHING)
+    model.fit(X, y, epochs=1, batch_size=16)
+    state, t = model.optimizer.state_.copy(), model.optimizer.t_
+    model.freeze(1)           # the Tanh
+    assert model.optimizer.t_ == t and np.array_equal(model.optimizer.state_, state)
+    assert model.n_trainable_ == model.params_.size
