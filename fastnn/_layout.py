@@ -114,6 +114,31 @@ def _layer_of(model, item):
     raise TypeError(f"layers are given as fastnn layers or integer indices, got {item!r}")
 
 
+class CanonicalView:
+    """The model as weight files see it: ``params_`` in the order of the all-trainable layout.
+
+    A file so reads the same whatever is frozen when it is written or read.
+    Other attributes are the model's; :meth:`write_back` scatters ``params_``
+    into the model's own layout (after a load).
+    """
+
+    def __init__(self, model):
+        self._model = model
+        specs = [(layer, spec) for layer in model.layers for spec in layer.param_specs()]
+        canonical = [item for decay in (True, False) for item in specs if item[1].decay == decay]
+        self._order = np.concatenate(
+            [model._offsets[id(layer), spec.name] + np.arange(math.prod(spec.shape))
+             for layer, spec in canonical] or [np.zeros(0, dtype=np.intp)])
+        self.params_ = model.params_[self._order]
+        self.buffers_ = model.buffers_
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def write_back(self):
+        self._model.params_[self._order] = self.params_
+
+
 def check_trainable(model):
     """Refuse a ``trainable`` flag that is not a bool, and a network left with nothing to train."""
     for layer in model.layers:

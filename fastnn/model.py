@@ -415,10 +415,14 @@ class Sequential:
 
     def get_state(self):
         """A copy of everything training changes in the network (for restoring)."""
-        return {"params": self.params_.copy(), "buffers": self.buffers_.copy()}
+        return {"params": self.params_.copy(), "buffers": self.buffers_.copy(),
+                "trainable": self._trainable_key}
 
     def set_state(self, state):
-        """Restore a state from ``get_state``."""
+        """Restore a state from ``get_state``, taken with the same layers frozen."""
+        if state.get("trainable", self._trainable_key) != self._trainable_key:
+            raise ValueError("the state was taken with other layers frozen: its parameters "
+                             "are laid out differently (use get_weights/set_weights)")
         self.params_[...] = state["params"]
         self.buffers_[...] = state["buffers"]
 
@@ -442,8 +446,10 @@ class Sequential:
         The file records what it belongs to (layer kinds and shapes, dtype,
         fastnn version); ``load_weights`` refuses another network's file.
         """
-        _files.save_weights(self, path)
+        _files.save_weights(_layout.CanonicalView(self), path)
 
     def load_weights(self, path):
-        """Read a file written by ``save_weights`` into this network."""
-        _files.load_weights(self, path)
+        """Read a file written by ``save_weights`` into this network (whatever is frozen)."""
+        view = _layout.CanonicalView(self)
+        _files.load_weights(view, path)
+        view.write_back()

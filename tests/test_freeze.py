@@ -350,3 +350,31 @@ def test_freezing_a_layer_without_parameters_changes_nothing():
     model.freeze(1)           # the Tanh
     assert model.optimizer.t_ == t and np.array_equal(model.optimizer.state_, state)
     assert model.n_trainable_ == model.params_.size
+
+
+def test_weight_files_and_states_read_the_same_whatever_is_frozen(tmp_path):
+    # Files hold the parameters in the all-trainable order: written frozen,
+    # read unfrozen (and back), every layer gets its own values.
+    X, y = blobs(n=64)
+    model = make(batchnorm_frozen(), EVERYTHING)
+    model.fit(X, y, epochs=1, batch_size=16)
+    reference = make(batchnorm_frozen(), EVERYTHING, seed=9)
+    reference.set_weights(model.get_weights())
+    reference.buffers_[...] = model.buffers_
+    reference.save_weights(tmp_path / "plain.npz")
+    model.freeze(0, 4)
+    model.save_weights(tmp_path / "frozen.npz")
+    assert np.array_equal(np.load(tmp_path / "frozen.npz")["params"],
+                          np.load(tmp_path / "plain.npz")["params"])
+    for source, target in (("frozen", make(batchnorm_frozen(), EVERYTHING, seed=5)),
+                           ("plain", make(batchnorm_frozen(), EVERYTHING, seed=6))):
+        if source == "plain":
+            target.freeze(3)
+        target.load_weights(tmp_path / f"{source}.npz")
+        for mine, expected in zip(target.get_weights(), model.get_weights()):
+            assert all(np.array_equal(mine[k], expected[k]) for k in expected)
+        np.testing.assert_array_equal(target.buffers_, model.buffers_)
+    state = model.get_state()
+    model.unfreeze(0)
+    with pytest.raises(ValueError, match="other layers frozen"):
+        model.set_state(state)
