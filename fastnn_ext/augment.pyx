@@ -71,7 +71,7 @@ def rotate(images, cos, sin, out):
     Parameters
     ----------
     images : ndarray of float32 or float64, shape (m, H, W), C-contiguous
-    cos, sin : ndarray of float64, shape (m,), C-contiguous
+    cos, sin : ndarray of float64, shape (m,), C-contiguous, finite
     out : ndarray like images, writable, not overlapping it
     """
     if not isinstance(images, np.ndarray) or images.dtype not in (np.float32, np.float64) \
@@ -83,6 +83,8 @@ def rotate(images, cos, sin, out):
         if not isinstance(values, np.ndarray) or values.dtype != np.float64 \
                 or values.shape != (m,) or not values.flags.c_contiguous:
             raise ValueError(f"{name} must be a contiguous float64 array of {m} values")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} must be finite")
     if not isinstance(out, np.ndarray) or out.dtype != images.dtype \
             or out.shape != images.shape or not out.flags.c_contiguous \
             or not out.flags.writeable:
