@@ -4,6 +4,7 @@ from fastnn.callbacks import (Callback, CSVLogger, EarlyStopping, History, Model
                               ProgressBar)
 from fastnn.data import load_mnist
 from fastnn.diagnostics import gradient_norms
+from fastnn.ensemble import Ensemble
 from fastnn.gradcheck import check_gradients
 from fastnn.layers import (BatchNorm, Dense, Dropout, Identity, LeakyReLU, PReLU, ReLU,
                            Sigmoid, SiLU, Softmax, Tanh)
@@ -16,7 +17,7 @@ from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, Redu
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "NonFiniteError",
+    "Sequential", "NonFiniteError", "Ensemble",
     "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "SiLU", "Softmax", "Identity",
     "Dropout", "BatchNorm",
     "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",

@@ -79,7 +79,7 @@ def step_threads(model, plan=None):
         allowed = 1
     if allowed <= 1:
         return 1
-    return calibrated_threads(model.optimizer, model.params_.size, model.n_weights_,
+    return calibrated_threads(model.optimizer, model.n_trainable_, model.n_weights_,
                               model.dtype, allowed)
 
 

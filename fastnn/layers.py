@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastnn import initializers
+from fastnn._layout import owner
 from fastnn._registry import by_name
 from fastnn._validation import as_finite, check_finite_number, check_positive_int
 from fastnn_ext import activations as _act
@@ -50,6 +51,14 @@ class Layer:
     model's flat buffers; they are read-only mappings (write into a view, or
     use :meth:`set_weights`), so an array cannot be detached from the model
     by assignment.
+
+    Attributes
+    ----------
+    trainable : bool
+        Whether training updates the layer's parameters (default True).  A
+        frozen layer's parameters get no update, no optimizer state and no
+        weight penalty; ``Sequential.freeze`` and ``unfreeze`` set it (or
+        set it directly: the next ``fit`` sees it).
     """
 
     #: whether the layer has a compiled form (a ``compile`` of its own)
@@ -60,6 +69,7 @@ class Layer:
         self.n_in = None
         self.n_out = None
         self.model = None
+        self.trainable = True
 
     def _attach(self, params, grads, buffers):
         """Set the views into a model's buffers (called by the model)."""
@@ -77,6 +87,28 @@ class Layer:
 
     def buffer_specs(self):
         return []
+
+    def _initialize(self, rng):
+        """Draw the parameters from ``rng`` and set the buffers to their initial values."""
+        for spec in self.param_specs():
+            self.params[spec.name][...] = spec.init(rng, spec.shape, spec.fan_in, spec.fan_out)
+        for name, _, value in self.buffer_specs():
+            self.buffers[name][...] = value
+
+    def reset_parameters(self):
+        """Draw the layer's parameters afresh, as its model did when it was built.
+
+        The draws come from the model's generator (``model.rng``), so a
+        seeded run stays reproducible; buffers (batch-norm statistics)
+        return to their initial values.  The optimizer's state is kept.
+        Transfer learning: load a trained model, freeze all but the last
+        layers, reset those and train again.
+        """
+        model = owner(self)
+        if model is None:
+            raise ValueError(f"{self!r} belongs to no Sequential: its parameters are drawn "
+                             "from the model's generator")
+        self._initialize(model.rng)
 
     def forward(self, x, training=False):
         raise NotImplementedError
@@ -193,7 +225,8 @@ class Dense(Layer):
         fused = follower if isinstance(follower, Activation) else None
         kernels = fused.kernels if fused is not None else _act.IDENTITY
         saved = plan.rows * self.n_out if _act.needs_input(kernels) else 0
-        plan.add(self, _ops.DENSE, self.n_in, self.n_out, activation=kernels,
+        table = _ops.DENSE if self.trainable else _ops.DENSE_FROZEN
+        plan.add(self, table, self.n_in, self.n_out, activation=kernels,
                  alpha=fused.alpha if fused is not None else 0.0, saved_size=saved,
                  weight="W", bias="b")
         return 2 if fused is not None else 1
@@ -400,6 +433,11 @@ class BatchNorm(Layer):
     ``BatchNorm1d``.  Evaluation uses the running statistics.  Training
     needs batches of at least two rows.
 
+    Frozen (``trainable = False``), the layer runs in inference mode while
+    training too, as Keras's frozen ``BatchNormalization``: the affine map
+    of the running statistics, which stay as they are, so the frozen layers
+    of a network compute fixed features.
+
     Parameters
     ----------
     momentum : float
@@ -429,6 +467,7 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=False):
         out = np.empty_like(x)
+        training = training and self.trainable
         self._training = training
         if not training:
             # The affine map of the running statistics; backward needs x.
@@ -459,6 +498,11 @@ class BatchNorm(Layer):
         return grad_in
 
     def compile(self, plan):
+        if not self.trainable:
+            plan.add(self, _ops.BATCHNORM_FROZEN, self.n_in, self.n_out, weight="gamma",
+                     bias="beta", state="running_mean", state_size=2 * self.n_out,
+                     eps=self.eps)
+            return 1
         plan.add(self, _ops.BATCHNORM, self.n_in, self.n_out, weight="gamma", bias="beta",
                  state="running_mean", state_size=2 * self.n_out,  # then running_var
                  momentum=self.momentum, eps=self.eps,

@@ -21,6 +21,8 @@ from fastnn import serialization as _files
 from fastnn import training as _training
 from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
                                 check_positive_int, check_targets, one_hot)
+from fastnn import _layout
+from fastnn import augment as _augment
 from fastnn._layout import check_unshared, lay_out, owner, take_ownership
 from fastnn.layers import Dense, Layer
 from fastnn.optimizers import SGD, Optimizer
@@ -33,7 +35,8 @@ from fastnn_ext import update as _update
 #: rows per forward call when predicting or evaluating
 PREDICT_CHUNK = 4096
 #: attributes that exist once the input width is known (Sequential.build)
-_BUILT = frozenset({"params_", "grads_", "buffers_", "n_weights_", "n_features_", "n_outputs_"})
+_BUILT = frozenset({"params_", "grads_", "buffers_", "n_weights_", "n_trainable_", "n_features_",
+                    "n_outputs_"})
 
 
 class Sequential:
@@ -74,11 +77,14 @@ class Sequential:
     Attributes
     ----------
     params_, grads_ : ndarray
-        Flat parameter and gradient buffers.
+        Flat parameter and gradient buffers (trainable layers' first).
     buffers_ : ndarray
         Flat non-trainable state (batch-norm running statistics).
     n_weights_ : int
-        Number of leading elements of ``params_`` that are weights.
+        Number of leading elements of ``params_`` that are trainable weights.
+    n_trainable_ : int
+        Number of leading elements of ``params_`` that training updates; the
+        rest belong to frozen layers (see :meth:`freeze`).
     history_ : History
         Metrics of the last ``fit``.
     """
@@ -144,7 +150,7 @@ class Sequential:
             layer.rng = self.rng
             take_ownership(layer, self)
         self.stop_training = False
-        self._optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
+        self._optimizer.bind(self.n_trainable_, self.dtype, self.n_weights_)
 
     @property
     def optimizer(self):
@@ -159,7 +165,7 @@ class Sequential:
             raise ValueError(f"{optimizer!r} already belongs to another Sequential; an "
                              "optimizer holds one model's state (make a new one)")
         if "params_" in self.__dict__:
-            optimizer.bind(self.params_.size, self.dtype, self.n_weights_)
+            optimizer.bind(self.n_trainable_, self.dtype, self.n_weights_)
         take_ownership(optimizer, self)
         old = self._optimizer
         if old is not None and old is not optimizer:
@@ -168,16 +174,38 @@ class Sequential:
 
     @property
     def n_params(self):
-        """Number of trainable parameters."""
+        """Number of parameters, those of frozen layers included."""
         return self.params_.size
 
+    def freeze(self, *layers):
+        """Stop training the given layers (layer objects or indices into ``layers``).
+
+        A frozen layer's parameters get no update, no optimizer state and no
+        weight penalty gradient, on both training paths; a frozen
+        ``BatchNorm`` runs in inference mode (its running statistics stay).
+        The backward pass stops at the first layer left trainable.  Changing
+        what is frozen lays the flat buffers out again (every value is kept;
+        views taken before point into the old buffers) and restarts the
+        optimizer: fresh moments, step and epoch counters at 0, as a new
+        optimizer over the trainable parameters would.  Freezing every layer
+        with parameters is refused.
+        """
+        _layout.set_trainable(self, layers, False)
+
+    def unfreeze(self, *layers):
+        """Train the given layers (layer objects or indices) again; see :meth:`freeze`."""
+        _layout.set_trainable(self, layers, True)
+
     def summary(self):
-        """A table of the layers: output width and parameter count of each, and the total."""
+        """A table of the layers: output width and parameter count of each, and the total
+        (and the trainable count when layers are frozen)."""
         rows = [("layer", "output", "parameters")]
         for layer in self.layers:
             rows.append((repr(layer), str(layer.n_out),
                          str(sum(a.size for a in layer.params.values()))))
         rows.append(("total", "", str(self.n_params)))
+        if self.n_trainable_ != self.n_params:
+            rows.append(("trainable", "", str(self.n_trainable_)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         return "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}"
                          for a, b, c in rows)
@@ -274,7 +302,10 @@ class Sequential:
     # ------------------------------------------------------------- gradients
 
     def penalty(self, n_samples):
-        """The weight penalty λ₂/(2n)·Σw² + λ₁/n·Σ|w| for n training samples."""
+        """The weight penalty λ₂/(2n)·Σw² + λ₁/n·Σ|w| for n training samples.
+
+        The sums run over the trainable weights: a frozen weight's term is a
+        constant of the training."""
         weights = self.params_[:self.n_weights_].astype(np.float64)
         return (self.l2 / (2 * n_samples) * np.dot(weights, weights)
                 + self.l1 / n_samples * np.abs(weights).sum())
@@ -289,13 +320,17 @@ class Sequential:
         X = check_features(X, self.dtype, self.n_features_)
         labels, targets = self._targets(y, X.shape[0])
         batch_targets = self._batch_targets(labels, targets, slice(None))
-        loss = self._forward_backward(X, batch_targets, training)[0] / X.shape[0]
+        loss = self._forward_backward(X, batch_targets, training,
+                                      first=self._first_with_params)[0] / X.shape[0]
         _gradients.weight_penalty(self.params_[:self.n_weights_], self.grads_[:self.n_weights_],
                                   self.l2 / X.shape[0], self.l1 / X.shape[0])
         return loss + self.penalty(X.shape[0]), self.grads_.copy()
 
-    def _forward_backward(self, X, batch_targets, training=True, weights=None):
+    def _forward_backward(self, X, batch_targets, training=True, weights=None, first=None):
         """Loss sum and correct count of one batch; leaves the gradient in grads_.
+
+        The backward pass runs down to layer ``first`` (default: the first
+        with trainable parameters; the layers before it need no gradient).
 
         With sample ``weights``, row i's loss and gradient are scaled by wᵢ,
         row by row as the compiled epoch does (``train.weighted_loss_and_grad``).
@@ -312,16 +347,16 @@ class Sequential:
                     self.loss.code, out[i:i + 1], batch_targets[i:i + 1], delta[i:i + 1],
                     weight / m)
         correct = _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        # Layers before the first with parameters need no gradient at all.
-        for i in range(len(self._loss_layers) - 1, self._first_with_params - 1, -1):
-            delta = self._loss_layers[i].backward(delta, need_grad_in=i > self._first_with_params)
+        first = self._first_trainable if first is None else first
+        for i in range(len(self._loss_layers) - 1, first - 1, -1):
+            delta = self._loss_layers[i].backward(delta, need_grad_in=i > first)
         return loss, correct
 
     # -------------------------------------------------------------- training
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             callbacks=(), verbose=False, compiled=None, sample_weight=None,
-            validation_split=0.0):
+            validation_split=0.0, augment=None):
         """Train by mini-batch gradient descent.
 
         ``batch_size=1`` is stochastic gradient descent, ``batch_size=len(X)``
@@ -348,6 +383,10 @@ class Sequential:
         validation_split : float in [0, 1)
             Hold out this fraction of the samples — the last ones, before any
             shuffling, as Keras does — as ``validation_data``.
+        augment : fastnn.augment.Augmentation, optional
+            Random transformations of the training rows (flattened images),
+            drawn afresh for every batch from the model's generator; ``X``
+            itself is not modified.
 
         Returns
         -------
@@ -367,6 +406,8 @@ class Sequential:
         """
         if "params_" not in self.__dict__:
             self.build(np.shape(X)[1] if np.ndim(X) == 2 else np.shape(X)[-1])
+        if _layout.trainable_changed(self):
+            _layout.relay(self)
         X, y, sample_weight, validation_data = _training.split_validation(
             self, X, y, sample_weight, validation_data, validation_split)
         X = check_features(X, self.dtype, self.n_features_)
@@ -380,20 +421,21 @@ class Sequential:
         if compiled not in (None, True, False):
             raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
         _training.check_batch_rows(self, batch_size, X.shape[0])
+        augment = _augment.check_augment(augment, self.n_features_)
         validation = _training.check_validation(self, validation_data)
         hooks, history = _training.make_hooks(self, callbacks, verbose, epochs,
                                               validation is not None)
         update = _update.UpdateStep(
             self.params_, self.grads_, self.optimizer, self.n_weights_,
             self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
-            self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0))
+            self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0), self.n_trainable_)
         plan = None if compiled is False else build_plan(
             self, self._loss_layers, batch_size, update, _training.fused_sgd_decay(self))
         if compiled and plan is None:
             raise ValueError("a layer of this network has no compiled form; use compiled=False")
 
         _training.run_epochs(self, plan, update, X, labels, targets, sample_weight, epochs,
-                             batch_size, shuffle, validation, hooks)
+                             batch_size, shuffle, validation, hooks, augment)
         self.history_ = history
         return history
 
@@ -401,10 +443,14 @@ class Sequential:
 
     def get_state(self):
         """A copy of everything training changes in the network (for restoring)."""
-        return {"params": self.params_.copy(), "buffers": self.buffers_.copy()}
+        return {"params": self.params_.copy(), "buffers": self.buffers_.copy(),
+                "trainable": self._trainable_key}
 
     def set_state(self, state):
-        """Restore a state from ``get_state``."""
+        """Restore a state from ``get_state``, taken with the same layers frozen."""
+        if state.get("trainable", self._trainable_key) != self._trainable_key:
+            raise ValueError("the state was taken with other layers frozen: its parameters "
+                             "are laid out differently (use get_weights/set_weights)")
         self.params_[...] = state["params"]
         self.buffers_[...] = state["buffers"]
 
@@ -428,11 +474,13 @@ class Sequential:
         The file records what it belongs to (layer kinds and shapes, dtype,
         fastnn version); ``load_weights`` refuses another network's file.
         """
-        _files.save_weights(self, path)
+        _files.save_weights(_layout.CanonicalView(self), path)
 
     def load_weights(self, path):
-        """Read a file written by ``save_weights`` into this network."""
-        _files.load_weights(self, path)
+        """Read a file written by ``save_weights`` into this network (whatever is frozen)."""
+        view = _layout.CanonicalView(self)
+        _files.load_weights(view, path)
+        view.write_back()
 
     def to_onnx(self, path, dtype=None, opset=None):
         """Write the network's ``predict_proba`` as an ONNX graph to ``path``, atomically.

@@ -21,6 +21,8 @@ class PlanBuilder:
 
     Layers call :meth:`add`; :attr:`rows` (the batch size) sizes what they
     save, and :attr:`next_layer` lets one op cover two layers.
+    :attr:`first_backward` is the first op of a layer with trainable
+    parameters (None before it is added): the backward pass starts there.
     """
 
     def __init__(self, model, rows):
@@ -30,6 +32,7 @@ class PlanBuilder:
         self._records, self._kernels, self._activations = [], [], []
         self._end = rows * model.n_features_   # the gathered batch comes first
         self._seen_params = False
+        self.first_backward = None
 
     def _slice(self, layer, name):
         """(offset, size) of a layer's parameter or buffer, (-1, 0) for none."""
@@ -68,7 +71,10 @@ class PlanBuilder:
         record["need_grad_in"] = self._seen_params
         record["alpha"], record["rate"] = alpha, rate
         record["momentum"], record["eps"] = momentum, eps
-        self._seen_params = self._seen_params or bool(layer.param_specs())
+        if not self._seen_params and layer.param_specs() and layer.trainable:
+            # The first op the backward pass runs: nothing before it is trained.
+            self._seen_params = True
+            self.first_backward = len(self._records)
         self._records.append(record)
         self._kernels.append(kernels)
         self._activations.append(activation)
@@ -90,12 +96,13 @@ def build_plan(model, layers, rows, update, fused_sgd=None):
     None when a layer has no compiled form (the model then trains layer by
     layer).  ``update`` is the model's ``UpdateStep``.
     """
-    compiled = PlanBuilder(model, rows).records(layers)
+    builder = PlanBuilder(model, rows)
+    compiled = builder.records(layers)
     if compiled is None:
         return None
     records, kernels, activations = compiled
     return _train.EpochPlan(records, kernels, activations, model.buffers_, rows, model.loss,
-                            update, fused_sgd)
+                            update, fused_sgd, builder.first_backward or 0)
 
 
 def build_inference_plan(model, layers):

@@ -23,6 +23,50 @@ from fastnn_ext import train as _train
 PROGRESS_SLICES = 20
 #: λ of the running loss estimate Q ← (1 − λ)·Q + λ·Lᵢ shown beside the progress
 RUNNING_LOSS_WEIGHT = 0.05
+#: rows augmented at a time: vectorized NumPy over many images, in a copy far
+#: smaller than the training set
+AUGMENT_ROWS = 4096
+
+
+class EpochRows:
+    """The rows an epoch trains on, in order: the training set, or augmented chunks of it.
+
+    Without augmentation one chunk covers the epoch and reads X in place.
+    With it, :meth:`load` draws the transformed copy of the rows of the
+    ``chunk`` steps from a step on, from the model's generator; both paths
+    call it at the same steps, before the step's snapshot, so they make the
+    same draws in the same order.
+    """
+
+    def __init__(self, model, X, labels, targets, sample_weight, order, batch_size, augment):
+        self.model, self.augment, self.batch_size = model, augment, batch_size
+        self.source = (X, labels, targets, sample_weight)
+        self.epoch_order = order
+        n_steps = -(-len(order) // batch_size)
+        self.chunk = n_steps if augment is None else max(1, AUGMENT_ROWS // batch_size)
+        self.start = None
+
+    def load(self, step):
+        """Make the chunk starting at ``step`` current."""
+        X, labels, targets, sample_weight = self.source
+        self.start = step
+        if self.augment is None:
+            self.X, self.labels, self.targets, self.sample_weight = X, labels, targets, sample_weight
+            self.order = self.epoch_order
+            self.start = 0
+            return
+        bs = self.batch_size
+        rows = self.epoch_order[step * bs:(step + self.chunk) * bs]
+        self.X = self.augment.apply(X[rows], self.model.rng)
+        self.labels = None if labels is None else labels[rows]
+        self.targets = None if targets is None else np.ascontiguousarray(targets[rows])
+        self.sample_weight = None if sample_weight is None else sample_weight[rows]
+        self.order = np.arange(len(rows), dtype=np.int64)
+
+    def rows(self, first, last):
+        """Indices into the current chunk of the rows of steps first..last-1."""
+        bs = self.batch_size
+        return self.order[(first - self.start) * bs:(last - self.start) * bs]
 
 
 def track_running_loss(model, mean_batch_loss, n_batches):
@@ -72,18 +116,19 @@ def wants_progress(hooks):
     return any(type(hook).on_progress is not Callback.on_progress for hook in hooks)
 
 
-def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
-                sample_weight=None):
-    """One epoch batch by batch through the layers' Python forms."""
+def layer_epoch(model, update, data, rates, epoch, hooks):
+    """One epoch batch by batch through the layers' Python forms (``data``: EpochRows)."""
     n_steps = len(rates)
     threads = _threads.step_threads(model)
     loss_sum, correct = 0.0, 0
     for step in range(n_steps):
+        if step % data.chunk == 0:
+            data.load(step)
         saved = snapshot(model)
-        rows = order[step * batch_size:(step + 1) * batch_size]
+        rows = data.rows(step, step + 1)
         batch_loss, batch_correct = model._forward_backward(
-            X[rows], model._batch_targets(labels, targets, rows),
-            weights=None if sample_weight is None else sample_weight[rows])
+            data.X[rows], model._batch_targets(data.labels, data.targets, rows),
+            weights=None if data.sample_weight is None else data.sample_weight[rows])
         status = _train.STATUS_NONFINITE_LOSS if not math.isfinite(batch_loss) else \
             update.update(float(rates[step]), model.rng, threads)
         model.optimizer.t_ = update.steps
@@ -99,18 +144,19 @@ def layer_epoch(model, update, X, labels, targets, order, batch_size, rates, epo
     return loss_sum, correct
 
 
-def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, epoch, hooks,
-                   sample_weight=None):
-    """One epoch in compiled calls (one, or PROGRESS_SLICES when progress is shown)."""
+def compiled_epoch(model, plan, data, rates, epoch, hooks):
+    """One epoch in compiled calls (``data``: EpochRows): one per chunk of rows, or
+    PROGRESS_SLICES when progress is shown; no call spans two chunks."""
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
     threads = _threads.step_threads(model, plan)
     loss_sum, correct = 0.0, 0
-    for first in range(0, n_steps, per_call):
-        last = min(n_steps, first + per_call)
+    starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk)})
+    for first, last in zip(starts, starts[1:] + [n_steps]):
+        if first % data.chunk == 0:
+            data.load(first)
         saved = snapshot(model)
-        result = _run(model, plan, X, labels, targets, order, batch_size, rates, first, last,
-                      threads, sample_weight)
+        result = _run(model, plan, data, rates, first, last, threads)
         if result[3] in _FAILURE:
             # Something overflowed in this slice: replay it one step at a
             # time from its start (same order, same random draws) and stop
@@ -119,8 +165,7 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
             result = [0.0, 0]
             for step in range(first, last):
                 saved = snapshot(model)
-                one = _run(model, plan, X, labels, targets, order, batch_size, rates, step,
-                           step + 1, threads, sample_weight)
+                one = _run(model, plan, data, rates, step, step + 1, threads)
                 if one[3] != _train.STATUS_OK:
                     restore(model, plan.update, saved)
                     _raise_nonfinite(model, one[3], epoch, step)
@@ -128,19 +173,18 @@ def compiled_epoch(model, plan, X, labels, targets, order, batch_size, rates, ep
                 result[1] += one[1]
         loss_sum += result[0]
         correct += result[1]
-        rows = min(last * batch_size, len(order)) - first * batch_size
+        rows = len(data.rows(first, last))
         track_running_loss(model, result[0] / rows, last - first)
         for hook in hooks:
             hook.on_progress(last, n_steps)
     return loss_sum, correct
 
 
-def _run(model, plan, X, labels, targets, order, batch_size, rates, first, last, threads,
-         sample_weight):
+def _run(model, plan, data, rates, first, last, threads):
     """Steps first..last-1 of the epoch in one compiled call."""
     try:
-        return plan.run(X, targets, labels, order[first * batch_size:last * batch_size],
-                        rates[first:last], model.rng, threads, sample_weight)
+        return plan.run(data.X, data.targets, data.labels, data.rows(first, last),
+                        rates[first:last], model.rng, threads, data.sample_weight)
     finally:
         # Also when Ctrl-C interrupts the call: the steps before it are
         # complete, and the optimizer counts them.
@@ -156,7 +200,7 @@ def fused_sgd_decay(model):
     """
     optimizer = model.optimizer
     if (optimizer.name == "sgd" and optimizer.momentum == 0 and model._weights_are_dense
-            and optimizer.n_decay_ in (model.n_weights_, model.params_.size)
+            and optimizer.n_decay_ in (model.n_weights_, model.n_trainable_)
             and model.l1 == 0 and model.clip_norm is None and model.clip_value is None
             and model.gradient_noise is None):
         return optimizer.weight_decay
@@ -229,7 +273,7 @@ def check_sample_weight(sample_weight, n):
 
 
 def run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs, batch_size,
-               shuffle, validation, hooks):
+               shuffle, validation, hooks, augment=None):
     """The epochs of one fit: order, rates, the epoch on its path, metrics, callbacks."""
     model.stop_training = False
     model.running_loss_ = None
@@ -244,14 +288,11 @@ def run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs, b
         # The optimizer counts epochs and steps across fits, so schedules continue.
         rates = model.optimizer.learning_rates(model.optimizer.epoch_,
                                                model.optimizer.t_ + 1, n_steps)
+        data = EpochRows(model, X, labels, targets, sample_weight, order, batch_size, augment)
         if plan is not None:
-            loss_sum, correct = compiled_epoch(
-                model, plan, X, labels, targets, order, batch_size, rates, epoch, hooks,
-                sample_weight)
+            loss_sum, correct = compiled_epoch(model, plan, data, rates, epoch, hooks)
         else:
-            loss_sum, correct = layer_epoch(
-                model, update, X, labels, targets, order, batch_size, rates, epoch, hooks,
-                sample_weight)
+            loss_sum, correct = layer_epoch(model, update, data, rates, epoch, hooks)
         logs = {"loss": loss_sum / n}
         if not model.regression:
             logs["accuracy"] = correct / n

@@ -2,7 +2,9 @@
 
 Each table (``OpKernels``, ops.pxd) is exported as a capsule — ``DENSE``,
 ``ACTIVATION``, ``SOFTMAX``, ``PRELU``, ``DROPOUT``, ``BATCHNORM`` — that the
-layer classes of ``fastnn.layers`` name in their op records.  The kernels do
+layer classes of ``fastnn.layers`` name in their op records; a frozen layer
+(``trainable = False``) names ``DENSE_FROZEN`` or ``BATCHNORM_FROZEN``, whose
+backward passes only the input gradient on and leave the parameters alone.  The kernels do
 the same arithmetic, call for call, as the layer-by-layer path, which calls
 the same pointer kernels through the checked wrappers of ``dense``,
 ``activations``, ``dropout`` and ``batchnorm``.  They trust their records: the
@@ -24,8 +26,8 @@ from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
 from fastnn_ext.activations cimport (ActivationKernels, activation_forward,
                                      activation_backward, add_bias, softmax_forward,
                                      softmax_backward, prelu_forward, prelu_backward)
-from fastnn_ext.batchnorm cimport (batchnorm_forward_train, batchnorm_forward_eval,
-                                   batchnorm_backward)
+from fastnn_ext.batchnorm cimport (batchnorm_forward_train, batchnorm_backward,
+                                   batchnorm_forward_eval, batchnorm_backward_eval)
 from fastnn_ext.blas cimport gemm
 from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
                                dense_may_use_blas_threads)
@@ -89,6 +91,23 @@ cdef void dense_op_backward(const OpRecord* op, const ActivationKernels* act,
     else:
         dense_backward(work + op.input, params + op.weight, grad_out, grad_in_of(op, delta),
                        grads + op.weight, grad_bias, m, op.in_size, op.out_size, False)
+
+
+cdef void dense_frozen_op_backward(const OpRecord* op, const ActivationKernels* act,
+                                   const OpContext* ctx, floating* work) noexcept nogil:
+    """A frozen dense layer: only ∂L/∂x = dZ·Wᵀ, the product dense_backward makes."""
+    cdef floating* delta = <floating*> ctx.delta
+    cdef floating* grad_out = delta + op.output
+    cdef Py_ssize_t m = ctx.rows
+    if not op.need_grad_in:
+        return
+    if not act.is_identity:
+        activation_backward(act, work + op.saved if act.needs_input else <floating*> NULL,
+                            work + op.output, grad_out, grad_out, m * op.out_size,
+                            <floating> op.alpha)
+    gemm(False, True, <int> m, <int> op.in_size, <int> op.out_size,
+         <floating> 1, grad_out, <int> op.out_size, <floating*> ctx.params + op.weight,
+         <int> op.out_size, <floating> 0, delta + op.input, <int> op.in_size)
 
 
 cdef OpNeeds dense_op_needs(const OpRecord* op, const ActivationKernels* act,
@@ -246,10 +265,45 @@ cdef void batchnorm_op_backward(const OpRecord* op, const ActivationKernels* act
                        grads + op.weight, grads + op.bias, ctx.rows, n)
 
 
+# -- a frozen batch normalization: inference mode while training too (Keras's
+#    choice), the affine map of the running statistics, which stay as they are
+
+cdef void batchnorm_frozen_op_forward(const OpRecord* op, const ActivationKernels* act,
+                                      const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* params = <floating*> ctx.params
+    cdef floating* running = <floating*> ctx.buffers + op.state
+    batchnorm_forward_eval(work + op.input, params + op.weight, params + op.bias,
+                           work + op.output, running, running + op.out_size, ctx.rows,
+                           op.out_size, op.eps)
+
+
+cdef void batchnorm_frozen_op_backward(const OpRecord* op, const ActivationKernels* act,
+                                       const OpContext* ctx, floating* work) noexcept nogil:
+    cdef floating* delta = <floating*> ctx.delta
+    cdef floating* running = <floating*> ctx.buffers + op.state
+    if op.need_grad_in:
+        # γ's and β's gradients land in their own (frozen) slots, unused.
+        batchnorm_backward_eval(delta + op.output, work + op.input,
+                                <floating*> ctx.params + op.weight, running,
+                                running + op.out_size, delta + op.input,
+                                <floating*> ctx.grads + op.weight,
+                                <floating*> ctx.grads + op.bias, ctx.rows, op.out_size,
+                                op.eps)
+
+
+cdef OpNeeds batchnorm_frozen_op_needs(const OpRecord* op, const ActivationKernels* act,
+                                       Py_ssize_t capacity) noexcept nogil:
+    return OpNeeds(op.out_size, op.out_size, 2 * op.out_size, 0, True)
+
+
 cdef OpKernels DENSE_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
     dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas, dense_op_needs,
     dense_op_infer[float], dense_op_infer[double])
+cdef OpKernels DENSE_FROZEN_KERNELS = OpKernels(
+    dense_op_forward[float], dense_op_forward[double],
+    dense_frozen_op_backward[float], dense_frozen_op_backward[double], dense_op_wakes_blas,
+    dense_op_needs, dense_op_infer[float], dense_op_infer[double])
 cdef OpKernels ACTIVATION_KERNELS = OpKernels(
     activation_op_forward[float], activation_op_forward[double],
     activation_op_backward[float], activation_op_backward[double], NULL, nothing_more,
@@ -270,6 +324,10 @@ cdef OpKernels BATCHNORM_KERNELS = OpKernels(
     batchnorm_op_forward[float], batchnorm_op_forward[double],
     batchnorm_op_backward[float], batchnorm_op_backward[double], NULL, batchnorm_op_needs,
     batchnorm_op_infer[float], batchnorm_op_infer[double])
+cdef OpKernels BATCHNORM_FROZEN_KERNELS = OpKernels(
+    batchnorm_frozen_op_forward[float], batchnorm_frozen_op_forward[double],
+    batchnorm_frozen_op_backward[float], batchnorm_frozen_op_backward[double], NULL,
+    batchnorm_frozen_op_needs, batchnorm_op_infer[float], batchnorm_op_infer[double])
 
 DENSE = PyCapsule_New(&DENSE_KERNELS, OP_CAPSULE, NULL)
 ACTIVATION = PyCapsule_New(&ACTIVATION_KERNELS, OP_CAPSULE, NULL)
@@ -277,3 +335,5 @@ SOFTMAX = PyCapsule_New(&SOFTMAX_KERNELS, OP_CAPSULE, NULL)
 PRELU = PyCapsule_New(&PRELU_KERNELS, OP_CAPSULE, NULL)
 DROPOUT = PyCapsule_New(&DROPOUT_KERNELS, OP_CAPSULE, NULL)
 BATCHNORM = PyCapsule_New(&BATCHNORM_KERNELS, OP_CAPSULE, NULL)
+DENSE_FROZEN = PyCapsule_New(&DENSE_FROZEN_KERNELS, OP_CAPSULE, NULL)
+BATCHNORM_FROZEN = PyCapsule_New(&BATCHNORM_FROZEN_KERNELS, OP_CAPSULE, NULL)

@@ -205,7 +205,10 @@ cdef Totals run_steps(EpochPlan plan, const floating[:, ::1] X, const floating[:
             if plan.fused_sgd:
                 ctx.lr = lr
                 ctx.keep = 1 - lr * (s.penalties.l2 + plan.fused_weight_decay)
-            backward_ops(plan.ops, plan.tables, plan.activations, plan.n_ops, &ctx, work)
+            # The ops before the first with trainable parameters need no backward.
+            backward_ops(plan.ops + plan.first_backward, plan.tables + plan.first_backward,
+                         plan.activations + plan.first_backward,
+                         plan.n_ops - plan.first_backward, &ctx, work)
             totals.status = apply_update(s, lr, rng, first_updated, n_threads, params)
             if totals.status != OK:
                 break
@@ -266,6 +269,9 @@ cdef class EpochPlan:
     fused_sgd : float or None
         Plain SGD folded into the weight-gradient products: the weight decay
         to fold with the L2 coefficient; None when the update is not plain SGD.
+    first_backward : int
+        The first op the backward pass runs (the first with trainable
+        parameters): the ops before it only run forward.
 
     Every offset and size is checked against the buffers here, so the
     kernels, which check nothing, never leave them.
@@ -275,6 +281,7 @@ cdef class EpochPlan:
     cdef const OpKernels** tables
     cdef const ActivationKernels** activations
     cdef Py_ssize_t n_ops
+    cdef readonly Py_ssize_t first_backward
     cdef Workspace w
     cdef readonly UpdateStep update
     cdef bint fused_sgd
@@ -291,7 +298,7 @@ cdef class EpochPlan:
         free(self.activations)
 
     def __init__(self, records, op_kernels, activations, buffers, batch_size, loss,
-                 UpdateStep update not None, fused_sgd=None):
+                 UpdateStep update not None, fused_sgd=None, first_backward=0):
         if self.tables != NULL:
             raise TypeError("an EpochPlan is initialised once; make a new one")
         if not isinstance(records, np.ndarray) or records.dtype != OP_RECORD or records.ndim != 1:
@@ -316,7 +323,12 @@ cdef class EpochPlan:
         capacity = int(batch_size)
         if capacity >= 2 ** 31:
             raise ValueError(f"batch_size must be below 2^31, got {batch_size}")
-        work_size = self.check_records(records, capacity, update.s.n_params, buffers.shape[0])
+        if isinstance(first_backward, bool) or not isinstance(first_backward, numbers.Integral) \
+                or not 0 <= first_backward < n_ops:
+            raise ValueError(f"first_backward must be an op index in [0, {n_ops}), "
+                             f"got {first_backward!r}")
+        # The ops read frozen parameters too: their slices lie in the whole buffer.
+        work_size = self.check_records(records, capacity, update.n_total, buffers.shape[0])
         for capsule in op_kernels:
             if not PyCapsule_IsValid(capsule, OP_CAPSULE):
                 raise TypeError("op_kernels must be op kernel capsules such as "
@@ -335,6 +347,7 @@ cdef class EpochPlan:
         self.records = records
         self.ops = <const OpRecord*> <size_t> records.ctypes.data
         self.n_ops = n_ops
+        self.first_backward = first_backward
         self.work_array = np.zeros(work_size, dtype=dtype)
         self.delta_array = np.zeros(work_size, dtype=dtype)
         last = records[n_ops - 1]

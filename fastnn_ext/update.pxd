@@ -47,7 +47,7 @@ ctypedef struct UpdateState:
     void* params
     void* grads
     void* state              # the optimizer's moments, n_slots rows of n_params
-    Py_ssize_t n_params
+    Py_ssize_t n_params      # the leading parameters updated (the trainable ones)
     Py_ssize_t n_decay       # weight decay applies to params[:n_decay]
     Penalties penalties
     const OptimizerKernels* optimizer
@@ -141,3 +141,4 @@ cdef class UpdateStep:
     cdef UpdateState s
     cdef object params_array, grads_array, state_array, hyper_record, kernel
     cdef readonly bint double_precision
+    cdef readonly Py_ssize_t n_total   # length of params and grads (n_params: updated)

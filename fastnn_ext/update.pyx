@@ -91,6 +91,12 @@ cdef class UpdateStep:
         ``n_decay_`` and ``t_`` (the step counter this object continues).
     n_weights : int
         The leading parameters that are weights (penalties apply to them).
+    n_trainable : int, optional
+        The leading parameters the update covers (default: all).  The rest
+        are frozen: their gradients are ignored and nothing of them changes;
+        the compiled epoch still reads them, so ``params`` and ``grads`` are
+        the model's whole buffers.  The optimizer is bound to
+        ``n_trainable`` parameters.
     l2, l1 : float
         Penalty coefficients per sample, λ₂/n and λ₁/n.
     clip_value, clip_norm : float
@@ -103,7 +109,7 @@ cdef class UpdateStep:
     """
 
     def __init__(self, params, grads, optimizer, n_weights, l2=0.0, l1=0.0, clip_value=0.0,
-                 clip_norm=0.0, noise=(0.0, 0.0)):
+                 clip_norm=0.0, noise=(0.0, 0.0), n_trainable=None):
         if self.s.optimizer != NULL:
             raise TypeError("an UpdateStep is initialised once; make a new one")
         if not isinstance(params, np.ndarray) or params.dtype not in (np.float32, np.float64):
@@ -113,6 +119,13 @@ cdef class UpdateStep:
         checked_array("grads", grads, params.dtype, (n,))
         if np.shares_memory(params, grads):
             raise ValueError("grads overlaps params in memory")
+        if n_trainable is None:
+            n_trainable = n
+        if isinstance(n_trainable, bool) or not isinstance(n_trainable, numbers.Integral):
+            raise TypeError(f"n_trainable must be an integer, got {n_trainable!r}")
+        if not 0 <= n_trainable <= n:
+            raise ValueError(f"n_trainable must be in [0, {n}], got {n_trainable!r}")
+        n_total, n = n, n_trainable
         kernel = getattr(optimizer, "kernel", None)
         if not isinstance(kernel, OptimizerKernel):
             raise TypeError(f"optimizer must be a fastnn optimizer, got {optimizer!r}")
@@ -143,6 +156,7 @@ cdef class UpdateStep:
         self.s.grads = <void*> <size_t> grads.ctypes.data
         self.s.state = <void*> <size_t> state.ctypes.data if slots > 0 else NULL
         self.s.n_params = n
+        self.n_total = n_total
         self.s.n_decay = n_decay
         self.s.optimizer = k.table
         self.s.hyper = hyper_ptr

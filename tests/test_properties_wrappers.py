@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import fastnn_ext
 from fastnn_ext import activations as act
+from fastnn_ext import augment as augment_kernels
 from fastnn_ext import dense, layer_ops, optim, optim_lion, silu, train
 from fastnn_ext import update as upd
 from test_optimizers import ref_adam, ref_lion, ref_sgd
@@ -591,6 +592,63 @@ def test_step_threads_never_exceeds_what_it_is_given():
         assert 1 <= plan.step_threads(n, True) <= max(1, n)
 
 
+# ----------------------------------------------------------- image rotation
+
+def rotation_reference(images, cos, sin):
+    """augment.pyx's loop in NumPy: bilinear reads, 0 outside, arithmetic in double."""
+    m, height, width = images.shape
+    padded = np.zeros((m, height + 4, width + 4))
+    padded[:, 2:-2, 2:-2] = images
+    y = (np.arange(height) - (height - 1) / 2)[None, :, None]
+    x = (np.arange(width) - (width - 1) / 2)[None, None, :]
+    c, s = cos[:, None, None], sin[:, None, None]
+    sy = c * y + (s * x + (height - 1) / 2)
+    sx = (c * x + (width - 1) / 2) - s * y
+    top, left = np.floor(sy), np.floor(sx)
+    wy, wx = sy - top, sx - left
+    r = np.clip(top, -2, height).astype(int) + 2
+    k = np.clip(left, -2, width).astype(int) + 2
+    i = np.arange(m)[:, None, None]
+    with np.errstate(all="ignore"):
+        upper = padded[i, r, k] + wx * (padded[i, r, k + 1] - padded[i, r, k])
+        lower = padded[i, r + 1, k] + wx * (padded[i, r + 1, k + 1] - padded[i, r + 1, k])
+        return (upper + wy * (lower - upper)).astype(images.dtype)
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from(DTYPES),
+       st.tuples(st.integers(0, 3), st.integers(1, 5), st.integers(1, 5)))
+def test_image_rotation(data, dtype, shape):
+    ex = Example(data.draw, dtype)
+    images = ex.array("images", shape)
+    out = ex.array("out", shape, output=True)
+    ex.alias([("out", "images")], allowed=())
+    angles = {}
+    for name in ("cos", "sin"):
+        values = ex.rng.uniform(-1.5, 1.5, shape[0])
+        fault = data.draw(st.sampled_from([None] * 6 + ["dtype", "length", "nan"]))
+        if fault == "dtype":
+            values = values.astype(np.float32)
+        elif fault == "length":
+            values = np.append(values, 0.5)
+        elif fault == "nan" and values.size:
+            values[0] = data.draw(st.sampled_from([np.nan, np.inf]))
+        else:
+            fault = None
+        if fault is not None:
+            ex.faults.add(name)
+        angles[name] = values
+    out = ex.arrays["out"]
+    images = ex.arrays["images"]
+    if images.dtype != dtype or not images.flags.c_contiguous:
+        ex.faults.add("images")
+    result = outcome(ex, lambda: augment_kernels.rotate(images, angles["cos"], angles["sin"],
+                                                        out), "out", "images")
+    if not ex.faults:
+        assert result is None
+        assert_matches(out, rotation_reference(images, angles["cos"], angles["sin"]), dtype)
+
+
 # ------------------------------- inputs that once crashed the interpreter, refused
 
 def crashes(code):
@@ -748,6 +806,7 @@ def test_update_step_refuses_grads_that_are_params():
 
 #: every public callable of every fastnn_ext module, and the test that sweeps it
 SWEPT = {
+    "augment": {"rotate"},
     "activations": {"forward", "backward", "softmax", "softmax_grad", "prelu",
                     "prelu_grad", "needs_input"},
     "batchnorm": {"forward_train", "forward_eval", "backward", "backward_eval"},
