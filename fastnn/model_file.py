@@ -92,12 +92,14 @@ def describe(model, history=None):
     Raises
     ------
     ValueError
-        If a layer, the loss, the optimizer or its schedule is not of a
-        registered class, a dense layer has an initializer of the user's own,
+        If the model is not built yet, a layer, the loss, the optimizer or
+        its schedule is not of a registered class, a dense layer has an initializer of the user's own,
         or the history holds values other than numbers.
     """
     from fastnn import __version__
 
+    if not hasattr(model, "params_"):  # a network whose input width is not known yet
+        raise ValueError("the model has no weights to save until it is built (by fit)")
     header = serialization.describe(model)
     header.update(format=FORMAT, format_version=FORMAT_VERSION, fastnn=__version__)
     for i, (layer, entry) in enumerate(zip(model.layers, header["layers"])):
