@@ -10,6 +10,7 @@ from fastnn.layers import (BatchNorm, Dense, Dropout, Identity, LeakyReLU, PReLU
                            Sigmoid, SiLU, Softmax, Tanh)
 from fastnn.losses import MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from fastnn.model import NonFiniteError, Sequential
+from fastnn.model_file import load_model
 from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, Lion, RMSProp
 from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, ReduceLROnPlateau,
                               StepDecay)
@@ -17,7 +18,7 @@ from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, Redu
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "NonFiniteError", "Ensemble",
+    "Sequential", "NonFiniteError", "Ensemble", "load_model",
     "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "SiLU", "Softmax", "Identity",
     "Dropout", "BatchNorm",
     "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",

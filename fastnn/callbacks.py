@@ -251,16 +251,19 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the weights during training: every ``every`` epochs, or when ``monitor`` improves.
+    """Save the model during training: every ``every`` epochs, or when ``monitor`` improves.
 
-    Each save goes through ``Sequential.save_weights`` (written beside the
-    target and renamed over it when complete), so an interrupted run leaves
-    the previous checkpoint whole.
+    Each save is a whole-model file (``Sequential.save``: ``fastnn.load_model``
+    resumes training from it exactly, with the history of this fit up to the
+    saved epoch), or with ``save_weights_only`` a weights file
+    (``Sequential.save_weights``).  Either is written beside the target and
+    renamed over it when complete, so an interrupted run leaves the previous
+    checkpoint whole.
 
     Parameters
     ----------
     path : str or path
-        The weights file; ``{epoch}`` in it is replaced by the 1-based epoch.
+        The file; ``{epoch}`` in it is replaced by the 1-based epoch.
     monitor : str or None
         With a metric (``"val_loss"``), save only when it improves on the best
         so far (``mode`` as in :class:`EarlyStopping`); None saves every
@@ -268,24 +271,42 @@ class ModelCheckpoint(Callback):
     mode : {'auto', 'min', 'max'}
     every : int
         Epochs between saves when ``monitor`` is None.
+    save_weights_only : bool
+        Save the parameters and batch-norm statistics only.
+
+    Raises
+    ------
+    ValueError
+        From ``on_train_begin``, before any epoch, if a whole-model file
+        cannot describe the model (a layer or initializer of the user's own).
     """
 
-    def __init__(self, path, monitor=None, mode="auto", every=1):
+    def __init__(self, path, monitor=None, mode="auto", every=1, save_weights_only=False):
         self.path = os.fspath(path)
         self.monitor = None if monitor is None else check_monitor(monitor)
         self.mode = None if monitor is None else resolve_mode(mode, self.monitor)
         self.every = check_count("every", every, 1)
+        self.save_weights_only = check_bool("save_weights_only", save_weights_only)
         self.saved = []
 
     def on_train_begin(self, model):
+        from fastnn import model_file
+
         if self.monitor is not None:
             names = getattr(model, "metric_names_", None)
             if names is not None:
                 check_metric_available("ModelCheckpoint", self.monitor, names)
+        if not self.save_weights_only:
+            model_file.describe(model)  # refuses, now, what it could not save later
         super().on_train_begin(model)
         self.best = None
+        self.history = History()
 
     def on_epoch_end(self, epoch, logs):
+        from fastnn import model_file
+
+        # The fit's own history records this epoch only after the callbacks.
+        self.history.on_epoch_end(epoch, logs)
         if self.monitor is None:
             if (epoch + 1) % self.every:
                 return
@@ -296,7 +317,10 @@ class ModelCheckpoint(Callback):
                 return
             self.best = value
         path = self.path.replace("{epoch}", str(epoch + 1))
-        self.model.save_weights(path)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            model_file.save(self.model, path, history=self.history)
         self.saved.append(path)
 
 

@@ -1,17 +1,22 @@
 """The ``fastnn`` console command.
 
 ``fastnn train``        train a fully-connected network on Fashion-MNIST (or any
-                        MNIST-format data) and report its test accuracy.
+                        MNIST-format data) and report its test accuracy; with
+                        ``--resume FILE``, continue the training saved in a model
+                        file.
+``fastnn evaluate``     test loss and accuracy of a saved model.
+``fastnn predict``      a saved model's predictions for an array of rows.
 ``fastnn constrained``  the trust-constr exercise: analytic versus
                         finite-difference derivatives on Hock–Schittkowski 71.
 ``fastnn study``        graph, landscapes, vanishing (``fastnn.studies.cli``).
 
 Results (the run's description, each epoch's metrics, the test score) go to
 standard output; the live progress bar and messages go to standard error.
-Exit status: 0 on success, 2 for a wrong argument or unreadable data (one
-line, before training), 1 when training diverged or the weights could not be
-saved where asked (the test score is printed either way), 130 when
-interrupted (Ctrl-C: the last finished step is evaluated and saved).
+Exit status: 0 on success, 2 for a wrong argument, unreadable data or an
+unreadable model file (one line, before training), 1 when training diverged
+or the model could not be saved where asked (the test score is printed either
+way), 130 when interrupted (Ctrl-C: the last finished step is evaluated and
+saved).
 """
 
 import argparse
@@ -125,25 +130,31 @@ def build_optimizer(name, lr, decay=0.0):
     return optimizers.OPTIMIZERS[name](lr=lr)
 
 
+#: the options that say what network is trained, and how; a resumed model file fixes
+#: them, so that they are None (not given) until the defaults or the file fill them in
+ARCHITECTURE_DEFAULTS = {"hidden": [256, 128], "activation": "relu", "optimizer": "adam",
+                         "lr": 1e-3, "lr_decay": 0.1, "l2": 0.0, "dtype": "float32", "seed": 0}
+
+
 def train_parser(parser):
     parser.add_argument("--data-dir", help="directory of MNIST-format IDX files "
                         "(default: $FASTNN_DATA or /usr/share/datasets/fashion-mnist)")
-    parser.add_argument("--hidden", type=_hidden_sizes, default=[256, 128],
+    parser.add_argument("--hidden", type=_hidden_sizes, default=None,
                         help="hidden layer widths, comma-separated (default: 256,128)")
-    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu",
+    parser.add_argument("--activation", choices=ACTIVATIONS, default=None,
                         help="hidden-layer activation (default: relu)")
-    parser.add_argument("--optimizer", choices=optimizer_names(), default="adam",
+    parser.add_argument("--optimizer", choices=optimizer_names(), default=None,
                         help="update rule (default: adam; momentum and nesterov use μ = 0.9)")
-    parser.add_argument("--lr", type=_number(0.0, open_min=True), default=1e-3,
+    parser.add_argument("--lr", type=_number(0.0, open_min=True), default=None,
                         help="learning rate, > 0 (default: 0.001)")
     parser.add_argument("--epochs", type=_count(1), default=15, help="(default: 15)")
     parser.add_argument("--batch-size", type=_count(1, MAX_SIZE), default=64,
                         help="at most the number of training samples (default: 64)")
-    parser.add_argument("--l2", type=_number(0.0), default=0.0,
+    parser.add_argument("--l2", type=_number(0.0), default=None,
                         help="L2 strength λ of the penalty λ/2n·Σw² (default: 0)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=None,
                         help="(default: float32)")
-    parser.add_argument("--seed", type=_count(0), default=0,
+    parser.add_argument("--seed", type=_count(0), default=None,
                         help="seed of initialization, shuffling and the validation split (default: 0)")
     parser.add_argument("--validation", type=_count(0), default=5000,
                         help="training samples held out for validation (default: 5000)")
@@ -151,11 +162,16 @@ def train_parser(parser):
                         help="BLAS threads (default: 1; small matrices gain little from more, "
                              "and a busy machine loses much); fastnn's own kernels follow "
                              "OMP_NUM_THREADS")
-    parser.add_argument("--lr-decay", type=_number(0.0), default=0.1,
+    parser.add_argument("--lr-decay", type=_number(0.0), default=None,
                         help="k of the per-epoch exponential decay lr·e^(−k·epoch) (default: 0.1)")
     parser.add_argument("--save", type=_destination,
-                        help="write the trained weights to this .npz file (its directory "
-                             "must exist)")
+                        help="write the trained model (architecture, weights and training "
+                             "state: fastnn.load_model reads it, --resume continues it) to "
+                             "this .npz file (its directory must exist)")
+    parser.add_argument("--resume", metavar="MODEL",
+                        help="continue training the model saved in this file for --epochs "
+                             "more epochs; the network, optimizer, rates, L2, dtype and seed "
+                             "come from the file (options that contradict it are refused)")
     parser.add_argument("--history", type=_destination,
                         help="write the per-epoch metrics to this CSV file")
     parser.add_argument("--plot", type=_destination,
@@ -165,9 +181,62 @@ def train_parser(parser):
                         help="no progress bar and no per-epoch metrics")
 
 
-def _usage_error(message):
-    print(f"fastnn train: error: {message}", file=sys.stderr)
+def _usage_error(message, command="train"):
+    print(f"fastnn {command}: error: {message}", file=sys.stderr)
     return 2
+
+
+def model_options(model):
+    """The values of the architecture options that describe ``model``.
+
+    The inverse of :func:`build_network` and :func:`build_optimizer`; an
+    option the model has no value for (a schedule other than exponential
+    decay, mixed activations) is None.
+    """
+    from fastnn import layers
+    from fastnn.schedules import Constant, ExponentialDecay
+
+    dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
+    names = {cls: name for name, cls in layers.ACTIVATIONS.items() if name in ACTIVATIONS}
+    activations = {names.get(type(layer)) for layer in model.layers
+                   if not isinstance(layer, (layers.Dense, layers.Softmax))}
+    optimizer, schedule = model.optimizer, model.optimizer.lr
+    rule = {key: value for key, value in optimizer.get_config().items() if key != "lr"}
+    name = optimizer.name
+    for preset in SGD_PRESETS:
+        preset_rule = build_optimizer(preset, schedule.lr).get_config()
+        if name == "sgd" and rule == {key: preset_rule[key] for key in rule}:
+            name = preset
+    decay = {Constant: 0.0, ExponentialDecay: getattr(schedule, "k", None)}.get(type(schedule))
+    return {"hidden": [layer.n_out for layer in dense[:-1]],
+            "activation": activations.pop() if len(activations) == 1 else None,
+            "optimizer": name, "lr": schedule.lr, "lr_decay": decay, "l2": model.l2,
+            "dtype": np.dtype(model.dtype).name, "seed": model.seed}
+
+
+def _resumed_model(args):
+    """The model of ``--resume`` with ``args``' architecture options filled in from it.
+
+    Returns ``(model, None)``, or ``(None, message)`` when the file cannot be
+    read or an option given contradicts it.
+    """
+    from fastnn.model_file import load_model
+
+    try:
+        model = load_model(args.resume)
+    except (OSError, ValueError) as error:
+        return None, f"--resume: {error}"
+    for name, value in model_options(model).items():
+        given = getattr(args, name)
+        if name == "seed" and value is None:  # a model seeded otherwise: the split is free
+            continue
+        if given is not None and given != value:
+            option = "--" + name.replace("_", "-")
+            shown = "none" if value is None else value
+            return None, (f"{option} {given} contradicts the model resumed from "
+                          f"{args.resume}, whose {option} is {shown}: leave it out")
+        setattr(args, name, value)
+    return model, None
 
 
 def run_train(args):
@@ -176,7 +245,8 @@ def run_train(args):
     Whatever happens once training has started — divergence, Ctrl-C, a
     destination that vanished — the weights of the last finished step are
     evaluated on the test set and saved (elsewhere, if need be: the message
-    says where).
+    says where).  A resumed model continues from its file; its history and
+    the saved one go on from the history the file holds.
     """
     from threadpoolctl import threadpool_limits
 
@@ -185,6 +255,14 @@ def run_train(args):
     from fastnn.model import NonFiniteError, Sequential
 
     start = time.perf_counter()
+    model = None
+    if args.resume:
+        model, problem = _resumed_model(args)
+        if problem is not None:
+            return _usage_error(problem)
+    for name, value in ARCHITECTURE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     try:
         (X, y), (X_test, y_test) = load_mnist(args.data_dir, dtype=np.dtype(args.dtype))
     except DataNotFoundError as error:
@@ -203,20 +281,34 @@ def run_train(args):
     validation = (X[held], y[held]) if args.validation else None
     X, y = X[kept], y[kept]
     n_classes = int(max(y.max(), y_test.max())) + 1
+    samples = (f"fastnn: {X.shape[0]} training, "
+               f"{0 if validation is None else len(validation[0])} validation, "
+               f"{X_test.shape[0]} test samples")
 
-    try:
-        model = Sequential(build_network(X.shape[1], args.hidden, n_classes, args.activation),
-                           loss="softmax_cross_entropy",
-                           optimizer=build_optimizer(args.optimizer, args.lr, args.lr_decay),
-                           dtype=args.dtype, seed=args.seed, l2=args.l2)
-    except MemoryError:
-        return _usage_error(f"a network of widths {[X.shape[1], *args.hidden, n_classes]} "
-                            "does not fit in memory")
-    print(f"fastnn: {X.shape[0]} training, {0 if validation is None else len(validation[0])} "
-          f"validation, {X_test.shape[0]} test samples; network "
-          f"{[X.shape[1], *args.hidden, n_classes]} {args.activation}, {model.n_params} "
-          f"parameters, {args.optimizer} lr={args.lr}·e^(−{args.lr_decay}·epoch), "
-          f"batch {args.batch_size}, {args.dtype}")
+    if model is None:
+        try:
+            model = Sequential(build_network(X.shape[1], args.hidden, n_classes,
+                                             args.activation),
+                               loss="softmax_cross_entropy",
+                               optimizer=build_optimizer(args.optimizer, args.lr,
+                                                         args.lr_decay),
+                               dtype=args.dtype, seed=args.seed, l2=args.l2)
+        except MemoryError:
+            return _usage_error(f"a network of widths {[X.shape[1], *args.hidden, n_classes]} "
+                                "does not fit in memory")
+        print(f"{samples}; network {[X.shape[1], *args.hidden, n_classes]} {args.activation}, "
+              f"{model.n_params} parameters, {args.optimizer} "
+              f"lr={args.lr}·e^(−{args.lr_decay}·epoch), batch {args.batch_size}, {args.dtype}")
+    else:
+        if X.shape[1] != model.n_features_ or n_classes > model.n_outputs_:
+            return _usage_error(f"the model resumed from {args.resume} takes "
+                                f"{model.n_features_} features and {model.n_outputs_} classes; "
+                                f"the data have {X.shape[1]} and {n_classes}")
+        print(f"{samples}; network {[model.n_features_, *args.hidden, model.n_outputs_]} "
+              f"resumed from {args.resume} after {model.optimizer.epoch_} epochs "
+              f"({model.optimizer.t_} steps), {model.n_params} parameters, "
+              f"{model.optimizer!r}, batch {args.batch_size}, {args.dtype}")
+    earlier = dict(getattr(model, "history_", History()).history)
     history = History()
     callbacks = [history] if args.quiet else [history, ProgressBar(args.epochs)]
     status = 0
@@ -234,7 +326,12 @@ def run_train(args):
         print(f"fastnn: interrupted after {done} of {args.epochs} epochs; evaluating "
               "the weights of the last finished step", file=sys.stderr)
         status = EXIT_INTERRUPTED
-    _write_history(history, args)
+    # What the file will hold and the CSV shows: the whole training, the
+    # epochs of an earlier run first.
+    model.history_ = History()
+    model.history_.history = {key: earlier.get(key, []) + history.history.get(key, [])
+                              for key in {**earlier, **history.history}}
+    _write_history(model.history_, args)
     return _finish(model, args, X_test, y_test, start, status)
 
 
@@ -260,20 +357,16 @@ def _clear(callbacks):
 
 def _finish(model, args, X_test, y_test, start, status):
     """Report the test score, then save; a failed save falls back elsewhere."""
-    from fastnn._validation import all_finite
-
     test = model.evaluate(X_test, y_test)
-    print(f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
-          f"({time.perf_counter() - start:.1f} s in all)", flush=True)
+    print(f"{_scores(test)}  ({time.perf_counter() - start:.1f} s in all)", flush=True)
     if not args.save:
         return status
-    if not all_finite(model.params_):  # stopped inside an update that overflowed
-        print(f"fastnn: the weights are not finite; {args.save} was not written",
-              file=sys.stderr)
-        return status or 1
     try:
-        model.save_weights(args.save)
+        model.save(args.save)
         return status
+    except ValueError as error:  # stopped inside an update that overflowed
+        print(f"fastnn: {error}", file=sys.stderr)
+        return status or 1
     except OSError as error:
         reason = error
     name = os.path.basename(args.save)
@@ -284,15 +377,115 @@ def _finish(model, args, X_test, y_test, start, status):
             if os.path.lexists(fallback):
                 continue
         try:
-            model.save_weights(fallback)
+            model.save(fallback)
         except OSError:
             continue
-        print(f"fastnn: could not write {args.save} ({reason}); the weights are saved to "
+        print(f"fastnn: could not write {args.save} ({reason}); the model is saved to "
               f"{fallback} instead", file=sys.stderr)
         return status or 1
     print(f"fastnn: could not write {args.save} ({reason}), nor a copy in the current or "
-          "the temporary directory; the weights are lost", file=sys.stderr)
+          "the temporary directory; the model is lost", file=sys.stderr)
     return status or 1
+
+
+def _scores(test):
+    """A test score line: accuracy first for a classifier, as ``fastnn train`` ends."""
+    order = sorted(test, key=lambda key: (key != "accuracy", key))
+    return "  ".join(f"test {key} {test[key]:.4f}" for key in order)
+
+
+def _load(command, path):
+    """The model saved in ``path``, or None after a one-line message."""
+    from fastnn.model_file import load_model
+
+    try:
+        return load_model(path)
+    except (OSError, ValueError) as error:
+        _usage_error(error, command)
+        return None
+
+
+def evaluate_parser(parser):
+    parser.add_argument("model", help="a model file (fastnn train --save, Sequential.save)")
+    parser.add_argument("--data-dir", help="directory of MNIST-format IDX files whose test "
+                        "set is scored (default: $FASTNN_DATA or "
+                        "/usr/share/datasets/fashion-mnist)")
+
+
+def run_evaluate(args):
+    """Print the saved model's test loss and accuracy; returns the exit status."""
+    from fastnn.data import DataNotFoundError, load_mnist
+
+    model = _load("evaluate", args.model)
+    if model is None:
+        return 2
+    try:
+        _, (X_test, y_test) = load_mnist(args.data_dir, dtype=model.dtype)
+    except DataNotFoundError as error:
+        print(f"fastnn: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as error:
+        return _usage_error(error, "evaluate")
+    try:
+        test = model.evaluate(X_test, y_test)
+    except (TypeError, ValueError) as error:  # data of another width or more classes
+        return _usage_error(f"the test set does not fit {args.model}: {error}", "evaluate")
+    print(_scores(test))
+    return 0
+
+
+def predict_parser(parser):
+    parser.add_argument("model", help="a model file (fastnn train --save, Sequential.save)")
+    parser.add_argument("input", help="a .npy file of rows, one sample each (n_samples, "
+                        "n_features), or a single row")
+    parser.add_argument("--output", type=_destination,
+                        help="write the predictions to this .npy file (default: print them, "
+                             "one row per line)")
+    parser.add_argument("--proba", action="store_true",
+                        help="the network's outputs (class probabilities) instead of the "
+                             "predicted classes")
+
+
+def _rows(path, n_features):
+    """The array in the .npy file ``path``, checked to be rows of ``n_features`` numbers."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"cannot read {path} as a .npy array ({error})") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError(f"{path} is an .npz archive; give one array as .npy")
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{path} holds {array.dtype} values; it needs real numbers")
+    if array.ndim not in (1, 2) or array.shape[-1] != n_features:
+        raise ValueError(f"{path} holds an array of shape {array.shape}; the model takes rows "
+                         f"of {n_features} features, (n_samples, {n_features}) or "
+                         f"({n_features},)")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path} contains NaN or infinite values")
+    return array
+
+
+def run_predict(args):
+    """Write the saved model's predictions for the rows of ``args.input``."""
+    from fastnn._files import atomic_write
+
+    model = _load("predict", args.model)
+    if model is None:
+        return 2
+    try:
+        X = _rows(args.input, model.n_features_)
+        out = model.predict_proba(X) if args.proba else model.predict(X)
+    except (TypeError, ValueError) as error:
+        return _usage_error(error, "predict")
+    if args.output:
+        with atomic_write(args.output) as f:
+            np.save(f, out)
+    else:
+        # floats with as many digits as tell every value of their dtype apart
+        fmt = "%d" if out.dtype.kind == "i" else f"%.{np.finfo(out.dtype).precision + 3}g"
+        np.savetxt(sys.stdout, np.atleast_1d(out), fmt=fmt)
+    return 0
 
 
 def main(argv=None):
@@ -303,6 +496,13 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a network on Fashion-MNIST")
     train_parser(train)
+    subcommands = {"train": train,
+                   "evaluate": commands.add_parser("evaluate", help="test loss and accuracy "
+                                                   "of a saved model on Fashion-MNIST's test set"),
+                   "predict": commands.add_parser("predict", help="a saved model's predictions "
+                                                  "for the rows of a .npy file")}
+    evaluate_parser(subcommands["evaluate"])
+    predict_parser(subcommands["predict"])
     commands.add_parser("constrained", add_help=False,
                         help="trust-constr with analytic vs finite-difference derivatives")
     commands.add_parser("study", add_help=False, help="studies of backprop at work: graph, "
@@ -317,7 +517,11 @@ def main(argv=None):
 
         return constrained.main(rest)
     if rest:
-        train.error(f"unrecognized arguments: {' '.join(rest)}")
+        subcommands[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "evaluate":
+        return run_evaluate(args)
+    if args.command == "predict":
+        return run_predict(args)
     try:
         return run_train(args)
     except KeyboardInterrupt:  # before training began, or a second Ctrl-C

@@ -75,3 +75,17 @@ def get(init):
         raise ValueError(
             f"unknown initializer {init!r}; choose one of {sorted(INITIALIZERS)}"
         ) from None
+
+
+def name_of(name, init):
+    """The registered name of the initializer function ``init``.
+
+    ``name`` is the argument it was given as, for the message when ``init``
+    is a function of the user's own, which has no name a file could record.
+    """
+    for key, function in INITIALIZERS.items():
+        if function is init:
+            return key
+    raise ValueError(f"{name} is the custom function {init!r}; a model file records "
+                     f"initializers by name, one of {sorted(INITIALIZERS)} (save_weights "
+                     "keeps the weights of any network)")

@@ -22,7 +22,7 @@ import numpy as np
 
 from fastnn import initializers
 from fastnn._layout import owner
-from fastnn._registry import by_name
+from fastnn._registry import by_class_name, by_name
 from fastnn._validation import as_finite, check_finite_number, check_positive_int
 from fastnn_ext import activations as _act
 from fastnn_ext import batchnorm as _batchnorm
@@ -124,6 +124,11 @@ class Layer:
         compiled form.
         """
         raise NotImplementedError(f"{type(self).__name__} has no compiled form")
+
+    def get_config(self):
+        """The constructor's arguments, by name: ``type(layer)(**layer.get_config())``
+        builds the same layer (model files store it)."""
+        return {}
 
     def get_weights(self):
         """Copies of the layer's parameters, by name."""
@@ -231,6 +236,11 @@ class Dense(Layer):
                  weight="W", bias="b")
         return 2 if fused is not None else 1
 
+    def get_config(self):
+        return {"n_in": self.n_in, "n_out": self.n_out,
+                "init": initializers.name_of("init", self.init),
+                "bias_init": initializers.name_of("bias_init", self.bias_init)}
+
     def __repr__(self):
         return f"Dense({self.n_out})" if self.n_in is None else f"Dense({self.n_in}, {self.n_out})"
 
@@ -305,6 +315,9 @@ class LeakyReLU(Activation):
         super().__init__()
         self.alpha = check_finite_number("alpha", alpha, minimum=0.0)
 
+    def get_config(self):
+        return {"alpha": self.alpha}
+
     def __repr__(self):
         return f"LeakyReLU(alpha={self.alpha})"
 
@@ -330,6 +343,9 @@ class PReLU(Layer):
     def __init__(self, init_slope=0.25):
         super().__init__()
         self.init_slope = check_finite_number("init_slope", init_slope)
+
+    def get_config(self):
+        return {"init_slope": self.init_slope}
 
     def param_specs(self):
         slope = self.init_slope
@@ -420,6 +436,9 @@ class Dropout(Layer):
                  saved_size=plan.rows * self.n_out)  # the mask
         return 1
 
+    def get_config(self):
+        return {"rate": self.rate}
+
     def __repr__(self):
         return f"Dropout(rate={self.rate})"
 
@@ -509,9 +528,14 @@ class BatchNorm(Layer):
                  saved_size=_ops.batchnorm_saved_size(self.n_out, plan.rows))
         return 1
 
+    def get_config(self):
+        return {"momentum": self.momentum, "eps": self.eps}
+
     def __repr__(self):
         return f"BatchNorm(momentum={self.momentum}, eps={self.eps})"
 
 
 #: name → activation layer class, for the command line and model descriptions
 ACTIVATIONS = by_name(Activation, prelu=PReLU)
+#: class name → layer class, for model files
+LAYERS = by_class_name(Layer)

@@ -17,6 +17,7 @@ import numpy as np
 
 from fastnn import inference as _inference
 from fastnn import losses as _losses
+from fastnn import model_file as _model_file
 from fastnn import serialization as _files
 from fastnn import training as _training
 from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
@@ -467,6 +468,12 @@ class Sequential:
         for layer, layer_weights in zip(self.layers, weights):
             if layer_weights or layer.params:
                 layer.set_weights(layer_weights)
+
+    def save(self, path):
+        """Write the whole model — architecture, weights, optimizer, schedule, random
+        generator, history — to ``path`` (``.npz``), atomically; ``fastnn.load_model``
+        rebuilds it, and training continues where it stopped."""
+        _model_file.save(self, path)
 
     def save_weights(self, path):
         """Write parameters and batch-norm statistics to ``path`` (``.npz``), atomically.

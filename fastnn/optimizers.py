@@ -214,6 +214,11 @@ class Optimizer:
         """Learning rate of the next update."""
         return self.lr.rate(self.epoch_, self.t_ + 1)
 
+    def get_config(self):
+        """The constructor's arguments, by name (``lr`` as its schedule):
+        ``type(opt)(**opt.get_config())`` is the same rule with fresh state."""
+        return {**self._params(), "decay_all": self.decay_all}
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"

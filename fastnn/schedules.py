@@ -31,7 +31,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._validation import (check_count, check_metric_available, check_monitor,
+from ._registry import by_class_name
+from ._validation import (Integer, Real, check_count, check_metric_available, check_monitor,
                           check_non_negative, check_real, resolve_mode)
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "InverseTimeDecay",
     "ReduceLROnPlateau",
     "as_schedule",
+    "SCHEDULES",
 ]
 
 _PER = ("epoch", "step")
@@ -141,6 +143,34 @@ class Schedule:
         A schedule that watches no metric accepts any names.
         """
         _metric_names(metric_names)
+
+    def get_config(self):
+        """The constructor's arguments, by name: ``type(s)(**s.get_config())``
+        builds the same schedule, at its start."""
+        return dict(self._params())
+
+    #: the fields training changes (a name → rule table, see ``fastnn._validation``)
+    _STATE_RULES = {}
+
+    def get_state(self):
+        """What training has changed in the schedule, by name (nothing by default)."""
+        return {name: getattr(self, name) for name in self._STATE_RULES}
+
+    def set_state(self, state):
+        """Restore a state from :meth:`get_state`, checked.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` names other fields than :meth:`get_state` gives, or
+            a value its field does not allow.
+        """
+        if not isinstance(state, Mapping) or set(state) != set(self._STATE_RULES):
+            raise ValueError(f"the state of {type(self).__name__} has the fields "
+                             f"{sorted(self._STATE_RULES)}, got {state!r}")
+        checked = {name: self._STATE_RULES[name](name, value) for name, value in state.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
@@ -243,6 +273,13 @@ class InverseTimeDecay(_RateDecay):
         return self.lr / (1.0 + self.k * t)
 
 
+def _best_value(name, value):
+    """A number that is not NaN (±∞ stands for "none yet")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ValueError(f"{name} must be a number or ±inf, got {value!r}")
+    return float(value)
+
+
 class ReduceLROnPlateau(Schedule):
     """Reduce the rate when a monitored metric stops improving.
 
@@ -331,6 +368,10 @@ class ReduceLROnPlateau(Schedule):
         self.num_bad_epochs_ = 0
         self.cooldown_left_ = 0
 
+    #: the best value is ±∞ until the first epoch, never NaN
+    _STATE_RULES = {"current_lr": Real(0), "best_": _best_value,
+                    "num_bad_epochs_": Integer(0), "cooldown_left_": Integer(0)}
+
     def _improved(self, a):
         if self.mode == "min":
             if self.threshold_mode == "rel":
@@ -405,3 +446,7 @@ def as_schedule(lr):
     if isinstance(lr, Schedule):
         return lr
     return Constant(lr)
+
+
+#: class name → schedule class, for model files
+SCHEDULES = by_class_name(Schedule)

@@ -4,7 +4,9 @@ A weights file is an ``.npz`` archive (no pickled objects) holding
 ``params``, ``buffers`` (batch-norm running statistics) and ``header``, a
 JSON text naming the fastnn version, the dtype and every layer's kind and
 parameter and buffer shapes.  ``load_weights`` compares the header with the
-network before touching it and names the first difference.
+network before touching it and names the first difference.  It also reads
+the weights of a model file (``fastnn.model_file``), whose header describes
+the layers the same way.
 """
 
 import json
@@ -41,17 +43,19 @@ def save_weights(model, path):
         np.savez(f, header=np.array(header), params=model.params_, buffers=model.buffers_)
 
 
-def _read(path):
+def read(path, what="weights"):
+    """Every array of the ``.npz`` file ``path``, by name; a damaged file is a ValueError."""
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(f"{path} is not a readable fastnn weights file ({error})") from None
+        raise ValueError(f"{path} is not a readable fastnn {what} file ({error})") from None
 
 
-def _first_difference(saved, wanted):
+def first_difference(saved, wanted):
+    """How the layers of header ``saved`` differ from those of ``wanted``, or None."""
     for i, (a, b) in enumerate(zip(saved["layers"], wanted["layers"])):
         for key in ("kind", "params", "buffers"):
             if a.get(key) != b.get(key):
@@ -65,7 +69,9 @@ def _first_difference(saved, wanted):
 
 def load_weights(model, path):
     """Read weights saved by ``save_weights`` into ``model``, or raise ValueError."""
-    data = _read(path)
+    from fastnn import model_file
+
+    data = read(path)
     params = data.get("params")
     if params is None or params.ndim != 1 or params.dtype.kind != "f":
         raise ValueError(f"{path} holds no parameter array")
@@ -74,12 +80,13 @@ def load_weights(model, path):
             header = json.loads(str(data["header"]))
         except json.JSONDecodeError:
             raise ValueError(f"{path} has a damaged header") from None
-        if header.get("format") != FORMAT:
+        versions = {FORMAT: FORMAT_VERSION, model_file.FORMAT: model_file.FORMAT_VERSION}
+        if header.get("format") not in versions:
             raise ValueError(f"{path} is not a fastnn weights file")
-        if header.get("format_version", 0) > FORMAT_VERSION:
+        if header.get("format_version", 0) > versions[header["format"]]:
             raise ValueError(f"{path} was written by a newer fastnn ({header.get('fastnn')}); "
                              "upgrade fastnn to read it")
-        difference = _first_difference(header, describe(model))
+        difference = first_difference(header, describe(model))
         if difference is not None:
             raise ValueError(f"{path} belongs to another network: {difference}")
         buffers = data.get("buffers", np.zeros(0))

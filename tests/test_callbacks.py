@@ -266,6 +266,52 @@ def test_checkpoint_keeps_the_best_epoch(tmp_path):
                                                                         monitor="val_loss")])
 
 
+def test_a_whole_model_checkpoint_resumes_the_fit_exactly(tmp_path):
+    from fastnn import load_model
+    from fastnn.callbacks import ModelCheckpoint
+    from fastnn.optimizers import Adam
+    from fastnn.schedules import StepDecay
+
+    X, y = blobs(n=60)
+
+    def model():
+        return make_model("dropout", optimizer=Adam(lr=StepDecay(0.01, factor=0.5, every=1)),
+                          gradient_noise=0.01)
+
+    straight = model()
+    history = straight.fit(X, y, epochs=5, batch_size=10,
+                           callbacks=[ModelCheckpoint(tmp_path / "m-{epoch}.npz", every=2)])
+    resumed = load_model(tmp_path / "m-2.npz")
+    assert resumed.history_.history == {key: values[:2] for key, values in history.history.items()}
+    rest = resumed.fit(X, y, epochs=3, batch_size=10)
+    np.testing.assert_array_equal(resumed.params_, straight.params_)
+    np.testing.assert_array_equal(resumed.optimizer.state_, straight.optimizer.state_)
+    assert resumed.rng.bit_generator.state == straight.rng.bit_generator.state
+    assert rest.history == {key: values[2:] for key, values in history.history.items()}
+    assert load_model(tmp_path / "m-4.npz").optimizer.t_ == 4 * 6
+
+
+def test_a_weights_only_checkpoint_and_an_unsavable_model(tmp_path):
+    from fastnn import layers as L
+    from fastnn import load_model
+    from fastnn.callbacks import ModelCheckpoint
+    from fastnn.model import Sequential
+
+    X, y = blobs(n=60)
+    make_model("relu_softmax").fit(X, y, epochs=1, callbacks=[
+        ModelCheckpoint(tmp_path / "w.npz", save_weights_only=True)])
+    with pytest.raises(ValueError, match="carries only weights"):
+        load_model(tmp_path / "w.npz")
+    custom = Sequential([L.Dense(6, 3, init=lambda rng, shape, fan_in, fan_out: np.ones(shape)),
+                         L.Softmax()])
+    before = custom.params_.copy()
+    with pytest.raises(ValueError, match="custom function"):
+        custom.fit(X, y, epochs=1, callbacks=[ModelCheckpoint(tmp_path / "c.npz")])
+    np.testing.assert_array_equal(custom.params_, before)  # refused before any epoch
+    with pytest.raises(TypeError, match="save_weights_only"):
+        ModelCheckpoint(tmp_path / "c.npz", save_weights_only="yes")
+
+
 def test_csv_logger_writes_every_finished_epoch(tmp_path):
     from fastnn.callbacks import CSVLogger
     from fastnn.plotting import history_from_csv

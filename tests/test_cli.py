@@ -1,5 +1,6 @@
 """The console command: the main job on Fashion-MNIST, small data, missing data."""
 
+import io
 import os
 import re
 import shutil
@@ -19,6 +20,11 @@ from fastnn.model import Sequential
 
 def numpy_relu_network_accuracy(weights_path, widths, X, y):
     """Accuracy of saved weights, by a NumPy transcription of the forward pass."""
+    return float((numpy_relu_network_logits(weights_path, widths, X).argmax(axis=1) == y).mean())
+
+
+def numpy_relu_network_logits(weights_path, widths, X):
+    """The saved network's outputs before the softmax, by a NumPy transcription."""
     with np.load(weights_path) as data:
         flat = data["params"].astype(np.float64)
     shapes = list(zip(widths[:-1], widths[1:]))
@@ -33,7 +39,7 @@ def numpy_relu_network_accuracy(weights_path, widths, X, y):
         h = h @ W + b
         if i < len(weights) - 1:
             h = np.maximum(h, 0)
-    return float((h.argmax(axis=1) == y).mean())
+    return h
 
 
 @pytest.mark.skipif(not os.path.isdir(DEFAULT_DATA_DIR), reason="Fashion-MNIST not installed")
@@ -244,3 +250,164 @@ def test_the_command_line_reads_the_registries(tmp_path, capsys, optimizer, acti
                  "--validation", "20", "--quiet", "--optimizer", optimizer,
                  "--activation", activation, "--lr", "0.001"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+# --- saving, resuming, evaluating and predicting with model files ---------------
+
+def test_a_resumed_run_ends_where_one_longer_run_ends(tmp_path, capsys):
+    from fastnn import load_model
+    from fastnn.plotting import history_from_csv
+
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    options = ["--quiet", "--optimizer", "momentum", "--lr", "0.05", "--dtype", "float64"]
+    assert run(small_run(tmp_path, *options, "--epochs", "4", "--save",
+                         str(tmp_path / "four.npz")), capsys)[0] == 0
+    assert run(small_run(tmp_path, *options, "--save", str(tmp_path / "two.npz")),
+               capsys)[0] == 0
+    code, out, err = run(["train", "--data-dir", str(tmp_path), "--validation", "20",
+                          "--quiet", "--resume", str(tmp_path / "two.npz"), "--epochs", "2",
+                          "--hidden", "8", "--history", str(tmp_path / "resumed.csv"),
+                          "--save", str(tmp_path / "resumed.npz")], capsys)
+    assert code == 0 and err == "", err
+    assert "resumed from" in out and "after 2 epochs" in out
+    straight, resumed = load_model(tmp_path / "four.npz"), load_model(tmp_path / "resumed.npz")
+    np.testing.assert_array_equal(resumed.params_, straight.params_)
+    np.testing.assert_array_equal(resumed.optimizer.state_, straight.optimizer.state_)
+    assert resumed.optimizer.epoch_ == straight.optimizer.epoch_ == 4
+    assert resumed.history_.history == straight.history_.history  # all four epochs
+    assert history_from_csv(tmp_path / "resumed.csv") == {"epoch": [1, 2, 3, 4],
+                                                           **straight.history_.history}
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--hidden", "16"], r"--hidden \[16\] contradicts the model resumed from .*: leave it out"),
+    (["--optimizer", "adam"], "--optimizer adam contradicts .*--optimizer is momentum"),
+    (["--dtype", "float64"], "--dtype float64 contradicts"),
+    (["--lr", "0.1"], "--lr 0.1 contradicts"),
+    (["--lr-decay", "0"], "--lr-decay 0.0 contradicts"),
+    (["--activation", "tanh"], "--activation tanh contradicts .*is relu"),
+    (["--seed", "3"], "--seed 3 contradicts"),
+])
+def test_options_that_contradict_the_resumed_model_are_refused(tmp_path, capsys, options,
+                                                                message):
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    saved = tmp_path / "m.npz"
+    assert run(small_run(tmp_path, "--quiet", "--optimizer", "momentum", "--lr", "0.05",
+                         "--save", str(saved)), capsys)[0] == 0
+    before = saved.read_bytes()
+    code, out, err = run(["train", "--data-dir", str(tmp_path), "--resume", str(saved),
+                          *options, "--save", str(saved)], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert saved.read_bytes() == before
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "No such file"), (b"garbage", "not a readable fastnn model file"),
+])
+def test_an_unreadable_model_is_a_one_line_error(tmp_path, capsys, content, message):
+    write_dataset(tmp_path)
+    model = tmp_path / "m.npz"
+    if content is not None:
+        model.write_bytes(content)
+    for argv in (small_run(tmp_path, "--resume", str(model)),
+                 ["evaluate", str(model), "--data-dir", str(tmp_path)],
+                 ["predict", str(model), str(tmp_path / "rows.npy")]):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and out == "" and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def trained(tmp_path, capsys):
+    """A model file trained on small IDX data, and the test accuracy train reported."""
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    code, out, _ = run(small_run(tmp_path, "--quiet", "--save", str(tmp_path / "m.npz")),
+                       capsys)
+    assert code == 0
+    return tmp_path / "m.npz", reported_accuracy(out)
+
+
+def test_evaluate_prints_the_test_loss_and_accuracy(tmp_path, capsys):
+    model, accuracy = trained(tmp_path, capsys)
+    code, out, err = run(["evaluate", str(model), "--data-dir", str(tmp_path)], capsys)
+    assert code == 0 and err == ""
+    reported = re.fullmatch(r"test accuracy (\S+)  test loss (\S+)\n", out)
+    _, (X_test, y_test) = load_mnist(tmp_path)
+    logits = numpy_relu_network_logits(model, [12, 8, 10], X_test)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    loss = -np.mean(shifted[np.arange(len(y_test)), y_test] - np.log(np.exp(shifted).sum(1)))
+    assert float(reported[1]) == pytest.approx(accuracy, abs=1e-12)
+    assert float(reported[1]) == pytest.approx((logits.argmax(1) == y_test).mean(), abs=1e-4)
+    assert float(reported[2]) == pytest.approx(loss, abs=1e-4)
+
+
+def test_evaluate_refuses_data_the_model_does_not_take(tmp_path, capsys):
+    model, _ = trained(tmp_path, capsys)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "t10k-images-idx3-ubyte").write_bytes(
+        idx_bytes(np.zeros((5, 4, 4), np.uint8)))
+    (tmp_path / "other" / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(5, np.uint8)))
+    (tmp_path / "other" / "train-images-idx3-ubyte").write_bytes(
+        idx_bytes(np.zeros((5, 4, 4), np.uint8)))
+    (tmp_path / "other" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(5, np.uint8)))
+    code, out, err = run(["evaluate", str(model), "--data-dir", str(tmp_path / "other")], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "16 features, the network expects 12" in err
+    code, _, err = run(["evaluate", str(model), "--data-dir", str(tmp_path / "none")], capsys)
+    assert code == 2 and "apt-get install -y dataset-fashion-mnist" in err
+
+
+def test_predict_writes_classes_and_probabilities(tmp_path, capsys):
+    model, _ = trained(tmp_path, capsys)
+    _, (X_test, _) = load_mnist(tmp_path)
+    np.save(tmp_path / "rows.npy", X_test)
+    logits = numpy_relu_network_logits(model, [12, 8, 10], X_test)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+
+    assert run(["predict", str(model), str(tmp_path / "rows.npy"), "--output",
+                str(tmp_path / "classes.npy")], capsys)[:2] == (0, "")
+    np.testing.assert_array_equal(np.load(tmp_path / "classes.npy"), expected.argmax(1))
+    assert run(["predict", str(model), str(tmp_path / "rows.npy"), "--proba", "--output",
+                str(tmp_path / "proba.npy")], capsys)[0] == 0
+    proba = np.load(tmp_path / "proba.npy")
+    assert proba.dtype == np.float32
+    np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-7)
+
+    code, out, _ = run(["predict", str(model), str(tmp_path / "rows.npy")], capsys)
+    assert code == 0
+    np.testing.assert_array_equal(np.array(out.split(), dtype=np.int64), expected.argmax(1))
+    code, out, _ = run(["predict", str(model), str(tmp_path / "rows.npy"), "--proba"], capsys)
+    np.testing.assert_array_equal(np.loadtxt(io.StringIO(out), dtype=np.float32), proba)
+    np.save(tmp_path / "row.npy", X_test[3])
+    code, out, _ = run(["predict", str(model), str(tmp_path / "row.npy")], capsys)
+    assert code == 0 and out == f"{expected[3].argmax()}\n"
+
+
+@pytest.mark.parametrize("array, message", [
+    (lambda X: X[:, :5], r"shape \(50, 5\); the model takes rows of 12 features"),
+    (lambda X: X.reshape(50, 3, 4), "shape"),
+    (lambda X: X.astype(str), "holds <U.* values; it needs real numbers"),
+    (lambda X: X > 0.5, "holds bool values"),
+    (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X), "NaN"),
+    (lambda X: X.astype(np.complex64), "complex64"),
+])
+def test_predict_refuses_rows_the_model_does_not_take(tmp_path, capsys, array, message):
+    model, _ = trained(tmp_path, capsys)
+    _, (X_test, _) = load_mnist(tmp_path)
+    np.save(tmp_path / "rows.npy", array(X_test))
+    code, out, err = run(["predict", str(model), str(tmp_path / "rows.npy"), "--output",
+                          str(tmp_path / "out.npy")], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "rows.npy" in err
+    assert re.search(message, err), err
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_predict_refuses_an_archive_and_a_pickle(tmp_path, capsys):
+    model, _ = trained(tmp_path, capsys)
+    np.savez(tmp_path / "rows.npz", X=np.zeros((2, 12)))
+    np.save(tmp_path / "objects.npy", np.array([{"x": 1}], dtype=object))
+    for name, message in (("rows.npz", "archive"), ("objects.npy", "cannot read")):
+        code, out, err = run(["predict", str(model), str(tmp_path / name)], capsys)
+        assert code == 2 and out == "" and message in err and "Traceback" not in err
