@@ -18,14 +18,19 @@ import weakref
 
 import numpy as np
 
+from fastnn import backprop as _backprop
+from fastnn import losses as _losses
 from fastnn._validation import check_features
 from fastnn.plan import build_inference_plan
+from fastnn_ext import losses as _loss_kernels
 from fastnn_ext import update as _update
 from fastnn_ext.infer import CHUNK_ROWS as _CHUNK_ROWS
 
 # model → {number of leading layers: InferencePlan or None}; a weak key, so
 # that the plans leave with their model and never reach its pickle.
 _PLANS = weakref.WeakKeyDictionary()
+#: rows per forward call of the layer path, and per loss call of evaluate
+CHUNK = 4096
 
 
 def plan_of(model, layers):
@@ -52,11 +57,13 @@ def run(plan, model, X):
 
 
 def predict(model, X, layers):
-    """Outputs of ``layers`` for X (2-D, or one sample 1-D → one row), or None
-    when a layer has no compiled form."""
+    """Outputs of ``layers`` for X (2-D, or one sample 1-D → one row)."""
     plan = plan_of(model, layers)
     if plan is None:
-        return None
+        X, single = model._features(X)
+        out = np.concatenate([model._forward(X[i:i + CHUNK], layers, False)
+                              for i in range(0, X.shape[0], CHUNK)])
+        return out[0] if single else out
     if (type(X) is np.ndarray and X.dtype is plan.dtype and 1 <= X.ndim <= 2
             and X.shape[-1] == plan.n_features and X.size and X.flags.c_contiguous):
         single = X.ndim == 1
@@ -65,3 +72,28 @@ def predict(model, X, layers):
         X, single = model._features(X)
         out = run(plan, model, X)
     return out[0] if single else out
+
+
+def evaluate(model, X, y):
+    """Mean loss (without penalty) and accuracy, or for a regression the loss,
+    ``mae`` and ``r2``, of ``model`` on (X, y)."""
+    X = check_features(X, model.dtype, model.n_features_)
+    labels, targets = model._targets(y, X.shape[0])
+    regression = model.regression and labels is None
+    layers = model._loss_layers
+    plan = plan_of(model, layers)
+    compiled = None if plan is None else run(plan, model, X)
+    total, correct, outputs = 0.0, 0, []
+    for i in range(0, X.shape[0], CHUNK):
+        out = (compiled[i:i + CHUNK] if compiled is not None
+               else model._forward(X[i:i + CHUNK], layers, False))
+        batch = _backprop.batch_targets(model, labels, targets, slice(i, i + CHUNK))
+        total += _loss_kernels.loss_grad(model.loss.code, out, batch)
+        if regression:
+            outputs.append(out)
+        else:
+            correct += _loss_kernels.correct(out, batch, model.loss.threshold)
+    if not regression:
+        return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
+    return {"loss": total / X.shape[0],
+            **_losses.regression_scores(np.concatenate(outputs), targets)}

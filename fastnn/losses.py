@@ -57,6 +57,18 @@ class Loss:
                 raise ValueError(f"loss name {key!r} is taken by {LOSSES[key].__name__}")
             LOSSES[key] = cls
 
+    def input_layers(self, layers):
+        """The layers whose output the loss reads: all of them, or all but the
+        output layer it needs (a cross-entropy takes the logits; the output
+        layer is applied only when predicting)."""
+        last = type(layers[-1]).__name__
+        if self.output_layer is None:
+            return layers
+        if last != self.output_layer:
+            raise ValueError(f"{self!r} needs a {self.output_layer} output layer, the network "
+                             f"ends with {last}")
+        return layers[:-1]
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 

@@ -1,40 +1,31 @@
 """The sequential model: a stack of layers, a loss, an optimizer.
 
-Parameters, their gradients and the optimizer's moments each live in one
-contiguous buffer per model (``params_``, ``grads_``); a layer's arrays are
-views into them.  Weights come first, then biases and other parameters, so
-that weight penalties and weight decay apply to the leading ``n_weights_``
-elements in one pass.  Randomness (initialization, shuffling, dropout,
-gradient noise) comes from one ``numpy.random.Generator`` seeded by ``seed``.
-
-Training runs either compiled (the default, ``fastnn.training``) or layer by
-layer in Python (``compiled=False``, for debugging and for layers without a
-compiled form); both call the same kernels in the same order and give the
-same weights.
+Parameters, gradients and non-trainable state live in one flat buffer each,
+laid out by ``fastnn._layout`` (trainable weights first, so penalties and the
+update cover leading slices); a layer's arrays are views into them.
+Randomness (initialization, shuffling, dropout, gradient noise,
+augmentation) comes from one ``numpy.random.Generator`` seeded by ``seed``.
+Training (``fastnn.training``) runs compiled or layer by layer in Python
+(``compiled=False``); both call the same kernels in the same order and give
+the same weights.  Prediction goes through ``fastnn.inference``.
 """
 
 import numpy as np
 
+from fastnn import _layout
+from fastnn import backprop as _backprop
 from fastnn import inference as _inference
 from fastnn import losses as _losses
 from fastnn import model_file as _model_file
 from fastnn import serialization as _files
 from fastnn import training as _training
-from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
-                                check_positive_int, check_targets, one_hot)
-from fastnn import _layout
-from fastnn import augment as _augment
 from fastnn._layout import check_unshared, lay_out, owner, take_ownership
+from fastnn._validation import (as_dtype, check_features, check_finite_number, check_gradient_noise,
+                                check_positive_int, check_targets)
 from fastnn.layers import Dense, Layer
 from fastnn.optimizers import SGD, Optimizer
-from fastnn.plan import build_plan
 from fastnn.training import NonFiniteError  # noqa: F401  (importable from here, as before)
-from fastnn_ext import gradients as _gradients
-from fastnn_ext import losses as _loss_kernels
-from fastnn_ext import update as _update
 
-#: rows per forward call when predicting or evaluating
-PREDICT_CHUNK = 4096
 #: attributes that exist once the input width is known (Sequential.build)
 _BUILT = frozenset({"params_", "grads_", "buffers_", "n_weights_", "n_trainable_", "n_features_",
                     "n_outputs_"})
@@ -46,8 +37,8 @@ class Sequential:
     Parameters
     ----------
     layers : list of Layer
-        The network, input to output.  The first layer fixes the input width.
-        A layer object belongs to one model only.
+        The network, input to output; the first Dense layer's ``n_in`` (or
+        the data) fixes the input width.  A layer belongs to one model only.
     loss : str or Loss
         ``"softmax_cross_entropy"`` (needs a ``Softmax`` last layer),
         ``"sigmoid_cross_entropy"`` (needs a ``Sigmoid`` last layer) or
@@ -112,12 +103,7 @@ class Sequential:
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         if not dense:
             raise ValueError("the network needs a Dense layer")
-        required = self.loss.output_layer
-        last = type(self.layers[-1]).__name__
-        if required is not None and last != required:
-            raise ValueError(f"{self.loss!r} needs a {required} output layer, the network ends with {last}")
-        # Cross-entropies take the logits: the output layer is applied only when predicting.
-        self._loss_layers = self.layers[:-1] if required is not None else self.layers
+        self._loss_layers = self.loss.input_layers(self.layers)
         self._optimizer = None
         self.optimizer = SGD(lr=0.1) if optimizer is None else optimizer
         # The first dense layer fixes the input width; without one, the data will.
@@ -181,15 +167,11 @@ class Sequential:
     def freeze(self, *layers):
         """Stop training the given layers (layer objects or indices into ``layers``).
 
-        A frozen layer's parameters get no update, no optimizer state and no
-        weight penalty gradient, on both training paths; a frozen
-        ``BatchNorm`` runs in inference mode (its running statistics stay).
-        The backward pass stops at the first layer left trainable.  Changing
-        what is frozen lays the flat buffers out again (every value is kept;
-        views taken before point into the old buffers) and restarts the
-        optimizer: fresh moments, step and epoch counters at 0, as a new
-        optimizer over the trainable parameters would.  Freezing every layer
-        with parameters is refused.
+        Their parameters get no update, no optimizer state and no penalty, on
+        both training paths; a frozen ``BatchNorm`` runs in inference mode.
+        The buffers are laid out again (values kept, older views go stale) and
+        the optimizer restarts with fresh state.  Freezing every layer with
+        parameters is refused.
         """
         _layout.set_trainable(self, layers, False)
 
@@ -250,13 +232,7 @@ class Sequential:
         gives one row of outputs.  A network whose layers all have a
         compiled form runs in one compiled call (``fastnn.inference``).
         """
-        proba = _inference.predict(self, X, self.layers)
-        if proba is not None:
-            return proba
-        X, single = self._features(X)
-        out = np.concatenate([self._forward(X[i:i + PREDICT_CHUNK], self.layers, False)
-                              for i in range(0, X.shape[0], PREDICT_CHUNK)])
-        return out[0] if single else out
+        return _inference.predict(self, X, self.layers)
 
     def predict(self, X):
         """Predictions: the outputs of a regression (``"mse"``, ``"quadratic"``); for a
@@ -275,30 +251,7 @@ class Sequential:
         """Mean loss (without penalty) on (X, y), and accuracy — or, for a regression,
         the mean absolute error ``mae`` and the coefficient of determination ``r2``
         (1 − Σ(y − a)²/Σ(y − ȳ)², averaged over the outputs), as a dict."""
-        X = check_features(X, self.dtype, self.n_features_)
-        labels, targets = self._targets(y, X.shape[0])
-        regression = self.regression and labels is None
-        total, correct, outputs = 0.0, 0, []
-        plan = _inference.plan_of(self, self._loss_layers)
-        compiled = None if plan is None else _inference.run(plan, self, X)
-        for i in range(0, X.shape[0], PREDICT_CHUNK):
-            out = (compiled[i:i + PREDICT_CHUNK] if compiled is not None
-                   else self._forward(X[i:i + PREDICT_CHUNK], self._loss_layers, False))
-            batch_targets = self._batch_targets(labels, targets, slice(i, i + PREDICT_CHUNK))
-            total += _loss_kernels.loss_grad(self.loss.code, out, batch_targets)
-            if regression:
-                outputs.append(out)
-            else:
-                correct += _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        if not regression:
-            return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
-        return {"loss": total / X.shape[0],
-                **_losses.regression_scores(np.concatenate(outputs), targets)}
-
-    def _batch_targets(self, labels, targets, rows):
-        if labels is not None:
-            return one_hot(labels[rows], self.n_outputs_, self.dtype)
-        return np.ascontiguousarray(targets[rows])
+        return _inference.evaluate(self, X, y)
 
     # ------------------------------------------------------------- gradients
 
@@ -307,9 +260,7 @@ class Sequential:
 
         The sums run over the trainable weights: a frozen weight's term is a
         constant of the training."""
-        weights = self.params_[:self.n_weights_].astype(np.float64)
-        return (self.l2 / (2 * n_samples) * np.dot(weights, weights)
-                + self.l1 / n_samples * np.abs(weights).sum())
+        return _backprop.penalty(self, n_samples)
 
     def loss_and_gradients(self, X, y, training=True):
         """Objective (mean loss + penalty, X taken as the whole training set) and its gradient.
@@ -318,40 +269,7 @@ class Sequential:
         returns ``(objective, grads)`` with ``grads`` a copy of the flat
         gradient buffer.  Used by ``fastnn.gradcheck``.
         """
-        X = check_features(X, self.dtype, self.n_features_)
-        labels, targets = self._targets(y, X.shape[0])
-        batch_targets = self._batch_targets(labels, targets, slice(None))
-        loss = self._forward_backward(X, batch_targets, training,
-                                      first=self._first_with_params)[0] / X.shape[0]
-        _gradients.weight_penalty(self.params_[:self.n_weights_], self.grads_[:self.n_weights_],
-                                  self.l2 / X.shape[0], self.l1 / X.shape[0])
-        return loss + self.penalty(X.shape[0]), self.grads_.copy()
-
-    def _forward_backward(self, X, batch_targets, training=True, weights=None, first=None):
-        """Loss sum and correct count of one batch; leaves the gradient in grads_.
-
-        The backward pass runs down to layer ``first`` (default: the first
-        with trainable parameters; the layers before it need no gradient).
-
-        With sample ``weights``, row i's loss and gradient are scaled by wᵢ,
-        row by row as the compiled epoch does (``train.weighted_loss_and_grad``).
-        """
-        out = self._forward(X, self._loss_layers, training)
-        delta = np.empty_like(out)
-        m = X.shape[0]
-        if weights is None:
-            loss = _loss_kernels.loss_grad(self.loss.code, out, batch_targets, delta, 1.0 / m)
-        else:
-            loss = 0.0
-            for i, weight in enumerate(weights.tolist()):
-                loss += weight * _loss_kernels.loss_grad(
-                    self.loss.code, out[i:i + 1], batch_targets[i:i + 1], delta[i:i + 1],
-                    weight / m)
-        correct = _loss_kernels.correct(out, batch_targets, self.loss.threshold)
-        first = self._first_trainable if first is None else first
-        for i in range(len(self._loss_layers) - 1, first - 1, -1):
-            delta = self._loss_layers[i].backward(delta, need_grad_in=i > first)
-        return loss, correct
+        return _backprop.loss_and_gradients(self, X, y, training)
 
     # -------------------------------------------------------------- training
 
@@ -405,40 +323,9 @@ class Sequential:
             On Ctrl-C, within a fraction of a second; the weights are those of
             the last finished step.
         """
-        if "params_" not in self.__dict__:
-            self.build(np.shape(X)[1] if np.ndim(X) == 2 else np.shape(X)[-1])
-        if _layout.trainable_changed(self):
-            _layout.relay(self)
-        X, y, sample_weight, validation_data = _training.split_validation(
-            self, X, y, sample_weight, validation_data, validation_split)
-        X = check_features(X, self.dtype, self.n_features_)
-        labels, targets = self._targets(y, X.shape[0])
-        self._trained_on_labels = labels is not None
-        sample_weight = _training.check_sample_weight(sample_weight, X.shape[0])
-        epochs = check_positive_int("epochs", epochs)
-        batch_size = min(check_positive_int("batch_size", batch_size), X.shape[0])
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-        if compiled not in (None, True, False):
-            raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
-        _training.check_batch_rows(self, batch_size, X.shape[0])
-        augment = _augment.check_augment(augment, self.n_features_)
-        validation = _training.check_validation(self, validation_data)
-        hooks, history = _training.make_hooks(self, callbacks, verbose, epochs,
-                                              validation is not None)
-        update = _update.UpdateStep(
-            self.params_, self.grads_, self.optimizer, self.n_weights_,
-            self.l2 / X.shape[0], self.l1 / X.shape[0], self.clip_value or 0.0,
-            self.clip_norm or 0.0, self.gradient_noise or (0.0, 0.0), self.n_trainable_)
-        plan = None if compiled is False else build_plan(
-            self, self._loss_layers, batch_size, update, _training.fused_sgd_decay(self))
-        if compiled and plan is None:
-            raise ValueError("a layer of this network has no compiled form; use compiled=False")
-
-        _training.run_epochs(self, plan, update, X, labels, targets, sample_weight, epochs,
-                             batch_size, shuffle, validation, hooks, augment)
-        self.history_ = history
-        return history
+        return _training.fit(self, X, y, epochs, batch_size, shuffle, validation_data,
+                             callbacks, verbose, compiled, sample_weight, validation_split,
+                             augment)
 
     # ------------------------------------------------------- state and files
 

@@ -14,10 +14,15 @@ import math
 import numpy as np
 
 from fastnn import _threads
+from fastnn import _layout
+from fastnn import augment as _augment
+from fastnn import backprop as _backprop
+from fastnn import plan as _plan
 from fastnn.plotting import smoothed
 from fastnn import callbacks as callbacks_
-from fastnn._validation import Real, check_features
+from fastnn._validation import Real, check_features, check_positive_int
 from fastnn_ext import train as _train
+from fastnn_ext import update as _update
 
 #: compiled calls per epoch when a callback follows progress (a progress bar)
 PROGRESS_SLICES = 20
@@ -126,8 +131,8 @@ def layer_epoch(model, update, data, rates, epoch, hooks):
             data.load(step)
         saved = snapshot(model)
         rows = data.rows(step, step + 1)
-        batch_loss, batch_correct = model._forward_backward(
-            data.X[rows], model._batch_targets(data.labels, data.targets, rows),
+        batch_loss, batch_correct = _backprop.forward_backward(
+            model, data.X[rows], _backprop.batch_targets(model, data.labels, data.targets, rows),
             weights=None if data.sample_weight is None else data.sample_weight[rows])
         status = _train.STATUS_NONFINITE_LOSS if not math.isfinite(batch_loss) else \
             update.update(float(rates[step]), model.rng, threads)
@@ -324,3 +329,43 @@ def split_validation(model, X, y, sample_weight, validation_data, fraction):
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight)[:n - held]
     return X[:n - held], y[:n - held], sample_weight, (X[n - held:], y[n - held:])
+
+
+def fit(model, X, y, epochs, batch_size, shuffle, validation_data, callbacks, verbose,
+        compiled, sample_weight, validation_split, augment):
+    """``Sequential.fit``: its arguments checked, the update step and the plan made,
+    the epochs run."""
+    if "params_" not in model.__dict__:
+        model.build(np.shape(X)[1] if np.ndim(X) == 2 else np.shape(X)[-1])
+    if _layout.trainable_changed(model):
+        _layout.relay(model)
+    X, y, sample_weight, validation_data = split_validation(
+        model, X, y, sample_weight, validation_data, validation_split)
+    X = check_features(X, model.dtype, model.n_features_)
+    labels, targets = model._targets(y, X.shape[0])
+    model._trained_on_labels = labels is not None
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = min(check_positive_int("batch_size", batch_size), X.shape[0])
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    if compiled not in (None, True, False):
+        raise TypeError(f"compiled must be None, True or False, got {compiled!r}")
+    check_batch_rows(model, batch_size, X.shape[0])
+    augment = _augment.check_augment(augment, model.n_features_)
+    validation = check_validation(model, validation_data)
+    hooks, history = make_hooks(model, callbacks, verbose, epochs,
+                                          validation is not None)
+    update = _update.UpdateStep(
+        model.params_, model.grads_, model.optimizer, model.n_weights_,
+        model.l2 / X.shape[0], model.l1 / X.shape[0], model.clip_value or 0.0,
+        model.clip_norm or 0.0, model.gradient_noise or (0.0, 0.0), model.n_trainable_)
+    plan = None if compiled is False else _plan.build_plan(
+        model, model._loss_layers, batch_size, update, fused_sgd_decay(model))
+    if compiled and plan is None:
+        raise ValueError("a layer of this network has no compiled form; use compiled=False")
+
+    run_epochs(model, plan, update, X, labels, targets, sample_weight, epochs,
+                         batch_size, shuffle, validation, hooks, augment)
+    model.history_ = history
+    return history
