@@ -182,3 +182,38 @@ def load_mnist(directory=None, dtype=np.float32):
         raise ValueError(f"{train_path} holds {'×'.join(map(str, train_shape))} images but "
                          f"{test_path} holds {'×'.join(map(str, test_shape))}")
     return tuple(arrays)
+
+
+def hold_out(X, y, n_held, rng):
+    """Split (X, y) at random into a training part and ``n_held`` held-out rows,
+    reusing X's memory.
+
+    Equals ``order = rng.permutation(len(X))``; ``(X[order[n_held:]],
+    y[order[n_held:]])`` for training and ``(X[order[:n_held]],
+    y[order[:n_held]])`` held out — without a second copy of the training
+    rows: X's rows are permuted in place (cycle by cycle, one row of extra
+    memory), so X afterwards holds the permuted rows; the training part is a
+    view into it and the held-out part a copy.
+    """
+    order = rng.permutation(X.shape[0])
+    _permute_rows(X, order)
+    y = y[order]
+    return (X[n_held:], y[n_held:]), (X[:n_held].copy(), y[:n_held])
+
+
+def _permute_rows(X, order):
+    """X[i] ← X[order[i]] for every i, in place: each cycle of the permutation is
+    walked once, holding one row aside."""
+    done = np.zeros(len(order), dtype=bool)
+    row = np.empty_like(X[0])
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            continue
+        row[...] = X[start]
+        i = start
+        while order[i] != start:
+            X[i] = X[order[i]]
+            done[i] = True
+            i = order[i]
+        X[i] = row
+        done[i] = True

@@ -154,3 +154,21 @@ def test_float_images_in_range_are_scaled_like_bytes(tmp_path):
 def test_wrong_argument_types(call, error, name):
     with pytest.raises(error, match=name):
         call()
+
+
+@pytest.mark.parametrize("n, n_held", [(1, 0), (2, 1), (97, 10), (500, 0), (500, 499)])
+def test_hold_out_equals_fancy_indexing_by_a_permutation(n, n_held):
+    from fastnn.data import hold_out
+
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    y = rng.integers(0, 3, n)
+    order = np.random.default_rng(7).permutation(n)
+    expected_train = X[order[n_held:]].copy(), y[order[n_held:]]
+    expected_held = X[order[:n_held]].copy(), y[order[:n_held]]
+    (X_train, y_train), (X_held, y_held) = hold_out(X, y, n_held, np.random.default_rng(7))
+    np.testing.assert_array_equal(X_train, expected_train[0])
+    np.testing.assert_array_equal(y_train, expected_train[1])
+    np.testing.assert_array_equal(X_held, expected_held[0])
+    np.testing.assert_array_equal(y_held, expected_held[1])
+    assert np.shares_memory(X_train, X) and not np.shares_memory(X_held, X)
