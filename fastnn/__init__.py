@@ -1,5 +1,8 @@
 """fastnn: a compiled mini deep-learning framework for fully-connected networks."""
 
+# before the imports: fastnn._threads reads it (its cache key) while they run
+__version__ = "0.1.0"
+
 from fastnn.callbacks import (Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint,
                               ProgressBar)
 from fastnn.data import load_mnist
@@ -12,8 +15,6 @@ from fastnn.model import NonFiniteError, Sequential
 from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, Lion, RMSProp
 from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, ReduceLROnPlateau,
                               StepDecay)
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "NonFiniteError",
