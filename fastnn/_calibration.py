@@ -10,7 +10,8 @@ caches and the BLAS build.  So the first fit in a given dtype times both on
 a few shape classes (``ROWS`` × the three products × two layer sizes, about
 half a second) and derives, per product, the largest batch for the own
 kernels and the smallest product worth splitting; the answer goes to the
-cache of ``fastnn._threads`` (same file, same machine key) and into the
+cache of ``fastnn._threads`` (same file, same machine key, and whether BLAS
+may thread) and into the
 integers that the compiled code reads (``fastnn_ext.gemm_choice``).
 
 Once cached, the same machine makes the same choice, so seeded runs stay
@@ -210,21 +211,24 @@ def store(key, value):
         pass  # an unwritable cache only means measuring again next time
 
 
-def _key(dtype, threads):
-    return f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}|{threads}"
+def _key(dtype, threads, blas_threaded):
+    return (f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}|{threads}"
+            f"|blas {'threaded' if blas_threaded else '1 thread'}")
 
 
-def gemm_choice(dtype, threads):
+def gemm_choice(dtype, threads, blas_threaded=False):
     """The choice for ``dtype`` on this machine: cached, or measured now; set and returned.
 
-    ``threads`` is the most a split may use (the thread limit of the fit).
+    ``threads`` is the most a split may use (the thread limit of the fit);
+    ``blas_threaded`` whether BLAS may use more than one thread now (BLAS is
+    timed as it is, so each case has a choice of its own).
     """
     dtype = np.dtype(dtype)
     mode = os.environ.get("FASTNN_CALIBRATION", "")
     if mode == "off" or _choice.vector_bits() == 0:
         chosen = blas_always()
     else:
-        key = _key(dtype, threads)
+        key = _key(dtype, threads, blas_threaded)
         # once per process even with redo: a fit never changes its choice midway
         chosen = _applied.get(key)
         if chosen is None and mode != "redo":
@@ -242,11 +246,11 @@ def gemm_choice(dtype, threads):
     return chosen
 
 
-def cached_choices(threads):
+def cached_choices(threads, blas_threaded):
     """Set the cached choice of each dtype that has one, measuring nothing."""
     if os.environ.get("FASTNN_CALIBRATION", "") in ("off", "redo") or _choice.vector_bits() == 0:
         return
     cache = load_cache()
     for dtype in (np.float32, np.float64):
-        if isinstance(cache.get(_key(dtype, threads)), dict):
-            gemm_choice(dtype, threads)
+        if isinstance(cache.get(_key(dtype, threads, blas_threaded)), dict):
+            gemm_choice(dtype, threads, blas_threaded)

@@ -74,12 +74,12 @@ def step_threads(model, plan=None):
     threaded BLAS) — both for the own kernels' split and for the update,
     and for the update, above one, only what measured faster on this machine.
     """
-    limit = training_threads()
-    _calibration.gemm_choice(model.dtype, limit)
+    limit, threaded = training_threads(), blas_threaded()
+    _calibration.gemm_choice(model.dtype, limit, threaded)
     allowed = limit
     if plan is not None:
-        allowed = plan.step_threads(allowed, blas_threaded())
-    elif blas_threaded():
+        allowed = plan.step_threads(allowed, threaded)
+    elif threaded:
         allowed = 1
     _gemm_choice.set_threads(max(1, allowed))
     if allowed <= 1:
@@ -135,4 +135,4 @@ def _measure(optimizer, n_params, n_decay, dtype, allowed, repeats=7, steps=10):
 
 # A model's products follow the cached choice from the start, also those of a
 # prediction before any fit in this process.
-_calibration.cached_choices(training_threads())
+_calibration.cached_choices(training_threads(), blas_threaded())

@@ -102,8 +102,11 @@ def test_measured_once_cached_redone_and_switched_off(fresh_cache, monkeypatch):
     assert calls == ["float32"]
     assert gemm_choice.get_choice(np.float32)["own_max_rows"] == {"nn": 32, "tn": 10, "nt": 4}
     assert _calibration.gemm_choice(np.float32, 1) == first and calls == ["float32"]
-    stored = json.loads(fresh_cache.read_text())
-    assert list(stored.values()) == [first]
+    assert list(json.loads(fresh_cache.read_text()).values()) == [first]
+
+    _calibration.gemm_choice(np.float32, 1, blas_threaded=True)  # BLAS timed otherwise
+    assert calls == ["float32", "float32"] and len(json.loads(fresh_cache.read_text())) == 2
+    calls.pop()
 
     monkeypatch.setattr(_calibration, "_applied", {})   # a new process reads the file
     gemm_choice.set_choice(np.float32, **_calibration.blas_always())
@@ -128,7 +131,7 @@ def test_an_unreadable_cache_entry_is_measured_again(fresh_cache, monkeypatch):
     monkeypatch.setattr(_calibration, "measure",
                         lambda dtype: fake_timings({"nn": 4, "tn": 4, "nt": 4}))
     fresh_cache.parent.mkdir(parents=True)
-    key = _calibration._key(np.float64, 1)
+    key = _calibration._key(np.float64, 1, False)
     fresh_cache.write_text(json.dumps({key: {"own_max_rows": "many"}}))
     chosen = _calibration.gemm_choice(np.float64, 1)
     assert chosen["own_max_rows"] == {"nn": 4, "tn": 4, "nt": 4}
@@ -160,13 +163,13 @@ def test_bad_choices_are_refused():
 
 def test_a_fit_sets_the_choice_before_its_first_step(fresh_cache, monkeypatch):
     seen = []
-    monkeypatch.setattr(_calibration, "gemm_choice",
-                        lambda dtype, threads: seen.append((np.dtype(dtype).name, threads)))
+    monkeypatch.setattr(_calibration, "gemm_choice", lambda dtype, threads, blas:
+                        seen.append((np.dtype(dtype).name, threads, blas)))
     model = Sequential([L.Dense(8, 4), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
     rng = np.random.default_rng(0)
     model.fit(rng.standard_normal((20, 8)), rng.integers(0, 4, 20), epochs=1, batch_size=10)
-    assert seen and seen[0] == ("float32" if model.dtype == np.float32 else "float64",
-                                _threads.training_threads())
+    assert seen and seen[0] == (np.dtype(model.dtype).name, _threads.training_threads(),
+                                _threads.blas_threaded())
 
 
 def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
@@ -174,7 +177,7 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
     forced = {**_calibration.blas_always(), "own_max_rows": dict.fromkeys(
         gemm_choice.PRODUCTS, 10), "threads": 2}
 
-    def choose(dtype, threads):
+    def choose(dtype, threads, blas):
         gemm_choice.set_choice(dtype, **forced)
 
     monkeypatch.setattr(_calibration, "gemm_choice", choose)
