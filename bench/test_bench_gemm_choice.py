@@ -21,7 +21,7 @@ import pytest
 from test_bench_kernels import blas_backward, blas_forward, operands
 from threads import pause
 
-from fastnn import _calibration, _threads
+from fastnn import _calibration
 from fastnn_ext import dense, gemm_choice
 
 LAYERS = [(784, 256), (256, 128), (128, 10)]
@@ -34,8 +34,7 @@ needs_kernels = pytest.mark.skipif(gemm_choice.vector_bits() == 0,
 @pytest.fixture(scope="module", autouse=True)
 def calibrated():
     """The choice a float32 fit would use here (cached per machine)."""
-    return _calibration.gemm_choice(np.float32, _threads.training_threads(),
-                                    _threads.blas_threaded())
+    return _calibration.gemm_choice(np.float32)
 
 
 def products():

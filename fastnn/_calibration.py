@@ -10,8 +10,7 @@ caches and the BLAS build.  So the first fit in a given dtype times both on
 a few shape classes (``ROWS`` × the three products × two layer sizes, about
 half a second) and derives, per product, the largest batch for the own
 kernels and the smallest product worth splitting; the answer goes to the
-cache of ``fastnn._threads`` (same file, same machine key, and whether BLAS
-may thread) and into the
+cache of ``fastnn._threads`` (same file, same machine key) and into the
 integers that the compiled code reads (``fastnn_ext.gemm_choice``).
 
 Once cached, the same machine makes the same choice, so seeded runs stay
@@ -47,6 +46,8 @@ REQUIRED_GAIN = 1.25
 #: seconds each timing sample aims at; the best of SAMPLES is kept
 SAMPLE_SECONDS = 4e-4
 SAMPLES = 3
+#: threads a split is timed with: the CPUs of the machine (part of the cache key)
+SPLIT_THREADS = max(1, os.cpu_count() or 1)
 #: how long BLAS's threads stay awake after a product (see ``measure``)
 BLAS_SPIN_SECONDS = 0.1
 
@@ -211,24 +212,24 @@ def store(key, value):
         pass  # an unwritable cache only means measuring again next time
 
 
-def _key(dtype, threads, blas_threaded):
-    return (f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}|{threads}"
-            f"|blas {'threaded' if blas_threaded else '1 thread'}")
+def _key(dtype):
+    return f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}"
 
 
-def gemm_choice(dtype, threads, blas_threaded=False):
+def gemm_choice(dtype):
     """The choice for ``dtype`` on this machine: cached, or measured now; set and returned.
 
-    ``threads`` is the most a split may use (the thread limit of the fit);
-    ``blas_threaded`` whether BLAS may use more than one thread now (BLAS is
-    timed as it is, so each case has a choice of its own).
+    The key is the machine alone — not the thread limit of the moment, nor
+    BLAS's: whatever a fit's settings, the same machine makes the same
+    choice, so its seeded runs give the same bits.  A split is timed on
+    SPLIT_THREADS threads; a fit splits over as many as it may use.
     """
     dtype = np.dtype(dtype)
     mode = os.environ.get("FASTNN_CALIBRATION", "")
     if mode == "off" or _choice.vector_bits() == 0:
         chosen = blas_always()
     else:
-        key = _key(dtype, threads, blas_threaded)
+        key = _key(dtype)
         # once per process even with redo: a fit never changes its choice midway
         chosen = _applied.get(key)
         if chosen is None and mode != "redo":
@@ -239,18 +240,20 @@ def gemm_choice(dtype, threads, blas_threaded=False):
             except (TypeError, ValueError):
                 pass  # no entry, or one this version cannot read: measure
         if chosen is None:
-            chosen = decide(measure(dtype), threads)
+            chosen = decide(measure(dtype), SPLIT_THREADS)
             store(key, chosen)
         _applied[key] = chosen
-    _choice.set_choice(dtype, **chosen)
+    # nothing is split outside a fit: fastnn._threads.step_threads allows it
+    # where no BLAS thread of the step may run meanwhile
+    _choice.set_choice(dtype, **{**chosen, "threads": 1})
     return chosen
 
 
-def cached_choices(threads, blas_threaded):
+def cached_choices():
     """Set the cached choice of each dtype that has one, measuring nothing."""
     if os.environ.get("FASTNN_CALIBRATION", "") in ("off", "redo") or _choice.vector_bits() == 0:
         return
     cache = load_cache()
     for dtype in (np.float32, np.float64):
-        if isinstance(cache.get(_key(dtype, threads, blas_threaded)), dict):
-            gemm_choice(dtype, threads, blas_threaded)
+        if isinstance(cache.get(_key(dtype)), dict):
+            gemm_choice(dtype)

@@ -74,9 +74,8 @@ def step_threads(model, plan=None):
     threaded BLAS) — both for the own kernels' split and for the update,
     and for the update, above one, only what measured faster on this machine.
     """
-    limit, threaded = training_threads(), blas_threaded()
-    _calibration.gemm_choice(model.dtype, limit, threaded)
-    allowed = limit
+    _calibration.gemm_choice(model.dtype)
+    allowed, threaded = training_threads(), blas_threaded()
     if plan is not None:
         allowed = plan.step_threads(allowed, threaded)
     elif threaded:
@@ -135,4 +134,4 @@ def _measure(optimizer, n_params, n_decay, dtype, allowed, repeats=7, steps=10):
 
 # A model's products follow the cached choice from the start, also those of a
 # prediction before any fit in this process.
-_calibration.cached_choices(training_threads(), blas_threaded())
+_calibration.cached_choices()

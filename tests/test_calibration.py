@@ -98,29 +98,25 @@ def test_measured_once_cached_redone_and_switched_off(fresh_cache, monkeypatch):
         return table
 
     monkeypatch.setattr(_calibration, "measure", measure)
-    first = _calibration.gemm_choice(np.float32, 1)
+    first = _calibration.gemm_choice(np.float32)
     assert calls == ["float32"]
     assert gemm_choice.get_choice(np.float32)["own_max_rows"] == {"nn": 32, "tn": 10, "nt": 4}
-    assert _calibration.gemm_choice(np.float32, 1) == first and calls == ["float32"]
+    assert _calibration.gemm_choice(np.float32) == first and calls == ["float32"]
     assert list(json.loads(fresh_cache.read_text()).values()) == [first]
-
-    _calibration.gemm_choice(np.float32, 1, blas_threaded=True)  # BLAS timed otherwise
-    assert calls == ["float32", "float32"] and len(json.loads(fresh_cache.read_text())) == 2
-    calls.pop()
 
     monkeypatch.setattr(_calibration, "_applied", {})   # a new process reads the file
     gemm_choice.set_choice(np.float32, **_calibration.blas_always())
-    assert _calibration.gemm_choice(np.float32, 1) == first and calls == ["float32"]
+    assert _calibration.gemm_choice(np.float32) == first and calls == ["float32"]
     assert gemm_choice.get_choice(np.float32)["own_max_rows"]["nn"] == 32
 
     monkeypatch.setattr(_calibration, "_applied", {})
     monkeypatch.setenv("FASTNN_CALIBRATION", "redo")
-    _calibration.gemm_choice(np.float32, 1)
-    _calibration.gemm_choice(np.float32, 1)            # once per process, even redone
+    _calibration.gemm_choice(np.float32)
+    _calibration.gemm_choice(np.float32)            # once per process, even redone
     assert calls == ["float32", "float32"]
 
     monkeypatch.setenv("FASTNN_CALIBRATION", "off")
-    assert _calibration.gemm_choice(np.float32, 1) == _calibration.blas_always()
+    assert _calibration.gemm_choice(np.float32) == _calibration.blas_always()
     assert gemm_choice.get_choice(np.float32)["own_max_rows"] == dict.fromkeys(
         gemm_choice.PRODUCTS, 0)
     assert calls == ["float32", "float32"]
@@ -131,9 +127,9 @@ def test_an_unreadable_cache_entry_is_measured_again(fresh_cache, monkeypatch):
     monkeypatch.setattr(_calibration, "measure",
                         lambda dtype: fake_timings({"nn": 4, "tn": 4, "nt": 4}))
     fresh_cache.parent.mkdir(parents=True)
-    key = _calibration._key(np.float64, 1, False)
+    key = _calibration._key(np.float64)
     fresh_cache.write_text(json.dumps({key: {"own_max_rows": "many"}}))
-    chosen = _calibration.gemm_choice(np.float64, 1)
+    chosen = _calibration.gemm_choice(np.float64)
     assert chosen["own_max_rows"] == {"nn": 4, "tn": 4, "nt": 4}
     assert json.loads(fresh_cache.read_text())[key] == chosen
 
@@ -163,13 +159,12 @@ def test_bad_choices_are_refused():
 
 def test_a_fit_sets_the_choice_before_its_first_step(fresh_cache, monkeypatch):
     seen = []
-    monkeypatch.setattr(_calibration, "gemm_choice", lambda dtype, threads, blas:
-                        seen.append((np.dtype(dtype).name, threads, blas)))
+    monkeypatch.setattr(_calibration, "gemm_choice",
+                        lambda dtype: seen.append(np.dtype(dtype).name))
     model = Sequential([L.Dense(8, 4), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
     rng = np.random.default_rng(0)
     model.fit(rng.standard_normal((20, 8)), rng.integers(0, 4, 20), epochs=1, batch_size=10)
-    assert seen and seen[0] == (np.dtype(model.dtype).name, _threads.training_threads(),
-                                _threads.blas_threaded())
+    assert seen and seen[0] == np.dtype(model.dtype).name
 
 
 def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
@@ -177,7 +172,7 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
     forced = {**_calibration.blas_always(), "own_max_rows": dict.fromkeys(
         gemm_choice.PRODUCTS, 10), "threads": 2}
 
-    def choose(dtype, threads, blas):
+    def choose(dtype):
         gemm_choice.set_choice(dtype, **forced)
 
     monkeypatch.setattr(_calibration, "gemm_choice", choose)
@@ -186,3 +181,6 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
     model = Sequential([L.Dense(300, 300), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
     model.fit(np.zeros((600, 300)), np.zeros(600, dtype=int), epochs=1, batch_size=600)
     assert gemm_choice.get_choice(model.dtype)["threads"] == 1
+    # at batch 10 every product is the own kernels': the split may use both threads
+    model.fit(np.zeros((10, 300)), np.zeros(10, dtype=int), epochs=1, batch_size=10)
+    assert gemm_choice.get_choice(model.dtype)["threads"] == 2

@@ -242,7 +242,7 @@ def test_forced_choices_agree(m, dtype, rng):
 @pytest.mark.parametrize("choice", sorted(CHOICES))
 def test_compiled_and_layer_paths_stay_bit_identical(choice, monkeypatch, dtype):
     monkeypatch.setattr(_calibration, "gemm_choice",
-                        lambda d, threads, blas: gemm_choice.set_choice(d, **CHOICES[choice]))
+                        lambda d: gemm_choice.set_choice(d, **CHOICES[choice]))
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((60, 30)).astype(dtype), rng.integers(0, 5, 60)
     runs = []
