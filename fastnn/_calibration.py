@@ -7,11 +7,12 @@ on OpenBLAS, which first repacks them: with a few rows the repacking costs
 more than the arithmetic, with many it pays.  Where the crossover lies, and
 whether splitting a product over two threads pays, depends on the CPU, its
 caches and the BLAS build.  So the first fit in a given dtype times both on
-a few shape classes (``ROWS`` × the three products × two layer sizes, about
-half a second) and derives, per product, the largest batch for the own
-kernels and the smallest product worth splitting; the answer goes to the
-cache of ``fastnn._threads`` (same file, same machine key) and into the
-integers that the compiled code reads (``fastnn_ext.gemm_choice``).
+a few shape classes (``ROWS`` × the three products × two layer sizes; 0.6 to
+2 s on a 2-core Zen 3 EPYC, the longer under load) and derives, per product,
+the largest batch for the own kernels and the smallest product worth
+splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
+keyed by the machine alone) and into the integers that the compiled code
+reads (``fastnn_ext.gemm_choice``).
 
 Once cached, the same machine makes the same choice, so seeded runs stay
 bit-identical there; another CPU, other library versions or a new

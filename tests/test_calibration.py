@@ -184,3 +184,42 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
     # at batch 10 every product is the own kernels': the split may use both threads
     model.fit(np.zeros((10, 300)), np.zeros(10, dtype=int), epochs=1, batch_size=10)
     assert gemm_choice.get_choice(model.dtype)["threads"] == 2
+
+
+@needs_kernels
+def test_chosen_reads_the_choice_as_the_compiled_code_does(fresh_cache):
+    gemm_choice.set_choice(np.float32, own_max_rows={"nn": 10, "tn": 32, "nt": 4},
+                           own_min_length=64, split_min_work={"nn": 1e6, "tn": 1e9, "nt": 1e9},
+                           threads=2)
+    assert gemm_choice.chosen("nn", 10, 256, 784, np.float32) == ("own", 2)   # 2.0e6 >= 1e6
+    assert gemm_choice.chosen("nn", 10, 10, 128, np.float32) == ("own", 1)
+    assert gemm_choice.chosen("nn", 11, 256, 784, np.float32) == ("blas", 1)
+    assert gemm_choice.chosen("tn", 784, 256, 32, np.float32) == ("own", 1)  # batch = inner
+    assert gemm_choice.chosen("tn", 784, 256, 33, np.float32) == ("blas", 1)
+    assert gemm_choice.chosen("nt", 4, 256, 64, np.float32) == ("own", 1)
+    assert gemm_choice.chosen("nt", 4, 256, 63, np.float32) == ("blas", 1)   # rows too short
+    assert gemm_choice.chosen("nn", 10, 256, 784, np.float64) == ("blas", 1)  # its own table
+    with pytest.raises(ValueError, match="kind"):
+        gemm_choice.chosen("nnn", 1, 1, 1, np.float32)
+    with pytest.raises(ValueError, match="m must"):
+        gemm_choice.chosen("nn", 0, 1, 1, np.float32)
+
+
+def test_set_threads_and_vector_bits():
+    saved = gemm_choice.get_choice(np.float32)["threads"]
+    gemm_choice.set_threads(3)
+    assert gemm_choice.get_choice(np.float64)["threads"] == 3
+    gemm_choice.set_threads(saved)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="threads"):
+            gemm_choice.set_threads(bad)
+    assert gemm_choice.vector_bits() in (0, 256, 512)
+
+
+@needs_kernels
+def test_time_product_returns_seconds_and_checks_its_arguments():
+    assert gemm_choice.time_product("nn", 10, 256, 784, np.float32, "own", calls=3) > 0
+    with pytest.raises(ValueError, match="backend"):
+        gemm_choice.time_product("nn", 1, 1, 1, np.float32, "cuda")
+    with pytest.raises(TypeError, match="dtype"):
+        gemm_choice.time_product("nn", 1, 1, 1, np.int8, "blas")

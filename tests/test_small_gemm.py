@@ -18,6 +18,8 @@ import mmap
 import numpy as np
 import pytest
 from conftest import assert_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastnn import _calibration
 from fastnn import layers as L
@@ -271,3 +273,55 @@ def test_product_refuses_bad_arguments(rng):
         gemm_choice.product("nn", shared[:, :4], b, shared)
     with pytest.raises(ValueError, match="alpha"):
         gemm_choice.product("nn", a, b, c, alpha=float("nan"))
+
+
+FAULTS = [None, None, None, "kind", "backend", "threads", "calls", "alpha", "b dtype",
+          "c shape", "c read-only", "a column stride"]
+MESSAGES = {"kind": "kind", "backend": "backend", "threads": "threads", "calls": "calls",
+            "alpha": "alpha", "b dtype": "b has dtype", "c shape": "c has shape",
+            "c read-only": "c must be writeable", "a column stride": "a must be aligned"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=st.sampled_from(gemm_choice.PRODUCTS), m=st.integers(1, 30), n=st.integers(1, 40),
+       k=st.integers(1, 40), pad=st.integers(0, 3), double=st.booleans(),
+       backend=st.sampled_from(["own", "blas"]), threads=st.integers(1, 3),
+       beta=st.sampled_from([0.0, 1.0, -0.5]), fault=st.sampled_from(FAULTS),
+       seed=st.integers(0, 2 ** 16))
+def test_product_property(kind, m, n, k, pad, double, backend, threads, beta, fault, seed):
+    """A faulty call names its argument; any other matches NumPy (or refuses 'own' without
+    the kernels)."""
+    dtype = np.float64 if double else np.float32
+    a, b, c = operands(kind, m, n, k, dtype, np.random.default_rng(seed), pad)
+    start = c.astype(np.float64)
+    args = dict(alpha=1.5, beta=beta, backend=backend, threads=threads, calls=1)
+    if fault == "kind":
+        kind_arg = "tt"
+    else:
+        kind_arg = kind
+    if fault == "backend":
+        args["backend"] = "gpu"
+    if fault == "threads":
+        args["threads"] = 0
+    if fault == "calls":
+        args["calls"] = True
+    if fault == "alpha":
+        args["alpha"] = float("inf")
+    if fault == "b dtype":
+        b = b.astype(np.float32 if double else np.float64)
+    if fault == "c shape":
+        c = np.zeros((m + 1, n), dtype)
+    if fault == "c read-only":
+        c.flags.writeable = False
+    if fault == "a column stride":
+        a = np.repeat(a, 2, axis=1)[:, ::2]
+    if fault is None and backend == "own" and gemm_choice.vector_bits() == 0:
+        with pytest.raises(ValueError, match="backend 'own'"):
+            gemm_choice.product(kind_arg, a, b, c, **args)
+        return
+    if fault is not None:
+        with pytest.raises((ValueError, TypeError), match=MESSAGES[fault]):
+            gemm_choice.product(kind_arg, a, b, c, **args)
+        return
+    gemm_choice.product(kind_arg, a, b, c, **args)
+    assert_close(c, 1.5 * reference(kind, a, b) + beta * start, dtype, scale=np.sqrt(k) + 2)
