@@ -188,6 +188,7 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
 
 @needs_kernels
 def test_chosen_reads_the_choice_as_the_compiled_code_does(fresh_cache):
+    gemm_choice.set_choice(np.float64, **_calibration.blas_always())
     gemm_choice.set_choice(np.float32, own_max_rows={"nn": 10, "tn": 32, "nt": 4},
                            own_min_length=64, split_min_work={"nn": 1e6, "tn": 1e9, "nt": 1e9},
                            threads=2)
