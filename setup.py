@@ -12,7 +12,8 @@ width are C helpers in ``fastnn_ext/src`` compiled for several instruction sets
 with GCC/Clang ``target_clones`` and chosen at load time for the running CPU.
 Where glibc's libmvec (vector exp, log1p) links, the loops calling them use it;
 where OpenMP links, the optimizer steps of the compiled epoch use several threads.
-``FASTNN_NO_SMALL_GEMM=1`` builds without the AVX-512 small-batch matrix kernels.
+``FASTNN_NO_SMALL_GEMM=1`` builds without the small-batch matrix kernels (AVX-512 and
+AVX2+FMA).
 
 Build time: the modules compile in parallel (one job per CPU unless ``-j`` says
 otherwise), the largest C file first so that the longest compile does not start
@@ -135,7 +136,7 @@ def small_gemm_macros():
 # The translation unit of that library: small_gemm_kernels.h's definitions.
 # The modules include the header with FASTNN_SMALL_GEMM_EXTERN and so see only
 # its declarations; compiled into each module that calls a product, the
-# AVX-512 kernels took about five seconds of compiler time in each.  Hidden
+# AVX-512 kernels alone took about five seconds of compiler time in each.  Hidden
 # visibility: a module linking them keeps its own copy and exports none of it.
 SMALL_GEMM_UNIT = """\
 #if defined(__GNUC__)
@@ -172,7 +173,8 @@ def kernel_libraries():
         "sources": [small_gemm_unit()],
         "include_dirs": [SRC],
         "macros": small_gemm_macros(),
-        "cflags": compile_args(),
+        # OpenMP splits a large product over threads (where it links)
+        "cflags": compile_args() + openmp_flags(),
         "obj_deps": {"": [os.path.join(SRC, "small_gemm_kernels.h")]},
     })]
 

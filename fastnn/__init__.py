@@ -1,5 +1,8 @@
 """fastnn: a compiled mini deep-learning framework for fully-connected networks."""
 
+# before the imports: fastnn._threads reads it (its cache key) while they run
+__version__ = "0.1.0"
+
 from fastnn.callbacks import (Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint,
                               ProgressBar)
 from fastnn.data import load_mnist
@@ -14,8 +17,6 @@ from fastnn.model_file import load_model
 from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, Lion, RMSProp
 from fastnn.schedules import (Constant, ExponentialDecay, InverseTimeDecay, ReduceLROnPlateau,
                               StepDecay)
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "NonFiniteError", "Ensemble", "load_model",

@@ -1,7 +1,7 @@
 """How many threads a training step may start, decided by measurement on this machine.
 
-fastnn's own threads (OpenMP, in the optimizer step) must never run while
-BLAS's threads do: both pools spinning against each other on two cores made
+fastnn's own threads (OpenMP, in the optimizer step and in the split of its
+own matrix kernels, fastnn._calibration) must never run while BLAS's threads do: both pools spinning against each other on two cores made
 an epoch ten times slower.  Where they may run, whether they pay depends on
 the CPU, the step's size and how busy the machine is — on a 2-core AMD EPYC
 (Zen 3) shared with other work, a two-thread Adam step over 79,510
@@ -15,14 +15,13 @@ changes the numbers (each thread updates its own slice), only the speed.
 ``FASTNN_CALIBRATION=off`` measures nothing and uses one thread.
 """
 
-import json
 import os
-import platform
 import time
 
 import numpy as np
 
-from fastnn._files import atomic_write
+from fastnn import _calibration
+from fastnn_ext import gemm_choice as _gemm_choice
 from fastnn_ext import update as _update
 
 # GNU OpenMP cannot start threads in a child of fork() once the parent has
@@ -35,13 +34,14 @@ _forked_child = False
 def _after_fork_in_child():
     global _forked_child
     _forked_child = True
+    _gemm_choice.set_threads(1)
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: more threads are kept only when they make the update at least this much faster
-REQUIRED_GAIN = 1.25
+REQUIRED_GAIN = _calibration.REQUIRED_GAIN
 _decisions = {}
 
 
@@ -67,58 +67,24 @@ def blas_threaded():
 def step_threads(model, plan=None):
     """Threads each update of ``model``'s fit may use now.
 
-    The most the policy allows — one where BLAS may run threads during the
-    step (the plan knows which products go to BLAS; without a plan, the
-    layer path, any threaded BLAS) — and, above one, only what measured
-    faster on this machine.
+    First sets which products go to fastnn's own kernels (``fastnn._calibration``:
+    cached, or measured now, before the first step).  Then the most the
+    policy allows — one where BLAS may run threads during the step (the plan
+    knows which products go to BLAS; without a plan, the layer path, any
+    threaded BLAS) — both for the own kernels' split and for the update,
+    and for the update, above one, only what measured faster on this machine.
     """
-    allowed = training_threads()
+    _calibration.gemm_choice(model.dtype)
+    allowed, threaded = training_threads(), blas_threaded()
     if plan is not None:
-        allowed = plan.step_threads(allowed, blas_threaded())
-    elif blas_threaded():
+        allowed = plan.step_threads(allowed, threaded)
+    elif threaded:
         allowed = 1
+    _gemm_choice.set_threads(max(1, allowed))
     if allowed <= 1:
         return 1
     return calibrated_threads(model.optimizer, model.n_trainable_, model.n_weights_,
                               model.dtype, allowed)
-
-
-def _machine():
-    model_name = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as info:
-            model_name = next((line.split(":", 1)[1].strip() for line in info
-                               if line.startswith("model name")), model_name)
-    except OSError:
-        pass
-    from fastnn import __version__
-
-    return f"{model_name}|{os.cpu_count()}|numpy {np.__version__}|fastnn {__version__}"
-
-
-def _cache_path():
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "fastnn", "threads.json")
-
-
-def _load_cache():
-    try:
-        with open(_cache_path()) as f:
-            cache = json.load(f)
-        return cache if isinstance(cache, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _store(key, threads):
-    cache = _load_cache()
-    cache[key] = threads
-    try:
-        os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
-        with atomic_write(_cache_path(), "w") as f:
-            json.dump(cache, f, indent=0, sort_keys=True)
-    except OSError:
-        pass  # an unwritable cache only means measuring again next time
 
 
 def calibrated_threads(optimizer, n_params, n_decay, dtype, allowed):
@@ -129,17 +95,17 @@ def calibrated_threads(optimizer, n_params, n_decay, dtype, allowed):
     hyper = optimizer.hyper_.tobytes().hex()
     # the size in steps of ~10 %, so that nearby sizes share one measurement
     size = int(round(np.log(max(n_params, 1)) / np.log(1.1)))
-    key = f"{_machine()}|{optimizer.kernel.name}|{hyper}|{np.dtype(dtype).name}|{size}|{allowed}"
+    key = f"{_calibration.machine()}|{optimizer.kernel.name}|{hyper}|{np.dtype(dtype).name}|{size}|{allowed}"
     if mode != "redo":
         if key in _decisions:
             return _decisions[key]
-        cached = _load_cache().get(key)
+        cached = _calibration.load_cache().get(key)
         if cached in (1, allowed):
             _decisions[key] = cached
             return cached
     threads = _measure(optimizer, n_params, n_decay, dtype, allowed)
     _decisions[key] = threads
-    _store(key, threads)
+    _calibration.store(key, threads)
     return threads
 
 
@@ -164,3 +130,8 @@ def _measure(optimizer, n_params, n_decay, dtype, allowed, repeats=7, steps=10):
     best(allowed)  # start the thread pool and warm the caches
     single, multi = best(1), best(allowed)
     return allowed if multi * REQUIRED_GAIN < single else 1
+
+
+# A model's products follow the cached choice from the start, also those of a
+# prediction before any fit in this process.
+_calibration.cached_choices()

@@ -177,7 +177,9 @@ cdef int _backward(const floating[:, ::1] x, const floating[:, ::1] w,
 
 
 def small_gemm_available():
-    """Whether products with few rows run on the AVX-512 kernels (else BLAS).
+    """Whether products with few rows can run on fastnn's own kernels (AVX-512 or AVX2+FMA).
+
+    Which products do is ``fastnn_ext.gemm_choice``'s (measured per machine).
 
     Returns
     -------

@@ -396,14 +396,23 @@ def test_own_threads_only_where_blas_threads_cannot_run():
         plan = build_plan(model, model._loss_layers, batch_size, update)
         return plan.step_threads(2, blas_threaded)
 
-    # every product of [784, 256, 128, 10] at batch 10 runs in fastnn's kernels
-    # where the CPU has them (else in BLAS, and then large enough to thread)
-    assert threads([784, 256, 128, 10], 10, True) == (2 if small_gemm_available() else 1)
-    # at batch 128 the input gradient 128×128 · (256×128)ᵀ goes to BLAS
-    assert threads([784, 256, 128, 10], 128, True) == 1
-    assert threads([784, 256, 128, 10], 128, False) == 2
-    # products too small for BLAS to thread leave the threads on
-    assert threads([20, 16, 3], 8, True) == 2
+    from fastnn_ext import gemm_choice
+
+    # a machine whose calibration chose fastnn's kernels for batches of up to 10 rows
+    saved = gemm_choice.get_choice(np.float32)
+    gemm_choice.set_choice(np.float32, **{**saved, "own_min_length": 0,
+                                          "own_max_rows": dict.fromkeys(gemm_choice.PRODUCTS, 10)})
+    try:
+        # every product of [784, 256, 128, 10] at batch 10 runs in fastnn's kernels
+        # where the CPU has them (else in BLAS, and then large enough to thread)
+        assert threads([784, 256, 128, 10], 10, True) == (2 if small_gemm_available() else 1)
+        # at batch 128 the input gradient 128×128 · (256×128)ᵀ goes to BLAS
+        assert threads([784, 256, 128, 10], 128, True) == 1
+        assert threads([784, 256, 128, 10], 128, False) == 2
+        # products too small for BLAS to thread leave the threads on
+        assert threads([20, 16, 3], 8, True) == 2
+    finally:
+        gemm_choice.set_choice(np.float32, **saved)
 
 
 # ----------------------------------------------------- widths from context

@@ -1,5 +1,5 @@
 /*
- * Matrix products with few rows on one side, for AVX-512 CPUs.
+ * Matrix products with few rows on one side, for AVX-512 and AVX2+FMA CPUs.
  *
  * A dense layer on a batch of ten rows multiplies a 10×784 matrix by a
  * 784×256 one.  OpenBLAS repacks both operands into its panel format on every
@@ -7,14 +7,18 @@
  * weight matrix, and these products ran at about a sixth of the machine's speed.
  * The kernels here read both operands in place: they produce MR rows of C at a
  * time as a sum of k rank-1 updates, loading each row of B once per MR rows
- * and multiplying it by MR broadcast elements of A, with the MR×32 block of C
- * held in registers throughout (2·MR of the 32 AVX-512 registers).
+ * and multiplying it by MR broadcast elements of A, with the MR×(2 vectors)
+ * block of C held in registers throughout: 12 rows in 24 of the 32 AVX-512
+ * registers, 6 rows in 12 of the 16 AVX2 ones.
  *
- * The functions are compiled for x86-64-v4 (AVX-512) only;
- * fastnn_small_gemm_available() tells at run time whether the CPU has it, and
- * callers use BLAS when it does not.  Element (i, p) of A is read at
- * a[i·a_row + p·a_col], which covers A and Aᵀ; B is row-major and not
- * transposed.  beta = 0 overwrites C without reading it.
+ * Each kernel is compiled twice, for x86-64-v4 (AVX-512) and for AVX2+FMA;
+ * fastnn_small_gemm_vector_bits() tells at run time which of the two the CPU
+ * runs (512, 256, or 0 for neither: callers then use BLAS).  Element (i, p)
+ * of A is read at a[i·a_row + p·a_col], which covers A and Aᵀ; B is row-major
+ * and not transposed.  beta = 0 overwrites C without reading it.  Each
+ * element of C is the same sequence of fused multiply-adds over p whatever
+ * the leading dimensions, the blocking or the thread that computes it, so
+ * neither changes any bit of the result.
  *
  * Loads of B are whole vectors.  Where the block of columns is narrower than
  * the vectors, a load reads past the block's last column into the following
@@ -24,11 +28,20 @@
  *
  * The product with a transposed B (a layer's input gradient dZ·Wᵀ) cannot
  * read B's columns as vectors; small_gemm_nt computes it as dot products of
- * rows instead, 4 rows of A by 4 rows of B at a time, the last partial
- * vector of each row a masked load.
+ * rows instead, DOT_A rows of A by DOT_B rows of B at a time (4×4 with
+ * AVX-512; 4×3 with AVX2: 12 sums and 4 rows of A in the 16 registers, B read
+ * as the multiply-adds' memory operand — on a Zen 3 EPYC 54 GFLOP/s at
+ * 10×128 by 256×128 in float32, against 44 for 2×4 and 40 for 4×2), the last
+ * partial vector of each row a masked load.  Its lane sums
+ * depend on the vector width: AVX-512 and AVX2 CPUs differ in the last bits.
  *
- * Written once for float and double: this header includes itself with SG_T
- * and the function names defined for each type.
+ * With threads > 1 a product is split (OpenMP) into that many parts along
+ * the larger of C's dimensions, in whole blocks, so that each thread reads
+ * its own part of the larger operand.
+ *
+ * Written once for float and double, and within each for both instruction
+ * sets: this header includes itself with SG_T and the type's names defined,
+ * and that part includes itself again with the instruction set's.
  */
 #ifndef FASTNN_SG_TEMPLATE
 
@@ -36,6 +49,7 @@
 #define FASTNN_SMALL_GEMM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* setup.py compiles the kernels once, in a small unit it writes (SMALL_GEMM_UNIT),
@@ -46,18 +60,21 @@
 #if defined(FASTNN_SMALL_GEMM_EXTERN) || defined(SG_API)
 
 int fastnn_small_gemm_available(void);
+int fastnn_small_gemm_vector_bits(void);
 void fastnn_small_gemm_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                            const float *a, ptrdiff_t a_row, ptrdiff_t a_col,
-                           const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+                           const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
+                           int threads);
 void fastnn_small_gemm_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                            const double *a, ptrdiff_t a_row, ptrdiff_t a_col,
-                           const double *b, ptrdiff_t ldb, double beta, double *c, ptrdiff_t ldc);
+                           const double *b, ptrdiff_t ldb, double beta, double *c, ptrdiff_t ldc,
+                           int threads);
 void fastnn_small_gemm_nt_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
-                              float beta, float *c, ptrdiff_t ldc);
+                              float beta, float *c, ptrdiff_t ldc, int threads);
 void fastnn_small_gemm_nt_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                               const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb,
-                              double beta, double *c, ptrdiff_t ldc);
+                              double beta, double *c, ptrdiff_t ldc, int threads);
 
 #endif
 
@@ -75,139 +92,362 @@ void fastnn_small_gemm_nt_f64(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alph
     ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
      (defined(__clang__) && __clang_major__ >= 12))
 #define FASTNN_SMALL_GEMM 1
-#define FASTNN_SG_TARGET __attribute__((target("arch=x86-64-v4")))
-#define FASTNN_SG_INLINE static inline __attribute__((always_inline, target("arch=x86-64-v4")))
 #endif
 
-/* Rows of C produced per pass over B: 2·12 accumulators + 2 rows of B + 1
- * broadcast fit the 32 vector registers. */
-#define FASTNN_SG_MAX_ROWS 12
-
-SG_API int fastnn_small_gemm_available(void)
+/* The vector width the kernels run at here: 512 (AVX-512 F, VL, DQ, BW),
+ * 256 (AVX2 and FMA, exactly what the second version is compiled for), or 0. */
+SG_API int fastnn_small_gemm_vector_bits(void)
 {
 #if defined(FASTNN_SMALL_GEMM)
-    static int available = -1;
-    if (available < 0) {
+    static int bits = -1;
+    if (bits < 0) {
         __builtin_cpu_init();
-        available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-                    && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+            bits = 512;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            bits = 256;
+        else
+            bits = 0;
     }
-    return available;
+    return bits;
 #else
     return 0;
 #endif
 }
 
-#define FASTNN_SG_TEMPLATE
+SG_API int fastnn_small_gemm_available(void)
+{
+    return fastnn_small_gemm_vector_bits() != 0;
+}
 
 #if defined(FASTNN_SMALL_GEMM)
 #include <immintrin.h>
+
+#define FASTNN_SG_V4 "arch=x86-64-v4"
+#define FASTNN_SG_V3 "avx2,fma"
+
+/* The two steps of a dot product that differ by instruction set and type:
+ * the first `count` (< one vector) elements at p, reading nothing past them
+ * (sg_head, defined per type below from the type's intrinsics), and the sum
+ * of a vector's lanes (sg_sum; AVX2's here). */
+
+/* AVX2 masks lanes by the sign of 32- or 64-bit integers: a window into
+ * eight 32-bit ones followed by zeros.  A masked-off lane is not read (no
+ * fault). */
+static const int32_t fastnn_sg_mask32[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
+
+__attribute__((always_inline, target(FASTNN_SG_V3))) static inline float
+fastnn_sg_sum_v3_f32(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+__attribute__((always_inline, target(FASTNN_SG_V3))) static inline double
+fastnn_sg_sum_v3_f64(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
 #endif
 
-/* Per type: the element, the names, the vector type and the suffix of its
- * AVX-512 intrinsics (_mm512_loadu_ps / _pd, ...); the template undefines
+/* Names: SG_ISA_FN(small_gemm, v3) is fastnn_small_gemm_v3_f32 for float. */
+#define SG_PASTE4(a, b, c, d) a##b##_##c##_##d
+#define SG_EXPAND4(a, b, c, d) SG_PASTE4(a, b, c, d)
+#define SG_ISA_FN(name, isa) SG_EXPAND4(fastnn_, name, isa, SG_TYPE_TAG)
+
+/* Alignment of the parts of a threaded product: whole blocks of either
+ * instruction set's kernels (12 or 6 rows; 128 or 64 bytes of a row). */
+#define FASTNN_SG_SPLIT_ROWS 12
+#define FASTNN_SG_SPLIT_BYTES 128
+
+#define FASTNN_SG_TEMPLATE
+
+/* Per type: the element, the names, the AVX-512 and AVX2 vectors, the
+ * AVX-512 mask and the intrinsics' suffix (_mm512_maskz_loadu_ps / _pd); the template undefines
  * them at its end. */
 #define SG_T float
 #define SG_FN(name) fastnn_##name##_f32
+#define SG_TYPE_TAG f32
 #define SG_ZMM __m512
+#define SG_YMM __m256
 #define SG_MASK __mmask16
 #define SG_SUFFIX ps
 #include "small_gemm_kernels.h"
 
 #define SG_T double
 #define SG_FN(name) fastnn_##name##_f64
+#define SG_TYPE_TAG f64
 #define SG_ZMM __m512d
+#define SG_YMM __m256d
 #define SG_MASK __mmask8
 #define SG_SUFFIX pd
 #include "small_gemm_kernels.h"
 
 #undef FASTNN_SG_TEMPLATE
+#undef SG_PASTE4
+#undef SG_EXPAND4
+#undef SG_ISA_FN
 
 #endif /* FASTNN_SMALL_GEMM_EXTERN */
 
 #endif /* FASTNN_SMALL_GEMM_KERNELS_H */
 
-#else /* FASTNN_SG_TEMPLATE: the kernels, for one SG_T */
+#elif !defined(FASTNN_SG_ISA) /* FASTNN_SG_TEMPLATE: the products for one SG_T */
 
 #if defined(FASTNN_SMALL_GEMM)
 
-#define SG_LANES ((ptrdiff_t) (64 / sizeof(SG_T)))
 #define SG_PASTE(a, b) a##b
 #define SG_EXPAND_PASTE(a, b) SG_PASTE(a, b)
-#define SG_MM(op) SG_EXPAND_PASTE(_mm512_##op##_, SG_SUFFIX) /* SG_MM(loadu): _mm512_loadu_ps */
-#define SG_BLOCK (2 * SG_LANES) /* columns of C per block: two vectors */
+#define SG_MM512(op) SG_EXPAND_PASTE(_mm512_##op##_, SG_SUFFIX) /* _mm512_loadu_ps */
+#define SG_MM256(op) SG_EXPAND_PASTE(_mm256_##op##_, SG_SUFFIX)
 
-typedef SG_T SG_FN(vec) __attribute__((vector_size(64)));
-
-FASTNN_SG_INLINE SG_FN(vec) SG_FN(load)(const SG_T *p)
+__attribute__((always_inline, target(FASTNN_SG_V4))) static inline SG_ZMM
+SG_ISA_FN(sg_head, v4)(const SG_T *p, ptrdiff_t count)
 {
-    SG_FN(vec) v;
+    return SG_MM512(maskz_loadu)((SG_MASK) ((1u << count) - 1u), p);
+}
+
+__attribute__((always_inline, target(FASTNN_SG_V4))) static inline SG_T
+SG_ISA_FN(sg_sum, v4)(SG_ZMM v)
+{
+    return SG_MM512(reduce_add)(v);
+}
+
+__attribute__((always_inline, target(FASTNN_SG_V3))) static inline SG_YMM
+SG_ISA_FN(sg_head, v3)(const SG_T *p, ptrdiff_t count)
+{
+    const int32_t *window = fastnn_sg_mask32 + 8 - count * (ptrdiff_t) (sizeof(SG_T) / 4);
+    return SG_MM256(maskload)(p, _mm256_loadu_si256((const __m256i *) window));
+}
+
+#define FASTNN_SG_ISA
+/* Per instruction set: its tag, target, vector size, rows of C per pass over
+ * B (2·MR accumulators + 2 rows of B + 1 broadcast fit the registers) and
+ * the dot-product block. */
+#define SG_ISA v4
+#define SG_TARGET FASTNN_SG_V4
+#define SG_VECTOR_BYTES 64
+#define SG_MR 12
+#define SG_DOT_A 4
+#define SG_DOT_B 4
+#include "small_gemm_kernels.h"
+
+#define SG_ISA v3
+#define SG_TARGET FASTNN_SG_V3
+#define SG_VECTOR_BYTES 32
+#define SG_MR 6
+#define SG_DOT_A 4
+#define SG_DOT_B 3
+#include "small_gemm_kernels.h"
+#undef FASTNN_SG_ISA
+
+/* How many parts (1 to threads) an m×n C is split into: along its larger
+ * dimension, each part at least one whole block of rows (row_align) or of
+ * columns (col_align) of either instruction set's kernels. */
+static inline int SG_FN(sg_parts)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t row_align,
+                                  ptrdiff_t col_align, int threads)
+{
+    ptrdiff_t blocks = m >= n ? (m + row_align - 1) / row_align : (n + col_align - 1) / col_align;
+    return threads < 1 ? 1 : (blocks < threads ? (int) blocks : threads);
+}
+
+/* Part t of `parts`: rows [*i0, *i1) and columns [*j0, *j1) of C, in whole blocks. */
+static inline void SG_FN(sg_part)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t row_align,
+                                  ptrdiff_t col_align, int parts, int t, ptrdiff_t *i0,
+                                  ptrdiff_t *i1, ptrdiff_t *j0, ptrdiff_t *j1)
+{
+    const int by_rows = m >= n;
+    const ptrdiff_t size = by_rows ? m : n, align = by_rows ? row_align : col_align;
+    const ptrdiff_t blocks = (size + align - 1) / align;
+    ptrdiff_t start = blocks * t / parts * align, end = blocks * (t + 1) / parts * align;
+    end = end < size ? end : size;
+    *i0 = by_rows ? start : 0;
+    *i1 = by_rows ? end : m;
+    *j0 = by_rows ? 0 : start;
+    *j1 = by_rows ? n : end;
+}
+
+#endif /* FASTNN_SMALL_GEMM */
+
+/* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C; see the file comment. */
+SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                              const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                              const SG_T *b, ptrdiff_t ldb, SG_T beta,
+                              SG_T *c, ptrdiff_t ldc, int threads)
+{
+#if defined(FASTNN_SMALL_GEMM)
+    void (*kernel)(ptrdiff_t, ptrdiff_t, ptrdiff_t, SG_T, const SG_T *, ptrdiff_t, ptrdiff_t,
+                   const SG_T *, ptrdiff_t, SG_T, SG_T *, ptrdiff_t) =
+        fastnn_small_gemm_vector_bits() == 512 ? SG_ISA_FN(small_gemm, v4)
+                                                : SG_ISA_FN(small_gemm, v3);
+    const ptrdiff_t col_align = FASTNN_SG_SPLIT_BYTES / (ptrdiff_t) sizeof(SG_T);
+    const int parts = SG_FN(sg_parts)(m, n, FASTNN_SG_SPLIT_ROWS, col_align, threads);
+    if (parts == 1) {
+        kernel(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(parts)
+    for (int t = 0; t < parts; ++t) {
+        ptrdiff_t i0, i1, j0, j1;
+        SG_FN(sg_part)(m, n, FASTNN_SG_SPLIT_ROWS, col_align, parts, t, &i0, &i1, &j0, &j1);
+        kernel(i1 - i0, j1 - j0, k, alpha, a + i0 * a_row, a_row, a_col, b + j0, ldb, beta,
+               c + i0 * ldc + j0, ldc);
+    }
+#else /* never called: fastnn_small_gemm_available() is 0 */
+    (void) m; (void) n; (void) k; (void) alpha; (void) a; (void) a_row; (void) a_col;
+    (void) b; (void) ldb; (void) beta; (void) c; (void) ldc; (void) threads;
+#endif
+}
+
+/* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C with A (m×k) and B (n×k) row-major. */
+SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                                 const SG_T *a, ptrdiff_t lda,
+                                 const SG_T *b, ptrdiff_t ldb, SG_T beta,
+                                 SG_T *c, ptrdiff_t ldc, int threads)
+{
+#if defined(FASTNN_SMALL_GEMM)
+    void (*kernel)(ptrdiff_t, ptrdiff_t, ptrdiff_t, SG_T, const SG_T *, ptrdiff_t,
+                   const SG_T *, ptrdiff_t, SG_T, SG_T *, ptrdiff_t) =
+        fastnn_small_gemm_vector_bits() == 512 ? SG_ISA_FN(small_gemm_nt, v4)
+                                                : SG_ISA_FN(small_gemm_nt, v3);
+    /* whole dot-product blocks of either set: 4 rows of A, 12 (4·3) rows of B */
+    const int parts = SG_FN(sg_parts)(m, n, 4, 12, threads);
+    if (parts == 1) {
+        kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(parts)
+    for (int t = 0; t < parts; ++t) {
+        ptrdiff_t i0, i1, j0, j1;
+        SG_FN(sg_part)(m, n, 4, 12, parts, t, &i0, &i1, &j0, &j1);
+        kernel(i1 - i0, j1 - j0, k, alpha, a + i0 * lda, lda, b + j0 * ldb, ldb, beta,
+               c + i0 * ldc + j0, ldc);
+    }
+#else
+    (void) m; (void) n; (void) k; (void) alpha; (void) a; (void) lda;
+    (void) b; (void) ldb; (void) beta; (void) c; (void) ldc; (void) threads;
+#endif
+}
+
+#undef SG_T
+#undef SG_FN
+#undef SG_TYPE_TAG
+#undef SG_ZMM
+#undef SG_YMM
+#undef SG_MASK
+#undef SG_SUFFIX
+#undef SG_PASTE
+#undef SG_EXPAND_PASTE
+#undef SG_MM512
+#undef SG_MM256
+
+#else /* FASTNN_SG_ISA: the kernels for one SG_T and one instruction set */
+
+#define SG_LANES ((ptrdiff_t) (SG_VECTOR_BYTES / sizeof(SG_T)))
+#define SG_BLOCK (2 * SG_LANES) /* columns of C per block: two vectors */
+#define SG_KN(name) SG_ISA_FN(name, SG_ISA)
+#define SG_INLINE static inline __attribute__((always_inline, target(SG_TARGET)))
+
+typedef SG_T SG_KN(vec) __attribute__((vector_size(SG_VECTOR_BYTES)));
+
+SG_INLINE SG_KN(vec) SG_KN(load)(const SG_T *p)
+{
+    SG_KN(vec) v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-FASTNN_SG_INLINE void SG_FN(store)(SG_T *p, SG_FN(vec) v)
+SG_INLINE void SG_KN(store)(SG_T *p, SG_KN(vec) v)
 {
     memcpy(p, &v, sizeof v);
 }
 
-/* One MR-row block of C, columns [0, width) of the block at b and c.
- * Rows p < safe_rows of B are loaded in place, later ones through a padded
- * copy (see the file comment). */
-FASTNN_SG_INLINE void SG_FN(block)(const int MR, ptrdiff_t k, SG_T alpha,
-                                   const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
-                                   const SG_T *b, ptrdiff_t ldb, ptrdiff_t safe_rows,
-                                   SG_T beta, SG_T *c, ptrdiff_t ldc, ptrdiff_t width)
+/* lo[r], hi[r] += A[r, p]·(b_lo, b_hi) for the MR rows at a_p = &A[0, p]. */
+SG_INLINE void SG_KN(rank1)(const int MR, const int TWO, const SG_T *a_p, ptrdiff_t a_row,
+                            SG_KN(vec) b_lo, SG_KN(vec) b_hi, SG_KN(vec) *lo, SG_KN(vec) *hi)
 {
-    SG_FN(vec) lo[FASTNN_SG_MAX_ROWS], hi[FASTNN_SG_MAX_ROWS];
-    const int two = width > SG_LANES;
     for (int r = 0; r < MR; ++r) {
-        lo[r] = (SG_FN(vec)) {0};
-        hi[r] = (SG_FN(vec)) {0};
+        SG_T a_rp = a_p[r * a_row];
+        lo[r] += a_rp * b_lo;
+        if (TWO)
+            hi[r] += a_rp * b_hi;
     }
-    for (ptrdiff_t p = 0; p < k; ++p) {
-        SG_FN(vec) b_lo, b_hi = (SG_FN(vec)) {0};
-        if (p < safe_rows) {
-            b_lo = SG_FN(load)(b + p * ldb);
-            if (two)
-                b_hi = SG_FN(load)(b + p * ldb + SG_LANES);
-        } else {
-            SG_T padded[SG_BLOCK] = {0};
-            memcpy(padded, b + p * ldb, (size_t) width * sizeof(SG_T));
-            b_lo = SG_FN(load)(padded);
-            b_hi = SG_FN(load)(padded + SG_LANES);
-        }
-        const SG_T *a_p = a + p * a_col;
-        for (int r = 0; r < MR; ++r) {
-            SG_T a_rp = a_p[r * a_row];
-            lo[r] += a_rp * b_lo;
-            if (two)
-                hi[r] += a_rp * b_hi;
-        }
+}
+
+/* One MR-row block of C, columns [0, width) of the block at b and c, width
+ * over one vector if TWO.  Rows p < safe_rows of B are loaded in place, later
+ * ones through a padded copy (see the file comment).  MR, TWO and a_row = 1
+ * (A transposed) are constants where this is inlined: with a branch on any of
+ * them left in the loop over p, GCC 12 kept the AVX2 accumulators on the
+ * stack and ran at a third of the speed. */
+SG_INLINE void SG_KN(block)(const int MR, const int TWO, const int A_ROW_1, ptrdiff_t k,
+                            SG_T alpha, const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                            const SG_T *b, ptrdiff_t ldb, ptrdiff_t safe_rows,
+                            SG_T beta, SG_T *c, ptrdiff_t ldc, ptrdiff_t width)
+{
+    SG_KN(vec) lo[SG_MR], hi[SG_MR];
+    const SG_KN(vec) zero = {0};
+    if (A_ROW_1)
+        a_row = 1;
+    for (int r = 0; r < MR; ++r) {
+        lo[r] = zero;
+        hi[r] = zero;
+    }
+    ptrdiff_t p = 0;
+    for (; p < safe_rows; ++p)
+        SG_KN(rank1)(MR, TWO, a + p * a_col, a_row, SG_KN(load)(b + p * ldb),
+                     TWO ? SG_KN(load)(b + p * ldb + SG_LANES) : zero, lo, hi);
+    for (; p < k; ++p) {
+        SG_T padded[SG_BLOCK] = {0};
+        memcpy(padded, b + p * ldb, (size_t) width * sizeof(SG_T));
+        SG_KN(rank1)(MR, TWO, a + p * a_col, a_row, SG_KN(load)(padded),
+                     SG_KN(load)(padded + SG_LANES), lo, hi);
     }
     for (int r = 0; r < MR; ++r) {
         SG_T *c_r = c + r * ldc;
-        SG_FN(vec) out_lo = alpha * lo[r], out_hi = alpha * hi[r];
+        SG_KN(vec) out_lo = alpha * lo[r], out_hi = alpha * hi[r];
         if (width == SG_BLOCK) {
             if (beta != 0) {
-                out_lo += beta * SG_FN(load)(c_r);
-                out_hi += beta * SG_FN(load)(c_r + SG_LANES);
+                out_lo += beta * SG_KN(load)(c_r);
+                out_hi += beta * SG_KN(load)(c_r + SG_LANES);
             }
-            SG_FN(store)(c_r, out_lo);
-            SG_FN(store)(c_r + SG_LANES, out_hi);
+            SG_KN(store)(c_r, out_lo);
+            SG_KN(store)(c_r + SG_LANES, out_hi);
         } else {
             SG_T out[SG_BLOCK];
-            SG_FN(store)(out, out_lo);
-            SG_FN(store)(out + SG_LANES, out_hi);
+            SG_KN(store)(out, out_lo);
+            SG_KN(store)(out + SG_LANES, out_hi);
             for (ptrdiff_t j = 0; j < width; ++j)
                 c_r[j] = beta != 0 ? out[j] + beta * c_r[j] : out[j];
         }
     }
 }
 
-/* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C; see the file comment. */
-FASTNN_SG_TARGET
-SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+/* block() with its constants chosen for MR rows. */
+SG_INLINE void SG_KN(block_of)(const int MR, ptrdiff_t k, SG_T alpha,
+                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                               const SG_T *b, ptrdiff_t ldb, ptrdiff_t safe_rows,
+                               SG_T beta, SG_T *c, ptrdiff_t ldc, ptrdiff_t width)
+{
+    const int two = width > SG_LANES;
+    if (a_row == 1) {
+        if (two)
+            SG_KN(block)(MR, 1, 1, k, alpha, a, a_row, a_col, b, ldb, safe_rows, beta, c, ldc, width);
+        else
+            SG_KN(block)(MR, 0, 1, k, alpha, a, a_row, a_col, b, ldb, safe_rows, beta, c, ldc, width);
+    } else if (two) {
+        SG_KN(block)(MR, 1, 0, k, alpha, a, a_row, a_col, b, ldb, safe_rows, beta, c, ldc, width);
+    } else {
+        SG_KN(block)(MR, 0, 0, k, alpha, a, a_row, a_col, b, ldb, safe_rows, beta, c, ldc, width);
+    }
+}
+
+/* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C on one thread. */
+__attribute__((target(SG_TARGET)))
+static void SG_KN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
@@ -219,141 +459,116 @@ SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
         ptrdiff_t safe_rows = reach <= last ? (last - reach) / ldb + 1 : 0;
         if (safe_rows > k)
             safe_rows = k;
-        for (ptrdiff_t i0 = 0; i0 < m; i0 += FASTNN_SG_MAX_ROWS) {
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR) {
             const SG_T *a_i = a + i0 * a_row;
             SG_T *c_i = c + i0 * ldc + j0;
             /* A constant row count per call lets the compiler keep the
              * accumulators in registers. */
-            switch (m - i0 < FASTNN_SG_MAX_ROWS ? m - i0 : FASTNN_SG_MAX_ROWS) {
+            switch (m - i0 < SG_MR ? m - i0 : SG_MR) {
 #define FASTNN_SG_CASE(MR)                                                          \
             case MR:                                                                \
-                SG_FN(block)(MR, k, alpha, a_i, a_row, a_col, b + j0, ldb, safe_rows, \
-                             beta, c_i, ldc, width);                                \
+                SG_KN(block_of)(MR, k, alpha, a_i, a_row, a_col, b + j0, ldb, safe_rows, \
+                                beta, c_i, ldc, width);                             \
                 break;
             FASTNN_SG_CASE(1) FASTNN_SG_CASE(2) FASTNN_SG_CASE(3) FASTNN_SG_CASE(4)
-            FASTNN_SG_CASE(5) FASTNN_SG_CASE(6) FASTNN_SG_CASE(7) FASTNN_SG_CASE(8)
+            FASTNN_SG_CASE(5) FASTNN_SG_CASE(6)
+#if SG_MR > 6
+            FASTNN_SG_CASE(7) FASTNN_SG_CASE(8)
             FASTNN_SG_CASE(9) FASTNN_SG_CASE(10) FASTNN_SG_CASE(11) FASTNN_SG_CASE(12)
+#endif
 #undef FASTNN_SG_CASE
             }
         }
     }
 }
 
-/* Rows of A and of B per block of the transposed-B product: 4×4 dot products
- * in 16 accumulators, with 4 + 4 loaded vectors. */
-#define FASTNN_SG_DOT_ROWS 4
-
 /* C[i, j] = alpha·Σ_p A[i, p]·B[j, p] + beta·C[i, j] for an MR×NR block:
  * dot products of rows, so both operands are read along their rows.  The
  * last, partial vector of each row is a masked load, which reads nothing
  * past the row's end. */
-FASTNN_SG_INLINE void SG_FN(dot_block)(const int MR, const int NR, ptrdiff_t k, SG_T alpha,
-                                       const SG_T *a, ptrdiff_t lda,
-                                       const SG_T *b, ptrdiff_t ldb,
-                                       SG_T beta, SG_T *c, ptrdiff_t ldc)
+SG_INLINE void SG_KN(dot_block)(const int MR, const int NR, ptrdiff_t k, SG_T alpha,
+                                const SG_T *a, ptrdiff_t lda,
+                                const SG_T *b, ptrdiff_t ldb,
+                                SG_T beta, SG_T *c, ptrdiff_t ldc)
 {
-    SG_ZMM acc[FASTNN_SG_DOT_ROWS][FASTNN_SG_DOT_ROWS], a_v[FASTNN_SG_DOT_ROWS],
-        b_v[FASTNN_SG_DOT_ROWS];
+    SG_KN(vec) acc[SG_DOT_A][SG_DOT_B], a_v[SG_DOT_A], b_v[SG_DOT_B];
     for (int r = 0; r < MR; ++r)
         for (int s = 0; s < NR; ++s)
-            acc[r][s] = SG_MM(setzero)();
+            acc[r][s] = (SG_KN(vec)) {0};
     ptrdiff_t p = 0;
     for (; p + SG_LANES <= k; p += SG_LANES) {
         for (int r = 0; r < MR; ++r)
-            a_v[r] = SG_MM(loadu)(a + r * lda + p);
+            a_v[r] = SG_KN(load)(a + r * lda + p);
         for (int s = 0; s < NR; ++s)
-            b_v[s] = SG_MM(loadu)(b + s * ldb + p);
+            b_v[s] = SG_KN(load)(b + s * ldb + p);
         for (int r = 0; r < MR; ++r)
             for (int s = 0; s < NR; ++s)
-                acc[r][s] = SG_MM(fmadd)(a_v[r], b_v[s], acc[r][s]);
+                acc[r][s] += a_v[r] * b_v[s];
     }
     if (p < k) {
-        unsigned int mask = (1u << (k - p)) - 1u;
         for (int r = 0; r < MR; ++r)
-            a_v[r] = SG_MM(maskz_loadu)((SG_MASK) mask, a + r * lda + p);
+            a_v[r] = (SG_KN(vec)) SG_KN(sg_head)(a + r * lda + p, k - p);
         for (int s = 0; s < NR; ++s)
-            b_v[s] = SG_MM(maskz_loadu)((SG_MASK) mask, b + s * ldb + p);
+            b_v[s] = (SG_KN(vec)) SG_KN(sg_head)(b + s * ldb + p, k - p);
         for (int r = 0; r < MR; ++r)
             for (int s = 0; s < NR; ++s)
-                acc[r][s] = SG_MM(fmadd)(a_v[r], b_v[s], acc[r][s]);
+                acc[r][s] += a_v[r] * b_v[s];
     }
     for (int r = 0; r < MR; ++r)
         for (int s = 0; s < NR; ++s) {
-            SG_T value = alpha * SG_MM(reduce_add)(acc[r][s]);
+            SG_T value = alpha * SG_KN(sg_sum)(acc[r][s]);
             SG_T *c_rs = c + r * ldc + s;
             *c_rs = beta != 0 ? value + beta * *c_rs : value;
         }
 }
 
 /* The MR rows of A at a against every row of B. */
-FASTNN_SG_INLINE void SG_FN(dot_rows)(const int MR, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
-                                      const SG_T *a, ptrdiff_t lda,
-                                      const SG_T *b, ptrdiff_t ldb,
-                                      SG_T beta, SG_T *c, ptrdiff_t ldc)
+SG_INLINE void SG_KN(dot_rows)(const int MR, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                               const SG_T *a, ptrdiff_t lda,
+                               const SG_T *b, ptrdiff_t ldb,
+                               SG_T beta, SG_T *c, ptrdiff_t ldc)
 {
     ptrdiff_t j0 = 0;
-    for (; j0 + FASTNN_SG_DOT_ROWS <= n; j0 += FASTNN_SG_DOT_ROWS)
-        SG_FN(dot_block)(MR, FASTNN_SG_DOT_ROWS, k, alpha, a, lda, b + j0 * ldb, ldb,
-                         beta, c + j0, ldc);
+    for (; j0 + SG_DOT_B <= n; j0 += SG_DOT_B)
+        SG_KN(dot_block)(MR, SG_DOT_B, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc);
     switch (n - j0) {
-    case 1: SG_FN(dot_block)(MR, 1, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
-    case 2: SG_FN(dot_block)(MR, 2, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
-    case 3: SG_FN(dot_block)(MR, 3, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
+    case 1: SG_KN(dot_block)(MR, 1, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
+    case 2: SG_KN(dot_block)(MR, 2, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
+    case 3: SG_KN(dot_block)(MR, 3, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc); break;
     default: break;
     }
 }
 
-/* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C with A (m×k) and B (n×k) row-major. */
-FASTNN_SG_TARGET
-SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+/* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C on one thread, A (m×k) and B (n×k) row-major. */
+__attribute__((target(SG_TARGET)))
+static void SG_KN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                                  const SG_T *a, ptrdiff_t lda,
                                  const SG_T *b, ptrdiff_t ldb, SG_T beta,
                                  SG_T *c, ptrdiff_t ldc)
 {
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += FASTNN_SG_DOT_ROWS) {
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_DOT_A) {
         const SG_T *a_i = a + i0 * lda;
         SG_T *c_i = c + i0 * ldc;
-        switch (m - i0 < FASTNN_SG_DOT_ROWS ? m - i0 : FASTNN_SG_DOT_ROWS) {
-        case 1: SG_FN(dot_rows)(1, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
-        case 2: SG_FN(dot_rows)(2, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
-        case 3: SG_FN(dot_rows)(3, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
-        default: SG_FN(dot_rows)(4, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        switch (m - i0 < SG_DOT_A ? m - i0 : SG_DOT_A) {
+        case 1: SG_KN(dot_rows)(1, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+#if SG_DOT_A > 2
+        case 2: SG_KN(dot_rows)(2, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        case 3: SG_KN(dot_rows)(3, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+#endif
+        default: SG_KN(dot_rows)(SG_DOT_A, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
         }
     }
 }
 
 #undef SG_LANES
 #undef SG_BLOCK
-#undef SG_PASTE
-#undef SG_EXPAND_PASTE
-#undef SG_MM
-
-#else /* no AVX-512 build: never called, fastnn_small_gemm_available() is 0 */
-
-SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
-                              const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
-                              const SG_T *b, ptrdiff_t ldb, SG_T beta,
-                              SG_T *c, ptrdiff_t ldc)
-{
-    (void) m; (void) n; (void) k; (void) alpha; (void) a; (void) a_row; (void) a_col;
-    (void) b; (void) ldb; (void) beta; (void) c; (void) ldc;
-}
-
-SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
-                                 const SG_T *a, ptrdiff_t lda,
-                                 const SG_T *b, ptrdiff_t ldb, SG_T beta,
-                                 SG_T *c, ptrdiff_t ldc)
-{
-    (void) m; (void) n; (void) k; (void) alpha; (void) a; (void) lda;
-    (void) b; (void) ldb; (void) beta; (void) c; (void) ldc;
-}
-
-#endif /* FASTNN_SMALL_GEMM */
-
-#undef SG_T
-#undef SG_FN
-#undef SG_ZMM
-#undef SG_MASK
-#undef SG_SUFFIX
+#undef SG_KN
+#undef SG_INLINE
+#undef SG_ISA
+#undef SG_TARGET
+#undef SG_VECTOR_BYTES
+#undef SG_MR
+#undef SG_DOT_A
+#undef SG_DOT_B
 
 #endif /* FASTNN_SG_TEMPLATE */

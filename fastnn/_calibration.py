@@ -1,0 +1,260 @@
+"""Which matrix products run on fastnn's own kernels and which on BLAS, decided here.
+
+A dense layer's three products — forward X·W, weight gradient Xᵀ·dZ, input
+gradient dZ·Wᵀ — run either on the small-GEMM kernels of
+``fastnn_ext/src/small_gemm_kernels.h``, which read the operands in place, or
+on OpenBLAS, which first repacks them: with a few rows the repacking costs
+more than the arithmetic, with many it pays.  Where the crossover lies, and
+whether splitting a product over two threads pays, depends on the CPU, its
+caches and the BLAS build.  So the first fit in a given dtype times both on
+a few shape classes (``ROWS`` × the three products × two layer sizes; 0.6 to
+2 s on a 2-core Zen 3 EPYC, the longer under load) and derives, per product,
+the largest batch for the own kernels and the smallest product worth
+splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
+keyed by the machine alone) and into the integers that the compiled code
+reads (``fastnn_ext.gemm_choice``).
+
+Once cached, the same machine makes the same choice, so seeded runs stay
+bit-identical there; another CPU, other library versions or a new
+calibration may choose differently, and the last bits of a run then differ.
+
+``FASTNN_CALIBRATION=redo`` measures again (once per process) and overwrites
+the cache; ``FASTNN_CALIBRATION=off`` measures nothing and sends every product
+to BLAS, as before any calibration.
+"""
+
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from fastnn._files import atomic_write
+from fastnn_ext import gemm_choice as _choice
+
+#: batch sizes (rows) the crossover is looked for at
+ROWS = (1, 4, 10, 32, 64, 128, 256)
+#: layer sizes (n_in, n_out) each product is timed at, summed
+LAYERS = ((784, 256), (256, 128))
+#: W's row lengths (n_out) the input gradient's dot products are timed at, with
+#: a batch of LENGTH_ROWS (or fewer, see ``decide``)
+LENGTHS = (8, 16, 32, 64, 128)
+LENGTH_ROWS = 10
+#: more threads are kept only when they make a product (or an update) this much faster
+REQUIRED_GAIN = 1.25
+#: seconds each timing sample aims at; the best of SAMPLES is kept
+SAMPLE_SECONDS = 4e-4
+SAMPLES = 3
+#: threads a split is timed with: the CPUs of the machine (part of the cache key)
+SPLIT_THREADS = max(1, os.cpu_count() or 1)
+#: how long BLAS's threads stay awake after a product (see ``measure``)
+BLAS_SPIN_SECONDS = 0.1
+
+_applied = {}
+
+
+def shape(product, rows, n_in, n_out):
+    """(m, n, k) of ``product`` for a batch of ``rows`` through an n_in → n_out layer."""
+    return {"nn": (rows, n_out, n_in), "tn": (n_in, n_out, rows),
+            "nt": (rows, n_in, n_out)}[product]
+
+
+def blas_always():
+    """The choice that sends every product to BLAS (no calibration)."""
+    return {"own_max_rows": dict.fromkeys(_choice.PRODUCTS, 0), "own_min_length": 0,
+            "split_min_work": dict.fromkeys(_choice.PRODUCTS, math.inf), "threads": 1}
+
+
+def best_cut(classes, gain, patience=2):
+    """The class c for which Σ log gain(c') over c' up to c (in the given order) is largest.
+
+    ``gain(c)`` > 1 where the candidate beats the alternative at class c.  The
+    log-sum weighs each class alike whatever its size, and tolerates a
+    near-tie at one class among clear wins.  The scan stops after
+    ``patience`` losses in a row (the classes past a crossover are not
+    timed).  Returns 0 where no cut gains.
+    """
+    best, best_sum, running, losses = 0, 0.0, 0.0, 0
+    for value in classes:
+        ratio = gain(value)
+        running += math.log(ratio)
+        if running > best_sum:
+            best, best_sum = value, running
+        losses = losses + 1 if ratio <= 1 else 0
+        if losses >= patience:
+            break
+    return best
+
+
+def decide(timings, threads):
+    """The choice implied by a table of measured times (pure logic, no clock).
+
+    Parameters
+    ----------
+    timings : callable (product, backend, threads, rows, n_in, n_out) -> seconds
+        The time of one product of that batch and layer size on "own" (with
+        that many threads) or "blas".
+    threads : int
+        The thread count a split would use (1: none is considered).
+
+    Returns
+    -------
+    dict
+        ``set_choice``'s arguments.  Per product, the own kernels run batches
+        of up to ``own_max_rows`` rows: the ``best_cut`` of ``ROWS`` by
+        t_BLAS / t_own, each summed over ``LAYERS``.  The input gradient runs
+        on them only from W's row length ``own_min_length``: the cut of
+        ``LENGTHS``, longest first, at a batch of LENGTH_ROWS or, if fewer,
+        own_max_rows (none: BLAS always).  An own-kernel product is split from ``split_min_work``
+        multiply-adds: the cut of the own kernels' classes, largest first, by
+        t_1thread / (REQUIRED_GAIN · t_threads) (none: inf, never).
+    """
+    def total(product, backend, n_threads, rows):
+        return sum(timings(product, backend, n_threads, rows, *layer) for layer in LAYERS)
+
+    max_rows = {product: best_cut(ROWS, lambda rows: total(product, "blas", 1, rows)
+                                  / total(product, "own", 1, rows))
+                for product in _choice.PRODUCTS}
+    min_length = 0
+    if max_rows["nt"] > 0:
+        rows = min(LENGTH_ROWS, max_rows["nt"])
+        min_length = best_cut(reversed(LENGTHS), lambda length: timings(
+            "nt", "blas", 1, rows, LAYERS[0][0], length) / timings(
+            "nt", "own", 1, rows, LAYERS[0][0], length))
+        if min_length == 0:
+            max_rows["nt"] = 0
+    split = dict.fromkeys(_choice.PRODUCTS, math.inf)
+    for product in _choice.PRODUCTS if threads > 1 else ():
+        classes = {math.prod(shape(product, rows, *layer)): (rows, layer)
+                   for rows in ROWS if rows <= max_rows[product] for layer in LAYERS}
+        cut = best_cut(sorted(classes, reverse=True), lambda work: timings(
+            product, "own", 1, classes[work][0], *classes[work][1]) / (REQUIRED_GAIN * timings(
+                product, "own", threads, classes[work][0], *classes[work][1])))
+        split[product] = cut or math.inf
+    return {"own_max_rows": max_rows, "own_min_length": min_length, "split_min_work": split,
+            "threads": threads}
+
+
+def measure(dtype):
+    """A timing function for ``decide`` that measures on this machine, each class once.
+
+    A class is timed when ``decide`` first asks for it, so the batches past
+    a crossover and the products too small to split are never timed.  A
+    timing is the best of SAMPLES runs of about SAMPLE_SECONDS, or one call
+    where one call takes longer.
+    """
+    table = {}
+    last = ["own", 1]
+
+    def timing(product, backend, n_threads, rows, n_in, n_out):
+        n_threads = n_threads if backend == "own" else 1
+        key = (product, backend, n_threads, rows, n_in, n_out)
+        if key not in table:
+            if backend == "own" and n_threads > 1 and last[0] == "blas":
+                # OpenBLAS's threads spin for 2^28 cycles (THREAD_TIMEOUT, about
+                # 0.1 s) after a product before they sleep; ours would be timed
+                # fighting them.
+                time.sleep(BLAS_SPIN_SECONDS)
+            last[:] = [backend, n_threads]
+            m, n, k = shape(product, rows, n_in, n_out)
+            once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
+            calls = int(SAMPLE_SECONDS / max(once, 1e-7))
+            table[key] = once if calls < 2 else min(
+                _choice.time_product(product, m, n, k, dtype, backend, n_threads, calls)
+                for _ in range(SAMPLES)) / calls
+        return table[key]
+
+    return timing
+
+
+def machine():
+    """The cache key of this machine: CPU model, CPU count, library versions."""
+    import scipy
+
+    from fastnn import __version__
+
+    model_name = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model_name = next((line.split(":", 1)[1].strip() for line in info
+                               if line.startswith("model name")), model_name)
+    except OSError:
+        pass
+    return (f"{model_name}|{os.cpu_count()}|numpy {np.__version__}|scipy {scipy.__version__}"
+            f"|fastnn {__version__}")
+
+
+def cache_path():
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "fastnn", "threads.json")
+
+
+def load_cache():
+    """The cached measurements, a dict (empty if there is no readable cache)."""
+    try:
+        with open(cache_path()) as f:
+            cache = json.load(f)
+        return cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def store(key, value):
+    """Add one decision to the cache file (written whole, atomically)."""
+    cache = load_cache()
+    cache[key] = value
+    try:
+        os.makedirs(os.path.dirname(cache_path()), exist_ok=True)
+        with atomic_write(cache_path(), "w") as f:
+            json.dump(cache, f, indent=0, sort_keys=True)
+    except OSError:
+        pass  # an unwritable cache only means measuring again next time
+
+
+def _key(dtype):
+    return f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}"
+
+
+def gemm_choice(dtype):
+    """The choice for ``dtype`` on this machine: cached, or measured now; set and returned.
+
+    The key is the machine alone — not the thread limit of the moment, nor
+    BLAS's: whatever a fit's settings, the same machine makes the same
+    choice, so its seeded runs give the same bits.  A split is timed on
+    SPLIT_THREADS threads; a fit splits over as many as it may use.
+    """
+    dtype = np.dtype(dtype)
+    mode = os.environ.get("FASTNN_CALIBRATION", "")
+    if mode == "off" or _choice.vector_bits() == 0:
+        chosen = blas_always()
+    else:
+        key = _key(dtype)
+        # once per process even with redo: a fit never changes its choice midway
+        chosen = _applied.get(key)
+        if chosen is None and mode != "redo":
+            cached = load_cache().get(key)
+            try:
+                _choice.set_choice(dtype, **cached)
+                chosen = cached
+            except (TypeError, ValueError):
+                pass  # no entry, or one this version cannot read: measure
+        if chosen is None:
+            chosen = decide(measure(dtype), SPLIT_THREADS)
+            store(key, chosen)
+        _applied[key] = chosen
+    # nothing is split outside a fit: fastnn._threads.step_threads allows it
+    # where no BLAS thread of the step may run meanwhile
+    _choice.set_choice(dtype, **{**chosen, "threads": 1})
+    return chosen
+
+
+def cached_choices():
+    """Set the cached choice of each dtype that has one, measuring nothing."""
+    if os.environ.get("FASTNN_CALIBRATION", "") in ("off", "redo") or _choice.vector_bits() == 0:
+        return
+    cache = load_cache()
+    for dtype in (np.float32, np.float64):
+        if isinstance(cache.get(_key(dtype)), dict):
+            gemm_choice(dtype)

@@ -1,0 +1,28 @@
+# Which matrix products of a dense layer run on fastnn's own small-GEMM
+# kernels (src/small_gemm_kernels.h) and which on BLAS, and on how many
+# threads: plain integers that fastnn._calibration sets from measurements
+# made on the running machine, before any training.  blas.pxd reads them on
+# every product; they change only between fits, never during a step.
+
+cdef enum:
+    # The three products of a dense layer, by their operands (row-major):
+    PRODUCT_NN = 0      # forward X·W: the batch is C's rows
+    PRODUCT_TN = 1      # weight gradient Xᵀ·dZ: the batch is the inner size
+    PRODUCT_NT = 2      # input gradient dZ·Wᵀ: the batch is C's rows
+    N_PRODUCTS = 3
+
+
+cdef struct GemmChoice:
+    # [0: float32, 1: float64][product]: the own kernels for batches of at
+    # most this many rows, BLAS above (0: BLAS always) ...
+    int own_max_rows[2][N_PRODUCTS]
+    # ... and, for the input gradient, only where rows of W (the dot
+    # products' length) have at least this many elements
+    int own_min_length[2]
+    # own-kernel products of at least this many multiply-adds are split
+    # over `threads` threads
+    double split_min_work[2][N_PRODUCTS]
+    int threads
+
+
+cdef GemmChoice choice

@@ -1,0 +1,226 @@
+"""The choice between fastnn's own matrix kernels and BLAS: derived from measurements
+(here a fake table), cached per machine, redone or switched off by FASTNN_CALIBRATION."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fastnn import _calibration, _threads
+from fastnn import layers as L
+from fastnn import optimizers as O
+from fastnn.model import Sequential
+from fastnn_ext import gemm_choice
+
+needs_kernels = pytest.mark.skipif(gemm_choice.vector_bits() == 0,
+                                   reason="no AVX2+FMA or AVX-512: BLAS only")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("FASTNN_CALIBRATION", raising=False)
+    monkeypatch.setattr(_calibration, "_applied", {})
+    saved = {dtype: gemm_choice.get_choice(dtype) for dtype in (np.float32, np.float64)}
+    yield tmp_path / "fastnn" / "threads.json"
+    for dtype, choice in saved.items():
+        gemm_choice.set_choice(dtype, **choice)
+
+
+def fake_timings(own_until, nt_from=0, split_from=math.inf):
+    """A machine where the own kernels take 1 s up to `own_until` rows (3 s past it),
+    BLAS 2 s; the input gradient's own kernels 3 s below W rows of `nt_from`;
+    two threads 0.5 s from `split_from` multiply-adds, 1 s below."""
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if backend == "blas":
+            return 2.0
+        if rows > own_until[product] or (product == "nt" and n_out < nt_from):
+            return 3.0
+        if threads > 1:
+            return 0.5 if math.prod(_calibration.shape(product, rows, n_in, n_out)) \
+                >= split_from else 1.0
+        return 1.0
+    return timing
+
+
+def test_the_crossovers_are_read_from_the_table():
+    timing = fake_timings({"nn": 64, "tn": 0, "nt": 10}, nt_from=32)
+    chosen = _calibration.decide(timing, threads=1)
+    assert chosen["own_max_rows"] == {"nn": 64, "tn": 0, "nt": 10}
+    assert chosen["own_min_length"] == 32
+    assert chosen["split_min_work"] == dict.fromkeys(gemm_choice.PRODUCTS, math.inf)
+    assert chosen["threads"] == 1
+
+
+def test_a_near_tie_among_wins_does_not_end_the_own_range():
+    # own loses at 1 row by 10 %, wins 2x at every other batch up to 128
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if backend == "blas":
+            return 2.0
+        return 2.2 if rows == 1 else (1.0 if rows <= 128 else 4.0)
+    assert _calibration.decide(timing, 1)["own_max_rows"] == dict.fromkeys(
+        gemm_choice.PRODUCTS, 128)
+
+
+def test_the_input_gradient_goes_to_blas_where_its_rows_are_always_too_short():
+    timing = fake_timings({"nn": 256, "tn": 256, "nt": 256}, nt_from=10 ** 6)
+    chosen = _calibration.decide(timing, 1)
+    assert chosen["own_max_rows"]["nt"] == 0 and chosen["own_max_rows"]["nn"] == 256
+
+
+def test_the_split_starts_where_threads_pay_at_every_larger_product():
+    own_until = {"nn": 256, "tn": 256, "nt": 256}
+    split_from = 32 * 256 * 784     # the forward product of a 784→256 layer at batch 32
+    chosen = _calibration.decide(fake_timings(own_until, split_from=split_from), threads=2)
+    works = {p: sorted(math.prod(_calibration.shape(p, r, *layer)) for r in _calibration.ROWS
+                       for layer in _calibration.LAYERS) for p in gemm_choice.PRODUCTS}
+    for product in gemm_choice.PRODUCTS:
+        expected = min(w for w in works[product] if w >= split_from)
+        assert chosen["split_min_work"][product] == expected
+    # never faster with two: no split at all
+    never = _calibration.decide(fake_timings(own_until), threads=2)
+    assert never["split_min_work"] == dict.fromkeys(gemm_choice.PRODUCTS, math.inf)
+
+
+def test_best_cut_is_zero_when_nothing_gains():
+    assert _calibration.best_cut([1, 2, 3], lambda c: 0.5) == 0
+    assert _calibration.best_cut([1, 2, 3], lambda c: 2.0) == 3
+
+
+@needs_kernels
+def test_measured_once_cached_redone_and_switched_off(fresh_cache, monkeypatch):
+    calls = []
+    table = fake_timings({"nn": 32, "tn": 10, "nt": 4}, nt_from=16)
+
+    def measure(dtype):
+        calls.append(np.dtype(dtype).name)
+        return table
+
+    monkeypatch.setattr(_calibration, "measure", measure)
+    first = _calibration.gemm_choice(np.float32)
+    assert calls == ["float32"]
+    assert gemm_choice.get_choice(np.float32)["own_max_rows"] == {"nn": 32, "tn": 10, "nt": 4}
+    assert _calibration.gemm_choice(np.float32) == first and calls == ["float32"]
+    assert list(json.loads(fresh_cache.read_text()).values()) == [first]
+
+    monkeypatch.setattr(_calibration, "_applied", {})   # a new process reads the file
+    gemm_choice.set_choice(np.float32, **_calibration.blas_always())
+    assert _calibration.gemm_choice(np.float32) == first and calls == ["float32"]
+    assert gemm_choice.get_choice(np.float32)["own_max_rows"]["nn"] == 32
+
+    monkeypatch.setattr(_calibration, "_applied", {})
+    monkeypatch.setenv("FASTNN_CALIBRATION", "redo")
+    _calibration.gemm_choice(np.float32)
+    _calibration.gemm_choice(np.float32)            # once per process, even redone
+    assert calls == ["float32", "float32"]
+
+    monkeypatch.setenv("FASTNN_CALIBRATION", "off")
+    assert _calibration.gemm_choice(np.float32) == _calibration.blas_always()
+    assert gemm_choice.get_choice(np.float32)["own_max_rows"] == dict.fromkeys(
+        gemm_choice.PRODUCTS, 0)
+    assert calls == ["float32", "float32"]
+
+
+@needs_kernels
+def test_an_unreadable_cache_entry_is_measured_again(fresh_cache, monkeypatch):
+    monkeypatch.setattr(_calibration, "measure",
+                        lambda dtype: fake_timings({"nn": 4, "tn": 4, "nt": 4}))
+    fresh_cache.parent.mkdir(parents=True)
+    key = _calibration._key(np.float64)
+    fresh_cache.write_text(json.dumps({key: {"own_max_rows": "many"}}))
+    chosen = _calibration.gemm_choice(np.float64)
+    assert chosen["own_max_rows"] == {"nn": 4, "tn": 4, "nt": 4}
+    assert json.loads(fresh_cache.read_text())[key] == chosen
+
+
+@needs_kernels
+def test_a_real_measurement_gives_a_valid_choice(fresh_cache):
+    chosen = _calibration.decide(_calibration.measure(np.float32), threads=1)
+    gemm_choice.set_choice(np.float32, **chosen)
+    assert set(chosen["own_max_rows"].values()) <= {0, *_calibration.ROWS}
+
+
+def test_bad_choices_are_refused():
+    good = _calibration.blas_always()
+    with pytest.raises(ValueError, match="own_max_rows"):
+        gemm_choice.set_choice(np.float32, **{**good, "own_max_rows": {"nn": 1}})
+    with pytest.raises(ValueError, match="own_max_rows\\['nn'\\]"):
+        gemm_choice.set_choice(np.float32, **{**good, "own_max_rows": {
+            "nn": -1, "tn": 0, "nt": 0}})
+    with pytest.raises(ValueError, match="split_min_work"):
+        gemm_choice.set_choice(np.float32, **{**good, "split_min_work": {
+            "nn": 0, "tn": 1, "nt": 1}})
+    with pytest.raises(ValueError, match="threads"):
+        gemm_choice.set_choice(np.float32, **{**good, "threads": 0})
+    with pytest.raises(TypeError, match="dtype"):
+        gemm_choice.set_choice(np.int32, **good)
+
+
+def test_a_fit_sets_the_choice_before_its_first_step(fresh_cache, monkeypatch):
+    seen = []
+    monkeypatch.setattr(_calibration, "gemm_choice",
+                        lambda dtype: seen.append(np.dtype(dtype).name))
+    model = Sequential([L.Dense(8, 4), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
+    rng = np.random.default_rng(0)
+    model.fit(rng.standard_normal((20, 8)), rng.integers(0, 4, 20), epochs=1, batch_size=10)
+    assert seen and seen[0] == np.dtype(model.dtype).name
+
+
+def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
+    # a 600-row batch through a 300→300 layer goes to BLAS (own kernels up to 10 rows)
+    forced = {**_calibration.blas_always(), "own_max_rows": dict.fromkeys(
+        gemm_choice.PRODUCTS, 10), "threads": 2}
+
+    def choose(dtype):
+        gemm_choice.set_choice(dtype, **forced)
+
+    monkeypatch.setattr(_calibration, "gemm_choice", choose)
+    monkeypatch.setattr(_threads, "blas_threaded", lambda: True)
+    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    model = Sequential([L.Dense(300, 300), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
+    model.fit(np.zeros((600, 300)), np.zeros(600, dtype=int), epochs=1, batch_size=600)
+    assert gemm_choice.get_choice(model.dtype)["threads"] == 1
+    # at batch 10 every product is the own kernels': the split may use both threads
+    model.fit(np.zeros((10, 300)), np.zeros(10, dtype=int), epochs=1, batch_size=10)
+    assert gemm_choice.get_choice(model.dtype)["threads"] == 2
+
+
+@needs_kernels
+def test_chosen_reads_the_choice_as_the_compiled_code_does(fresh_cache):
+    gemm_choice.set_choice(np.float64, **_calibration.blas_always())
+    gemm_choice.set_choice(np.float32, own_max_rows={"nn": 10, "tn": 32, "nt": 4},
+                           own_min_length=64, split_min_work={"nn": 1e6, "tn": 1e9, "nt": 1e9},
+                           threads=2)
+    assert gemm_choice.chosen("nn", 10, 256, 784, np.float32) == ("own", 2)   # 2.0e6 >= 1e6
+    assert gemm_choice.chosen("nn", 10, 10, 128, np.float32) == ("own", 1)
+    assert gemm_choice.chosen("nn", 11, 256, 784, np.float32) == ("blas", 1)
+    assert gemm_choice.chosen("tn", 784, 256, 32, np.float32) == ("own", 1)  # batch = inner
+    assert gemm_choice.chosen("tn", 784, 256, 33, np.float32) == ("blas", 1)
+    assert gemm_choice.chosen("nt", 4, 256, 64, np.float32) == ("own", 1)
+    assert gemm_choice.chosen("nt", 4, 256, 63, np.float32) == ("blas", 1)   # rows too short
+    assert gemm_choice.chosen("nn", 10, 256, 784, np.float64) == ("blas", 1)  # its own table
+    with pytest.raises(ValueError, match="kind"):
+        gemm_choice.chosen("nnn", 1, 1, 1, np.float32)
+    with pytest.raises(ValueError, match="m must"):
+        gemm_choice.chosen("nn", 0, 1, 1, np.float32)
+
+
+def test_set_threads_and_vector_bits():
+    saved = gemm_choice.get_choice(np.float32)["threads"]
+    gemm_choice.set_threads(3)
+    assert gemm_choice.get_choice(np.float64)["threads"] == 3
+    gemm_choice.set_threads(saved)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="threads"):
+            gemm_choice.set_threads(bad)
+    assert gemm_choice.vector_bits() in (0, 256, 512)
+
+
+@needs_kernels
+def test_time_product_returns_seconds_and_checks_its_arguments():
+    assert gemm_choice.time_product("nn", 10, 256, 784, np.float32, "own", calls=3) > 0
+    with pytest.raises(ValueError, match="backend"):
+        gemm_choice.time_product("nn", 1, 1, 1, np.float32, "cuda")
+    with pytest.raises(TypeError, match="dtype"):
+        gemm_choice.time_product("nn", 1, 1, 1, np.int8, "blas")
