@@ -27,7 +27,7 @@ import pytest
 from fastnn._validation import check_features
 from numpy_reference import NumpyMLP
 from peers import jax_or_none, torch_or_none
-from threads import blas_threads, openmp_limit, pause
+from threads import time_prediction
 from workloads import C2, initial_weights
 
 ROWS = [1, 10, 10000]
@@ -84,11 +84,4 @@ def test_predict_proba(benchmark, fashion_mnist, dtype, n_rows, library):
         torch.set_num_threads(threads)
     benchmark.group = (f"predict_proba C2 {list(C2.widths)} ReLU {dtype}, "
                        f"{n_rows} row{'s' if n_rows > 1 else ''}")
-    benchmark.extra_info["library"] = library
-    # OpenMP (fastnn's threads) is limited for fastnn only: the limit would
-    # also reach PyTorch's runtime and override its set_num_threads.
-    with blas_threads(threads), openmp_limit(threads if library == "fastnn" else None):
-        # The first call compiles (JAX) and allocates; it also checks the answer.
-        np.testing.assert_allclose(predict(X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
-        pause()
-        benchmark(predict, X)
+    time_prediction(benchmark, library, predict, X, model.predict_proba(X), threads)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from threads import blas_threads, openmp_limit, pause
+from threads import time_prediction
 from workloads import C2
 
 ROWS = [1, 10000]
@@ -39,8 +39,4 @@ def test_predict_proba_onnx(benchmark, fashion_mnist, n_rows, library, tmp_path)
                else _session(model, tmp_path / "c2.onnx", threads))
     benchmark.group = (f"predict_proba C2 {list(C2.widths)} ReLU exported to ONNX, "
                        f"{n_rows} row{'s' if n_rows > 1 else ''}")
-    benchmark.extra_info["library"] = library
-    with blas_threads(threads), openmp_limit(threads if library == "fastnn" else None):
-        np.testing.assert_allclose(predict(X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
-        pause()
-        benchmark(predict, X)
+    time_prediction(benchmark, library, predict, X, model.predict_proba(X), threads)

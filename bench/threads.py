@@ -9,6 +9,8 @@ threads do not slow the next one down.
 import contextlib
 import time
 
+import numpy as np
+
 PAUSE_SECONDS = 1.0
 
 
@@ -36,3 +38,15 @@ def openmp_limit(n):
 def pause(seconds=PAUSE_SECONDS):
     """Sleep long enough for the previous library's spinning threads to park."""
     time.sleep(seconds)
+
+
+def time_prediction(benchmark, library, predict, X, reference, threads):
+    """Benchmark ``predict(X)`` under ``threads`` BLAS threads (and as many OpenMP
+    threads for fastnn only: the limit would also reach PyTorch's runtime and
+    override its own setting), after checking its answer against ``reference``."""
+    benchmark.extra_info["library"] = library
+    with blas_threads(threads), openmp_limit(threads if library == "fastnn" else None):
+        # The first call compiles (JAX) and allocates; it also checks the answer.
+        np.testing.assert_allclose(predict(X), reference, rtol=1e-4, atol=1e-6)
+        pause()
+        benchmark(predict, X)
