@@ -54,6 +54,33 @@ def test_main_job_reaches_088_on_fashion_mnist(tmp_path, capsys):
     assert independent >= 0.88
 
 
+@pytest.mark.skipif(not os.path.isdir(DEFAULT_DATA_DIR), reason="Fashion-MNIST not installed")
+def test_the_best_recipe_reaches_090_on_fashion_mnist(tmp_path, capsys):
+    from fastnn import load_model
+
+    saved = tmp_path / "model.npz"
+    assert main(["train", "--quiet", "--recipe", "best", "--save", str(saved)]) == 0
+    reported = reported_accuracy(capsys.readouterr().out)
+    _, (X_test, y_test) = load_mnist()
+    # A NumPy transcription of the evaluation pass: Dense, BatchNorm with the running
+    # statistics, ReLU (dropout is the identity), and the output Dense.
+    h = X_test.astype(np.float64)
+    for layer in load_model(saved).layers:
+        kind = type(layer).__name__
+        if kind == "Dense":
+            h = h @ layer.params["W"] + layer.params["b"]
+        elif kind == "BatchNorm":
+            h = (layer.params["gamma"] * (h - layer.buffers["running_mean"])
+                 / np.sqrt(layer.buffers["running_var"] + layer.eps) + layer.params["beta"])
+        elif kind == "ReLU":
+            h = np.maximum(h, 0)
+        else:  # the identity when evaluating; Softmax keeps the argmax
+            assert kind in ("Dropout", "Softmax")
+    independent = float((h.argmax(axis=1) == y_test).mean())
+    assert independent == pytest.approx(reported, abs=1e-4)
+    assert independent >= 0.90
+
+
 def test_train_on_a_small_idx_directory(tmp_path, capsys):
     write_dataset(tmp_path, n_train=200, n_test=50)
     code = main(["train", "--data-dir", str(tmp_path), "--hidden", "8", "--epochs", "2",
