@@ -3,7 +3,8 @@
 ``fastnn train``        train a fully-connected network on Fashion-MNIST (or any
                         MNIST-format data) and report its test accuracy; with
                         ``--resume FILE``, continue the training saved in a model
-                        file.
+                        file; ``--recipe best``, the preset measured best within a
+                        minute of training.
 ``fastnn evaluate``     test loss and accuracy of a saved model.
 ``fastnn predict``      a saved model's predictions for an array of rows.
 ``fastnn constrained``  the trust-constr exercise: analytic versus
@@ -76,6 +77,18 @@ def _number(minimum, open_min=False):
     return parse
 
 
+def _rate(text):
+    """An argparse type: a dropout rate, a finite number in [0, 1)."""
+    value = _number(0.0)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a finite number in [0, 1) (the probability "
+                                         f"of dropping a unit), got {text}")
+    return value
+
+
+_rate.__name__ = "number"
+
+
 def _hidden_sizes(text):
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:
@@ -106,18 +119,52 @@ def optimizer_names():
     return tuple(OPTIMIZERS) + tuple(SGD_PRESETS)
 
 
-def build_network(n_in, hidden, n_out, activation):
-    """Dense layers of the given widths, each followed by the activation, then softmax."""
+#: the activations whose hidden layers start from He's initialization (glorot_uniform otherwise)
+HE_ACTIVATIONS = ("relu", "leaky_relu", "prelu", "silu")
+
+
+def loss_names():
+    """The registered losses by their own names (``fastnn.losses.LOSSES`` without aliases)."""
+    from fastnn.losses import LOSSES
+
+    return tuple(name for name, loss in LOSSES.items() if loss.name == name)
+
+
+def initializer_names():
+    from fastnn.initializers import INITIALIZERS
+
+    return tuple(INITIALIZERS)
+
+
+def build_network(n_in, hidden, n_out, activation, dropout=0.0, batchnorm=False,
+                  loss="softmax_cross_entropy", init=None):
+    """The layers of the network ``fastnn train`` trains.
+
+    Per hidden width: ``Dense``, then ``BatchNorm`` (with ``batchnorm``), the
+    activation, then ``Dropout(dropout)`` (when ``dropout`` > 0); then the
+    output ``Dense`` and the layer the loss needs (``Softmax``, ``Sigmoid``,
+    or none for the squared errors).  ``init`` is the hidden layers' weight
+    initializer (default: He's for the ReLU family, Glorot's otherwise); the
+    output layer's is glorot_uniform.
+    """
     from fastnn import layers
+    from fastnn.losses import get
 
     make = layers.ACTIVATIONS[activation]
-    init = ("he_normal" if activation in ("relu", "leaky_relu", "prelu", "silu")
-            else "glorot_uniform")
+    if init is None:
+        init = "he_normal" if activation in HE_ACTIVATIONS else "glorot_uniform"
     network, width = [], n_in
     for size in hidden:
-        network += [layers.Dense(width, size, init=init), make()]
+        network.append(layers.Dense(width, size, init=init))
+        if batchnorm:
+            network.append(layers.BatchNorm())
+        network.append(make())
+        if dropout:
+            network.append(layers.Dropout(dropout))
         width = size
-    return network + [layers.Dense(width, n_out), layers.Softmax()]
+    network.append(layers.Dense(width, n_out))
+    output = get(loss).output_layer
+    return network + ([] if output is None else [layers.LAYERS[output]()])
 
 
 def build_optimizer(name, lr, decay=0.0):
@@ -133,12 +180,43 @@ def build_optimizer(name, lr, decay=0.0):
 #: the options that say what network is trained, and how; a resumed model file fixes
 #: them, so that they are None (not given) until the defaults or the file fill them in
 ARCHITECTURE_DEFAULTS = {"hidden": [256, 128], "activation": "relu", "optimizer": "adam",
-                         "lr": 1e-3, "lr_decay": 0.1, "l2": 0.0, "dtype": "float32", "seed": 0}
+                         "lr": 1e-3, "lr_decay": 0.1, "l2": 0.0, "dtype": "float32", "seed": 0,
+                         "dropout": 0.0, "batchnorm": False, "loss": "softmax_cross_entropy",
+                         "init": None}
+#: the options of one run's training, which a model file does not fix
+RUN_DEFAULTS = {"epochs": 15, "batch_size": 64, "augment": False, "early_stopping": None}
+#: the most pixels an image of --augment moves along each axis
+AUGMENT_SHIFT = 2
+
+#: named sets of option values (``--recipe NAME``); options given beside one override it.
+#: "best": the most accurate of the candidates of bench/recipes.py within 60 s of training
+#: on a shared 2-core machine (README, "Quick start"): 0.903 on Fashion-MNIST in 32-34 s.
+RECIPES = {"best": {"hidden": [256, 128], "optimizer": "adamw", "lr": 0.002, "lr_decay": 0.1,
+                    "batchnorm": True, "dropout": 0.2, "batch_size": 128, "epochs": 25}}
+
+
+def _recipe_text(name):
+    """The options of the recipe ``name``, as they would be typed."""
+    words = []
+    for key, value in RECIPES[name].items():
+        option = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(option if value else "--no-" + option[2:])
+        elif isinstance(value, list):
+            words.append(f"{option} {','.join(map(str, value))}")
+        else:
+            words.append(f"{option} {value}")
+    return " ".join(words)
 
 
 def train_parser(parser):
     parser.add_argument("--data-dir", help="directory of MNIST-format IDX files "
                         "(default: $FASTNN_DATA or /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                        help="a preset of options, which options given beside it override: "
+                             f'best is "{_recipe_text("best")}", batch normalization, dropout '
+                             "and AdamW with a decaying rate (README: measured test accuracy "
+                             "and training time on Fashion-MNIST)")
     parser.add_argument("--hidden", type=_hidden_sizes, default=None,
                         help="hidden layer widths, comma-separated (default: 256,128)")
     parser.add_argument("--activation", choices=ACTIVATIONS, default=None,
@@ -147,15 +225,40 @@ def train_parser(parser):
                         help="update rule (default: adam; momentum and nesterov use μ = 0.9)")
     parser.add_argument("--lr", type=_number(0.0, open_min=True), default=None,
                         help="learning rate, > 0 (default: 0.001)")
-    parser.add_argument("--epochs", type=_count(1), default=15, help="(default: 15)")
-    parser.add_argument("--batch-size", type=_count(1, MAX_SIZE), default=64,
+    parser.add_argument("--epochs", type=_count(1), default=None, help="(default: 15)")
+    parser.add_argument("--batch-size", type=_count(1, MAX_SIZE), default=None,
                         help="at most the number of training samples (default: 64)")
     parser.add_argument("--l2", type=_number(0.0), default=None,
                         help="L2 strength λ of the penalty λ/2n·Σw² (default: 0)")
+    parser.add_argument("--dropout", type=_rate, default=None, metavar="RATE",
+                        help="a Dropout layer dropping each unit with this probability, in "
+                             "[0, 1), after every hidden activation (default: 0, none)")
+    parser.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None,
+                        help="a BatchNorm layer after every hidden Dense layer, before its "
+                             "activation (default: none)")
+    parser.add_argument("--loss", choices=loss_names(), default=None,
+                        help="the loss; the network ends in the layer it needs: Softmax for "
+                             "softmax_cross_entropy, Sigmoid for sigmoid_cross_entropy, none "
+                             "for mse and quadratic on one-hot targets "
+                             "(default: softmax_cross_entropy)")
+    parser.add_argument("--init", choices=initializer_names(), default=None,
+                        help="weight initializer of the hidden Dense layers (default: "
+                             "he_normal for relu, leaky_relu, prelu and silu, glorot_uniform "
+                             "for sigmoid and tanh; the output layer's is glorot_uniform)")
+    parser.add_argument("--early-stopping", type=_count(0), default=None, metavar="PATIENCE",
+                        help="stop when the validation loss has not improved for this many "
+                             "epochs and keep the weights of the best epoch (needs "
+                             "--validation > 0; default: train every epoch)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"each epoch, shift every training image by up to {AUGMENT_SHIFT} "
+                             "pixels along each axis and mirror it left to right with "
+                             "probability 1/2 (rows must be square images, as Fashion-MNIST's "
+                             "28×28; default: no augmentation)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default=None,
                         help="(default: float32)")
     parser.add_argument("--seed", type=_count(0), default=None,
-                        help="seed of initialization, shuffling and the validation split (default: 0)")
+                        help="seed of initialization, shuffling, dropout masks, augmentation "
+                             "and the validation split (default: 0)")
     parser.add_argument("--validation", type=_count(0), default=5000,
                         help="training samples held out for validation (default: 5000)")
     parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1,
@@ -193,13 +296,17 @@ def model_options(model):
     option the model has no value for (a schedule other than exponential
     decay, mixed activations) is None.
     """
-    from fastnn import layers
+    from fastnn import initializers, layers
     from fastnn.schedules import Constant, ExponentialDecay
 
-    dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
+    dense = [i for i, layer in enumerate(model.layers) if isinstance(layer, layers.Dense)]
+    hidden = model.layers[:dense[-1]]  # the output Dense and the loss's layer after it
     names = {cls: name for name, cls in layers.ACTIVATIONS.items() if name in ACTIVATIONS}
-    activations = {names.get(type(layer)) for layer in model.layers
-                   if not isinstance(layer, (layers.Dense, layers.Softmax))}
+    activations = {names.get(type(layer)) for layer in hidden
+                   if not isinstance(layer, (layers.Dense, layers.BatchNorm, layers.Dropout))}
+    rates = {layer.rate for layer in hidden if isinstance(layer, layers.Dropout)}
+    n_norms = sum(isinstance(layer, layers.BatchNorm) for layer in hidden)
+    inits = {initializers.name_of("init", model.layers[i].init) for i in dense[:-1]}
     optimizer, schedule = model.optimizer, model.optimizer.lr
     rule = {key: value for key, value in optimizer.get_config().items() if key != "lr"}
     name = optimizer.name
@@ -208,10 +315,13 @@ def model_options(model):
         if name == "sgd" and rule == {key: preset_rule[key] for key in rule}:
             name = preset
     decay = {Constant: 0.0, ExponentialDecay: getattr(schedule, "k", None)}.get(type(schedule))
-    return {"hidden": [layer.n_out for layer in dense[:-1]],
+    return {"hidden": [model.layers[i].n_out for i in dense[:-1]],
             "activation": activations.pop() if len(activations) == 1 else None,
             "optimizer": name, "lr": schedule.lr, "lr_decay": decay, "l2": model.l2,
-            "dtype": np.dtype(model.dtype).name, "seed": model.seed}
+            "dtype": np.dtype(model.dtype).name, "seed": model.seed,
+            "dropout": rates.pop() if len(rates) == 1 else (0.0 if not rates else None),
+            "batchnorm": {0: False, len(dense) - 1: True}.get(n_norms),
+            "loss": model.loss.name, "init": inits.pop() if len(inits) == 1 else None}
 
 
 def _resumed_model(args):
@@ -232,6 +342,10 @@ def _resumed_model(args):
             continue
         if given is not None and given != value:
             option = "--" + name.replace("_", "-")
+            if isinstance(given, bool):
+                return None, (f"{option if given else '--no-' + option[2:]} contradicts the "
+                              f"model resumed from {args.resume}, whose {option} is "
+                              f"{'on' if value else 'off'}: leave it out")
             shown = "none" if value is None else value
             return None, (f"{option} {given} contradicts the model resumed from "
                           f"{args.resume}, whose {option} is {shown}: leave it out")
@@ -250,19 +364,30 @@ def run_train(args):
     """
     from threadpoolctl import threadpool_limits
 
-    from fastnn.callbacks import History, ProgressBar
+    from fastnn.augment import Augmentation, RandomFlip, RandomShift
+    from fastnn.callbacks import EarlyStopping, History, ProgressBar
     from fastnn.data import DataNotFoundError, load_mnist
     from fastnn.model import NonFiniteError, Sequential
 
     start = time.perf_counter()
     model = None
+    if args.recipe and args.resume:
+        return _usage_error(f"--recipe {args.recipe} sets options that the model file of "
+                            "--resume fixes: resume without it (a run's --epochs, "
+                            "--batch-size, --augment and --early-stopping may be given)")
+    for name, value in RECIPES.get(args.recipe, {}).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.resume:
         model, problem = _resumed_model(args)
         if problem is not None:
             return _usage_error(problem)
-    for name, value in ARCHITECTURE_DEFAULTS.items():
+    for name, value in {**ARCHITECTURE_DEFAULTS, **RUN_DEFAULTS}.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.early_stopping is not None and not args.validation:
+        return _usage_error("--early-stopping watches the validation loss: it needs "
+                            "--validation > 0")
     try:
         (X, y), (X_test, y_test) = load_mnist(args.data_dir, dtype=np.dtype(args.dtype))
     except DataNotFoundError as error:
@@ -276,6 +401,13 @@ def run_train(args):
     if args.batch_size > X.shape[0] - args.validation:
         return _usage_error(f"--batch-size {args.batch_size} exceeds the "
                             f"{X.shape[0] - args.validation} training samples")
+    side = math.isqrt(X.shape[1])
+    if args.augment and side * side != X.shape[1]:
+        return _usage_error(f"--augment moves square images; the data's images have "
+                            f"{X.shape[1]} pixels")
+    if args.batchnorm and args.batch_size < 2:
+        return _usage_error("--batchnorm needs --batch-size >= 2: a batch of one row has no "
+                            "variance to normalize by")
     order = np.random.default_rng(args.seed).permutation(X.shape[0])
     held, kept = order[:args.validation], order[args.validation:]
     validation = (X[held], y[held]) if args.validation else None
@@ -288,16 +420,20 @@ def run_train(args):
     if model is None:
         try:
             model = Sequential(build_network(X.shape[1], args.hidden, n_classes,
-                                             args.activation),
-                               loss="softmax_cross_entropy",
+                                             args.activation, args.dropout, args.batchnorm,
+                                             args.loss, args.init),
+                               loss=args.loss,
                                optimizer=build_optimizer(args.optimizer, args.lr,
                                                          args.lr_decay),
                                dtype=args.dtype, seed=args.seed, l2=args.l2)
         except MemoryError:
             return _usage_error(f"a network of widths {[X.shape[1], *args.hidden, n_classes]} "
                                 "does not fit in memory")
-        print(f"{samples}; network {[X.shape[1], *args.hidden, n_classes]} {args.activation}, "
-              f"{model.n_params} parameters, {args.optimizer} "
+        extras = "".join([", batch norm" if args.batchnorm else "",
+                          f", dropout {args.dropout}" if args.dropout else "",
+                          f", {args.loss}" if args.loss != "softmax_cross_entropy" else ""])
+        print(f"{samples}; network {[X.shape[1], *args.hidden, n_classes]} {args.activation}"
+              f"{extras}, {model.n_params} parameters, {args.optimizer} "
               f"lr={args.lr}·e^(−{args.lr_decay}·epoch), batch {args.batch_size}, {args.dtype}")
     else:
         if X.shape[1] != model.n_features_ or n_classes > model.n_outputs_:
@@ -311,11 +447,18 @@ def run_train(args):
     earlier = dict(getattr(model, "history_", History()).history)
     history = History()
     callbacks = [history] if args.quiet else [history, ProgressBar(args.epochs)]
+    if args.early_stopping is not None:
+        stopping = EarlyStopping(monitor="val_loss", patience=args.early_stopping,
+                                 restore_best=True)
+        callbacks.append(stopping)
+    augment = (Augmentation((side, side), RandomShift(AUGMENT_SHIFT), RandomFlip())
+               if args.augment else None)
     status = 0
+    training = time.perf_counter()
     try:
         with threadpool_limits(limits=args.threads, user_api="blas"):
             model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                      validation_data=validation, callbacks=callbacks)
+                      validation_data=validation, callbacks=callbacks, augment=augment)
     except NonFiniteError as error:
         _clear(callbacks)
         print(f"fastnn: training diverged: {error}", file=sys.stderr)
@@ -326,13 +469,19 @@ def run_train(args):
         print(f"fastnn: interrupted after {done} of {args.epochs} epochs; evaluating "
               "the weights of the last finished step", file=sys.stderr)
         status = EXIT_INTERRUPTED
+    training = time.perf_counter() - training
+    ran = len(history.history.get("loss", ()))
+    if args.early_stopping is not None and stopping.best_epoch not in (None, ran - 1):
+        print(f"fastnn: stopped after epoch {ran} of {args.epochs}; the weights are those of "
+              f"epoch {stopping.best_epoch + 1}, of the lowest validation loss "
+              f"{stopping.best:.4g}", flush=True)
     # What the file will hold and the CSV shows: the whole training, the
     # epochs of an earlier run first.
     model.history_ = History()
     model.history_.history = {key: earlier.get(key, []) + history.history.get(key, [])
                               for key in {**earlier, **history.history}}
     _write_history(model.history_, args)
-    return _finish(model, args, X_test, y_test, start, status)
+    return _finish(model, args, X_test, y_test, start, training, status)
 
 
 def _write_history(history, args):
@@ -355,10 +504,11 @@ def _clear(callbacks):
             callback.clear()
 
 
-def _finish(model, args, X_test, y_test, start, status):
+def _finish(model, args, X_test, y_test, start, training, status):
     """Report the test score, then save; a failed save falls back elsewhere."""
     test = model.evaluate(X_test, y_test)
-    print(f"{_scores(test)}  ({time.perf_counter() - start:.1f} s in all)", flush=True)
+    print(f"{_scores(test)}  ({training:.1f} s of training, "
+          f"{time.perf_counter() - start:.1f} s in all)", flush=True)
     if not args.save:
         return status
     try:

@@ -1,6 +1,7 @@
 """The console command: the main job on Fashion-MNIST, small data, missing data."""
 
 import io
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,33 @@ def test_main_job_reaches_088_on_fashion_mnist(tmp_path, capsys):
     independent = numpy_relu_network_accuracy(weights, [784, 256, 128, 10], X_test, y_test)
     assert independent == pytest.approx(reported, abs=1e-4)
     assert independent >= 0.88
+
+
+@pytest.mark.skipif(not os.path.isdir(DEFAULT_DATA_DIR), reason="Fashion-MNIST not installed")
+def test_the_best_recipe_reaches_090_on_fashion_mnist(tmp_path, capsys):
+    from fastnn import load_model
+
+    saved = tmp_path / "model.npz"
+    assert main(["train", "--quiet", "--recipe", "best", "--save", str(saved)]) == 0
+    reported = reported_accuracy(capsys.readouterr().out)
+    _, (X_test, y_test) = load_mnist()
+    # A NumPy transcription of the evaluation pass: Dense, BatchNorm with the running
+    # statistics, ReLU (dropout is the identity), and the output Dense.
+    h = X_test.astype(np.float64)
+    for layer in load_model(saved).layers:
+        kind = type(layer).__name__
+        if kind == "Dense":
+            h = h @ layer.params["W"] + layer.params["b"]
+        elif kind == "BatchNorm":
+            h = (layer.params["gamma"] * (h - layer.buffers["running_mean"])
+                 / np.sqrt(layer.buffers["running_var"] + layer.eps) + layer.params["beta"])
+        elif kind == "ReLU":
+            h = np.maximum(h, 0)
+        else:  # the identity when evaluating; Softmax keeps the argmax
+            assert kind in ("Dropout", "Softmax")
+    independent = float((h.argmax(axis=1) == y_test).mean())
+    assert independent == pytest.approx(reported, abs=1e-4)
+    assert independent >= 0.90
 
 
 def test_train_on_a_small_idx_directory(tmp_path, capsys):
@@ -254,12 +282,14 @@ def test_the_command_line_reads_the_registries(tmp_path, capsys, optimizer, acti
 
 # --- saving, resuming, evaluating and predicting with model files ---------------
 
-def test_a_resumed_run_ends_where_one_longer_run_ends(tmp_path, capsys):
+@pytest.mark.parametrize("architecture", [[], ["--batchnorm", "--dropout", "0.2"]])
+def test_a_resumed_run_ends_where_one_longer_run_ends(tmp_path, capsys, architecture):
     from fastnn import load_model
     from fastnn.plotting import history_from_csv
 
     write_dataset(tmp_path, n_train=200, n_test=50)
-    options = ["--quiet", "--optimizer", "momentum", "--lr", "0.05", "--dtype", "float64"]
+    options = ["--quiet", "--optimizer", "momentum", "--lr", "0.05", "--dtype", "float64",
+               *architecture]
     assert run(small_run(tmp_path, *options, "--epochs", "4", "--save",
                          str(tmp_path / "four.npz")), capsys)[0] == 0
     assert run(small_run(tmp_path, *options, "--save", str(tmp_path / "two.npz")),
@@ -287,6 +317,10 @@ def test_a_resumed_run_ends_where_one_longer_run_ends(tmp_path, capsys):
     (["--lr-decay", "0"], "--lr-decay 0.0 contradicts"),
     (["--activation", "tanh"], "--activation tanh contradicts .*is relu"),
     (["--seed", "3"], "--seed 3 contradicts"),
+    (["--batchnorm"], "--batchnorm contradicts .*whose --batchnorm is off"),
+    (["--dropout", "0.5"], "--dropout 0.5 contradicts .*--dropout is 0.0"),
+    (["--loss", "mse"], "--loss mse contradicts .*--loss is softmax_cross_entropy"),
+    (["--init", "zeros"], "--init zeros contradicts .*--init is he_normal"),
 ])
 def test_options_that_contradict_the_resumed_model_are_refused(tmp_path, capsys, options,
                                                                 message):
@@ -411,3 +445,235 @@ def test_predict_refuses_an_archive_and_a_pickle(tmp_path, capsys):
     for name, message in (("rows.npz", "archive"), ("objects.npy", "cannot read")):
         code, out, err = run(["predict", str(model), str(tmp_path / name)], capsys)
         assert code == 2 and out == "" and message in err and "Traceback" not in err
+
+
+# --- regularization options, the loss, the initializer, early stopping, the preset --
+
+def saved_header(path):
+    """The header of a model file, read with NumPy and json alone."""
+    with np.load(path) as data:
+        return json.loads(str(data["header"]))
+
+
+def saved_layers(path):
+    """(kind, config) of each layer a model file records, input to output."""
+    return [(entry["kind"], entry["config"]) for entry in saved_header(path)["layers"]]
+
+
+def dense(n_in, n_out, init):
+    return ("Dense", {"n_in": n_in, "n_out": n_out, "init": init, "bias_init": "zeros"})
+
+
+BATCHNORM = ("BatchNorm", {"momentum": 0.1, "eps": 1e-5})
+RELU, TANH = ("ReLU", {}), ("Tanh", {})
+
+
+@pytest.mark.parametrize("options, layers, loss", [
+    ([], [dense(12, 8, "he_normal"), RELU, dense(8, 6, "he_normal"), RELU,
+          dense(6, 10, "glorot_uniform"), ("Softmax", {})], "softmax_cross_entropy"),
+    (["--dropout", "0.25"],
+     [dense(12, 8, "he_normal"), RELU, ("Dropout", {"rate": 0.25}),
+      dense(8, 6, "he_normal"), RELU, ("Dropout", {"rate": 0.25}),
+      dense(6, 10, "glorot_uniform"), ("Softmax", {})], "softmax_cross_entropy"),
+    (["--dropout", "0"], [dense(12, 8, "he_normal"), RELU, dense(8, 6, "he_normal"), RELU,
+                          dense(6, 10, "glorot_uniform"), ("Softmax", {})],
+     "softmax_cross_entropy"),
+    (["--batchnorm", "--activation", "tanh"],
+     [dense(12, 8, "glorot_uniform"), BATCHNORM, TANH, dense(8, 6, "glorot_uniform"),
+      BATCHNORM, TANH, dense(6, 10, "glorot_uniform"), ("Softmax", {})],
+     "softmax_cross_entropy"),
+    (["--batchnorm", "--dropout", "0.5", "--init", "he_uniform"],
+     [dense(12, 8, "he_uniform"), BATCHNORM, RELU, ("Dropout", {"rate": 0.5}),
+      dense(8, 6, "he_uniform"), BATCHNORM, RELU, ("Dropout", {"rate": 0.5}),
+      dense(6, 10, "glorot_uniform"), ("Softmax", {})], "softmax_cross_entropy"),
+    (["--loss", "sigmoid_cross_entropy", "--init", "zeros"],
+     [dense(12, 8, "zeros"), RELU, dense(8, 6, "zeros"), RELU, dense(6, 10, "glorot_uniform"),
+      ("Sigmoid", {})], "sigmoid_cross_entropy"),
+    (["--loss", "mse"], [dense(12, 8, "he_normal"), RELU, dense(8, 6, "he_normal"), RELU,
+                         dense(6, 10, "glorot_uniform")], "mse"),
+    (["--loss", "quadratic", "--no-batchnorm"],
+     [dense(12, 8, "he_normal"), RELU, dense(8, 6, "he_normal"), RELU,
+      dense(6, 10, "glorot_uniform")], "quadratic"),
+])
+def test_each_option_builds_the_network_it_names(tmp_path, capsys, options, layers, loss):
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    saved = tmp_path / "m.npz"
+    code, out, err = run(small_run(tmp_path, "--hidden", "8,6", "--quiet", *options,
+                                   "--save", str(saved)), capsys)
+    assert code == 0 and err == "", err
+    assert saved_layers(saved) == layers
+    assert saved_header(saved)["model"]["loss"] == loss
+
+
+@pytest.mark.parametrize("loss, half", [("mse", False), ("quadratic", True)])
+def test_a_squared_error_run_scores_one_hot_targets(tmp_path, capsys, loss, half):
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    saved = tmp_path / "m.npz"
+    code, out, _ = run(small_run(tmp_path, "--quiet", "--loss", loss, "--dtype", "float64",
+                                 "--save", str(saved)), capsys)
+    assert code == 0
+    _, (X_test, y_test) = load_mnist(tmp_path)
+    outputs = numpy_relu_network_logits(saved, [12, 8, 10], X_test)  # no output layer
+    squared = (outputs - np.eye(10)[y_test]) ** 2
+    expected = squared.sum(axis=1).mean() / 2 if half else squared.mean()
+    assert reported_accuracy(out) == pytest.approx((outputs.argmax(1) == y_test).mean(),
+                                                   abs=1e-12)
+    assert float(re.search(r"test loss (\S+)", out).group(1)) == pytest.approx(expected,
+                                                                               abs=1e-4)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--dropout", "1"), ("--dropout", "1.5"), ("--dropout", "-0.1"), ("--dropout", "nan"),
+    ("--dropout", "x"), ("--early-stopping", "-1"), ("--early-stopping", "2.5"),
+    ("--loss", "hinge"), ("--init", "orthogonal"),
+    ("--recipe", "fastest"),
+])
+def test_bad_values_of_the_new_options(tmp_path, capsys, option, value):
+    write_dataset(tmp_path)
+    code, out, err = run(small_run(tmp_path, option, value), capsys)
+    assert code == 2 and "Traceback" not in err and out == ""
+    assert err.strip().splitlines()[-1].startswith("fastnn train: error: argument " + option)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--early-stopping", "3", "--validation", "0"],
+     "--early-stopping watches the validation loss: it needs --validation > 0"),
+    (["--augment"], "--augment moves square images; the data's images have 12 pixels"),
+    (["--batchnorm", "--batch-size", "1"], "--batchnorm needs --batch-size >= 2"),
+])
+def test_options_that_do_not_fit_are_refused_before_training(tmp_path, capsys, options,
+                                                              message):
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    code, out, err = run(small_run(tmp_path, *options), capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def split(directory, seed, n_validation, dtype=np.float32):
+    """The training, validation and test sets as fastnn train draws them (NumPy alone)."""
+    (X, y), test = load_mnist(directory, dtype=dtype)
+    order = np.random.default_rng(seed).permutation(len(X))
+    held, kept = order[:n_validation], order[n_validation:]
+    return (X[kept], y[kept]), (X[held], y[held]), test
+
+
+def test_early_stopping_gives_the_weights_of_sequential_fit(tmp_path, capsys):
+    from fastnn import load_model
+    from fastnn.callbacks import EarlyStopping
+    from fastnn.layers import Dense, ReLU, Softmax
+    from fastnn.optimizers import Adam
+    from fastnn.schedules import ExponentialDecay
+
+    write_dataset(tmp_path, n_train=200, n_test=50)
+    saved = tmp_path / "m.npz"
+    code, out, err = run(small_run(tmp_path, "--quiet", "--early-stopping", "2", "--epochs",
+                                   "60", "--lr", "0.01", "--seed", "3", "--save", str(saved)),
+                         capsys)
+    assert code == 0 and err == ""
+    # random labels: the validation loss soon rises, and the run stops long before 60 epochs
+    stopped = int(re.search(r"stopped after epoch (\d+) of 60", out).group(1))
+    best = int(re.search(r"those of epoch (\d+)", out).group(1))
+    assert best + 2 == stopped < 60
+
+    (X, y), validation, _ = split(tmp_path, 3, 20)
+    model = Sequential([Dense(12, 8, init="he_normal"), ReLU(), Dense(8, 10), Softmax()],
+                       loss="softmax_cross_entropy",
+                       optimizer=Adam(lr=ExponentialDecay(0.01, k=0.1)), dtype="float32",
+                       seed=3)
+    stopping = EarlyStopping(monitor="val_loss", patience=2, restore_best=True)
+    history = model.fit(X, y, epochs=60, batch_size=64, validation_data=validation,
+                        callbacks=[stopping])
+    cli = load_model(saved)
+    np.testing.assert_array_equal(cli.params_, model.params_)
+    assert len(history.history["val_loss"]) == stopped
+    # the weights kept are the best epoch's: their validation loss is the lowest seen
+    val_losses = history.history["val_loss"]
+    assert int(np.argmin(val_losses)) + 1 == best
+    assert cli.evaluate(*validation)["loss"] == pytest.approx(min(val_losses), rel=1e-6)
+    assert cli.evaluate(*validation)["loss"] < val_losses[-1]
+
+
+def test_augment_gives_the_weights_of_sequential_fit(tmp_path, capsys):
+    from test_data import write_idx
+
+    from fastnn import load_model
+    from fastnn.augment import Augmentation, RandomFlip, RandomShift
+    from fastnn.layers import Dense, ReLU, Softmax
+    from fastnn.optimizers import Adam
+    from fastnn.schedules import ExponentialDecay
+
+    rng = np.random.default_rng(5)
+    for part, n in (("train", 200), ("t10k", 50)):
+        write_idx(tmp_path / f"{part}-images-idx3-ubyte", rng.integers(0, 256, (n, 5, 5),
+                                                                        dtype=np.uint8))
+        write_idx(tmp_path / f"{part}-labels-idx1-ubyte", rng.integers(0, 10, n,
+                                                                        dtype=np.uint8))
+    saved, plain = tmp_path / "m.npz", tmp_path / "plain.npz"
+    assert run(small_run(tmp_path, "--quiet", "--augment", "--save", str(saved)),
+               capsys)[0] == 0
+    assert run(small_run(tmp_path, "--quiet", "--save", str(plain)), capsys)[0] == 0
+
+    (X, y), validation, _ = split(tmp_path, 0, 20)
+    model = Sequential([Dense(25, 8, init="he_normal"), ReLU(), Dense(8, 10), Softmax()],
+                       optimizer=Adam(lr=ExponentialDecay(0.001, k=0.1)), seed=0)
+    model.fit(X, y, epochs=2, batch_size=64, validation_data=validation,
+              augment=Augmentation((5, 5), RandomShift(2), RandomFlip()))
+    np.testing.assert_array_equal(load_model(saved).params_, model.params_)
+    assert not np.array_equal(load_model(plain).params_, model.params_)
+
+
+def recipe_options(name):
+    """The options the help text gives for recipe ``name``."""
+    import argparse
+
+    from fastnn.cli import train_parser
+
+    parser = argparse.ArgumentParser()
+    train_parser(parser)
+    text = " ".join(parser.format_help().split())
+    return re.search(rf'{name} is "([^"]*)"', text).group(1).split()
+
+
+def test_the_preset_builds_what_its_help_says(tmp_path, capsys):
+    from fastnn import load_model
+
+    write_dataset(tmp_path, n_train=400, n_test=50)
+    preset, spelled = tmp_path / "preset.npz", tmp_path / "spelled.npz"
+    common = ["train", "--data-dir", str(tmp_path), "--validation", "20", "--quiet"]
+    options = recipe_options("best")
+    assert "--batchnorm" in options and "--dropout" in options
+    assert run([*common, "--recipe", "best", "--save", str(preset)], capsys)[0] == 0
+    assert run([*common, *options, "--save", str(spelled)], capsys)[0] == 0
+    assert saved_header(preset) == saved_header(spelled)
+    a, b = load_model(preset), load_model(spelled)
+    np.testing.assert_array_equal(a.params_, b.params_)
+    epochs = int(options[options.index("--epochs") + 1])
+    assert len(a.history_.history["loss"]) == epochs
+
+
+def test_options_given_with_the_preset_override_it(tmp_path, capsys):
+    write_dataset(tmp_path, n_train=400, n_test=50)
+    saved = tmp_path / "m.npz"
+    options = recipe_options("best")
+    assert run(["train", "--data-dir", str(tmp_path), "--validation", "20", "--quiet",
+                "--recipe", "best", "--dropout", "0.125", "--no-batchnorm", "--epochs", "1",
+                "--optimizer", "sgd", "--save", str(saved)], capsys)[0] == 0
+    layers = saved_layers(saved)
+    kinds = [kind for kind, _ in layers]
+    assert "BatchNorm" not in kinds
+    assert {config["rate"] for kind, config in layers if kind == "Dropout"} == {0.125}
+    widths = [config["n_out"] for kind, config in layers if kind == "Dense"][:-1]
+    assert widths == [int(w) for w in options[options.index("--hidden") + 1].split(",")]
+    header = saved_header(saved)
+    assert header["optimizer"]["kind"] == "sgd" and header["optimizer"]["epoch"] == 1
+    assert header["optimizer"]["config"]["lr"]["config"]["lr"] == float(
+        options[options.index("--lr") + 1])
+
+
+def test_the_preset_is_refused_with_resume(tmp_path, capsys):
+    model, _ = trained(tmp_path, capsys)
+    before = model.read_bytes()
+    code, out, err = run(small_run(tmp_path, "--resume", str(model), "--recipe", "best",
+                                   "--save", str(model)), capsys)
+    assert code == 2 and out == "" and "--recipe best sets options" in err
+    assert model.read_bytes() == before

@@ -61,6 +61,8 @@ RULES = {
     "--validation": lambda text: int_within(text, 0),
     "--threads": lambda text: int_within(text, 1, 4096),
     "--hidden": widths,
+    "--dropout": lambda text: finite_at_least(text, 0.0) and as_float(text) < 1,
+    "--early-stopping": lambda text: int_within(text, 0),
 }
 
 
