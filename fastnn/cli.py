@@ -366,7 +366,7 @@ def run_train(args):
 
     from fastnn.augment import Augmentation, RandomFlip, RandomShift
     from fastnn.callbacks import EarlyStopping, History, ProgressBar
-    from fastnn.data import DataNotFoundError, load_mnist
+    from fastnn.data import DataNotFoundError, hold_out, load_mnist
     from fastnn.model import NonFiniteError, Sequential
 
     start = time.perf_counter()
@@ -408,10 +408,9 @@ def run_train(args):
     if args.batchnorm and args.batch_size < 2:
         return _usage_error("--batchnorm needs --batch-size >= 2: a batch of one row has no "
                             "variance to normalize by")
-    order = np.random.default_rng(args.seed).permutation(X.shape[0])
-    held, kept = order[:args.validation], order[args.validation:]
-    validation = (X[held], y[held]) if args.validation else None
-    X, y = X[kept], y[kept]
+    # The training rows stay in the loaded array (permuted in place), not a second copy.
+    (X, y), validation = hold_out(X, y, args.validation, np.random.default_rng(args.seed))
+    validation = validation if args.validation else None
     n_classes = int(max(y.max(), y_test.max())) + 1
     samples = (f"fastnn: {X.shape[0]} training, "
                f"{0 if validation is None else len(validation[0])} validation, "
