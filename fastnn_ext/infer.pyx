@@ -23,13 +23,12 @@ cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_IsValid, PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 
 from fastnn_ext.activations cimport ActivationKernels, activation_kernels
 from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
 from fastnn_ext.row_gemm cimport row_gemm_vectorized
-from fastnn_ext.update cimport checked_array, thread_count
+from fastnn_ext.update cimport all_finite, checked_array, thread_count
 
 from fastnn_ext import train as _train
 
@@ -45,28 +44,6 @@ cdef enum:
 
 #: rows per compiled chunk
 CHUNK_ROWS = CHUNK
-
-
-cdef inline bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
-    """No element is NaN or ±∞: no exponent field is all ones.
-
-    (bits & exponent) + one unit of the exponent carries into the sign bit
-    exactly when the exponent is all ones; integer operations only, so the
-    loop vectorizes.
-    """
-    cdef Py_ssize_t i
-    cdef uint32_t seen32 = 0
-    cdef uint64_t seen64 = 0
-    cdef const uint32_t* bits32 = <const uint32_t*> x
-    cdef const uint64_t* bits64 = <const uint64_t*> x
-    if floating is float:
-        for i in range(size):
-            seen32 |= (bits32[i] & 0x7f800000u) + 0x00800000u
-        return (seen32 >> 31) == 0
-    else:
-        for i in range(size):
-            seen64 |= (bits64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
-        return (seen64 >> 63) == 0
 
 
 ctypedef struct Network:
