@@ -237,14 +237,15 @@ def check_features(X, dtype, n_features):
     """X as a C-contiguous (n_samples, n_features) array of ``dtype``.
 
     Integer and other float inputs are converted (a copy); non-contiguous
-    arrays are copied.  Empty input, a wrong width and NaN/Inf are errors.
+    arrays are copied.  Empty input, a wrong width (unless ``n_features`` is
+    None: any) and NaN/Inf are errors.
     """
     X = _numeric_array("X", X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError("X is empty: it has no samples")
-    if X.shape[1] != n_features:
+    if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the network expects {n_features}")
     return as_finite("X", X, dtype)
 

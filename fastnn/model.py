@@ -119,11 +119,16 @@ class Sequential:
 
     # ------------------------------------------------------------------ build
 
+    @property
+    def built(self):
+        """Whether the input width is known and the buffers exist (see :meth:`build`)."""
+        return "params_" in self.__dict__
+
     def build(self, n_features):
         """Lay the network out for inputs of ``n_features`` columns and draw its
         initial weights (done by the constructor when the first Dense layer
         states its input width, else by the first ``fit``)."""
-        if "params_" in self.__dict__:
+        if self.built:
             raise ValueError(f"the model is built already, for {self.n_features_} features")
         width = self.n_features_ = check_positive_int("n_features", n_features)
         for layer in self.layers:
@@ -151,7 +156,7 @@ class Sequential:
         if owner(optimizer) not in (None, self):
             raise ValueError(f"{optimizer!r} already belongs to another Sequential; an "
                              "optimizer holds one model's state (make a new one)")
-        if "params_" in self.__dict__:
+        if self.built:
             optimizer.bind(self.n_trainable_, self.dtype, self.n_weights_)
         take_ownership(optimizer, self)
         old = self._optimizer

@@ -98,7 +98,7 @@ def describe(model, history=None):
     """
     from fastnn import __version__
 
-    if not hasattr(model, "params_"):  # a network whose input width is not known yet
+    if not model.built:  # a network whose input width is not known yet
         raise ValueError("the model has no weights to save until it is built (by fit)")
     header = serialization.describe(model)
     header.update(format=FORMAT, format_version=FORMAT_VERSION, fastnn=__version__)

@@ -335,8 +335,9 @@ def fit(model, X, y, epochs, batch_size, shuffle, validation_data, callbacks, ve
         compiled, sample_weight, validation_split, augment):
     """``Sequential.fit``: its arguments checked, the update step and the plan made,
     the epochs run."""
-    if "params_" not in model.__dict__:
-        model.build(np.shape(X)[1] if np.ndim(X) == 2 else np.shape(X)[-1])
+    if not model.built:
+        # The width of a checked X (a wrong X must not fix the model's width).
+        model.build(check_features(X, model.dtype, None).shape[1])
     if _layout.trainable_changed(model):
         _layout.relay(model)
     X, y, sample_weight, validation_data = split_validation(

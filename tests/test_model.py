@@ -457,3 +457,13 @@ def test_build_fixes_the_width_before_any_data():
     assert model.predict_proba(np.zeros((2, 5), np.float32)).shape == (2, 4)
     with pytest.raises(ValueError, match="n_features"):
         _width_net(L.Dense(8)).build(0)
+
+
+def test_an_x_that_fails_its_checks_does_not_fix_an_unbuilt_models_width():
+    X, y = blobs(64, 6, 4, seed=2)
+    lazy = _width_net(L.Dense(8))
+    with pytest.raises(ValueError, match="2-dimensional"):
+        lazy.fit(X[0], y[:1])
+    assert not lazy.built
+    lazy.fit(X, y, epochs=1, batch_size=16)
+    assert lazy.built and lazy.n_features_ == 6
