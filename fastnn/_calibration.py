@@ -15,7 +15,8 @@ keyed by the machine alone) and into the integers that the compiled code
 reads (``fastnn_ext.gemm_choice``).
 
 Once cached, the same machine makes the same choice, so seeded runs stay
-bit-identical there; another CPU, other library versions or a new
+bit-identical there (processes that find no cache measure one at a time,
+under a lock beside it, so the first measurement is every process's); another CPU, other library versions or a new
 calibration may choose differently, and the last bits of a run then differ.
 
 ``FASTNN_CALIBRATION=redo`` measures again (once per process) and overwrites
@@ -23,11 +24,17 @@ the cache; ``FASTNN_CALIBRATION=off`` measures nothing and sends every product
 to BLAS, as before any calibration.
 """
 
+import contextlib
 import json
 import math
 import os
 import platform
 import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; processes starting at once may each measure
+    fcntl = None
 
 import numpy as np
 
@@ -213,6 +220,47 @@ def store(key, value):
         pass  # an unwritable cache only means measuring again next time
 
 
+@contextlib.contextmanager
+def _cache_lock():
+    """Hold the cache's lock (an advisory lock on a file beside it) for the block.
+
+    Without it, processes that start at once on a machine without a cache
+    (the workers of a cross-validation, say) would each measure, keep
+    answers that a noisy machine makes differ, so that their seeded runs
+    differ, and the last to write would erase the others' entries.
+    """
+    path = cache_path() + ".lock"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # an unwritable cache directory: nothing is shared anyway
+        yield
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def cached_or_measured(key, usable, measure, reuse=True):
+    """The cached entry for ``key`` where ``usable(entry)``, else ``measure()``, stored.
+
+    One process at a time looks and measures, so the first measurement made
+    on a machine is the one every process uses.  ``reuse=False`` measures
+    anew and replaces the entry.
+    """
+    with _cache_lock():
+        if reuse:
+            entry = load_cache().get(key)
+            if entry is not None and usable(entry):
+                return entry
+        value = measure()
+        store(key, value)
+        return value
+
+
 def _key(dtype):
     return f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}"
 
@@ -233,21 +281,24 @@ def gemm_choice(dtype):
         key = _key(dtype)
         # once per process even with redo: a fit never changes its choice midway
         chosen = _applied.get(key)
-        if chosen is None and mode != "redo":
-            cached = load_cache().get(key)
-            try:
-                _choice.set_choice(dtype, **cached)
-                chosen = cached
-            except (TypeError, ValueError):
-                pass  # no entry, or one this version cannot read: measure
         if chosen is None:
-            chosen = decide(measure(dtype), SPLIT_THREADS)
-            store(key, chosen)
+            chosen = cached_or_measured(key, lambda entry: _settable(dtype, entry),
+                                        lambda: decide(measure(dtype), SPLIT_THREADS),
+                                        reuse=mode != "redo")
         _applied[key] = chosen
     # nothing is split outside a fit: fastnn._threads.step_threads allows it
     # where no BLAS thread of the step may run meanwhile
     _choice.set_choice(dtype, **{**chosen, "threads": 1})
     return chosen
+
+
+def _settable(dtype, entry):
+    """Whether a cached entry is a choice this version can set (it is then set)."""
+    try:
+        _choice.set_choice(dtype, **entry)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def cached_choices():

@@ -96,16 +96,12 @@ def calibrated_threads(optimizer, n_params, n_decay, dtype, allowed):
     # the size in steps of ~10 %, so that nearby sizes share one measurement
     size = int(round(np.log(max(n_params, 1)) / np.log(1.1)))
     key = f"{_calibration.machine()}|{optimizer.kernel.name}|{hyper}|{np.dtype(dtype).name}|{size}|{allowed}"
-    if mode != "redo":
-        if key in _decisions:
-            return _decisions[key]
-        cached = _calibration.load_cache().get(key)
-        if cached in (1, allowed):
-            _decisions[key] = cached
-            return cached
-    threads = _measure(optimizer, n_params, n_decay, dtype, allowed)
+    if mode != "redo" and key in _decisions:
+        return _decisions[key]
+    threads = _calibration.cached_or_measured(
+        key, lambda entry: entry in (1, allowed),
+        lambda: _measure(optimizer, n_params, n_decay, dtype, allowed), reuse=mode != "redo")
     _decisions[key] = threads
-    _calibration.store(key, threads)
     return threads
 
 

@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -35,15 +38,10 @@ def assert_close(actual, expected, dtype, scale=None):
     assert error <= TOLERANCE[dtype], f"relative error {error:.3g}"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _private_calibration_cache(tmp_path_factory):
-    """Thread-count measurements of the test run go to a cache of its own."""
-    import os
-
-    previous = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if previous is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = previous
+# The run's calibration measurements go to a cache of its own, set before
+# fastnn is first imported: importing it applies the cached kernel choice, and
+# a choice read from the user's cache in this process but measured afresh in
+# a subprocess of a test would make their seeded runs differ.
+_CACHE = tempfile.mkdtemp(prefix="fastnn-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)

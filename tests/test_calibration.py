@@ -224,3 +224,50 @@ def test_time_product_returns_seconds_and_checks_its_arguments():
         gemm_choice.time_product("nn", 1, 1, 1, np.float32, "cuda")
     with pytest.raises(TypeError, match="dtype"):
         gemm_choice.time_product("nn", 1, 1, 1, np.int8, "blas")
+
+
+RACE = """
+import sys, time
+import numpy as np
+from fastnn import _calibration, _threads
+from fastnn import optimizers as O
+
+own_until, go = int(sys.argv[1]), float(sys.argv[2])
+
+def measure(dtype):
+    time.sleep(0.3)    # both processes are measuring at once
+    return lambda product, backend, threads, rows, n_in, n_out: (
+        2.0 if backend == "blas" else (1.0 if rows <= own_until else 3.0))
+
+def measure_threads(optimizer, n_params, n_decay, dtype, allowed):
+    time.sleep(0.3)
+    return 1 if own_until < 32 else allowed
+
+_calibration.measure, _threads._measure = measure, measure_threads
+time.sleep(max(0.0, go - time.time()))
+chosen = _calibration.gemm_choice(np.float32)["own_max_rows"]["nn"]
+optimizer = O.Adam(lr=1e-3)
+optimizer.bind(40_000, np.float32, 20_000)
+print(chosen, _threads.calibrated_threads(optimizer, 40_000, 20_000, np.float32, 2))
+"""
+
+
+@needs_kernels
+def test_processes_calibrating_at_once_make_one_choice(fresh_cache):
+    # Two processes that find no cache and measure differently (a noisy
+    # machine) must not each keep their own answer: their seeded runs would
+    # differ, and the last writer would erase the other's entry.
+    import subprocess
+    import sys
+    import time
+
+    go = time.time() + 1.0
+    workers = [subprocess.Popen([sys.executable, "-c", RACE, str(own_until), str(go)],
+                                stdout=subprocess.PIPE, text=True)
+               for own_until in (4, 64)]
+    answers = [worker.communicate(timeout=120)[0].split() for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers)
+    assert answers[0] == answers[1]
+    entries = json.loads(fresh_cache.read_text())
+    assert entries.pop(_calibration._key(np.float32))["own_max_rows"]["nn"] == int(answers[0][0])
+    assert list(entries.values()) == [int(answers[0][1])]
