@@ -16,6 +16,8 @@ from fastnn.model import Sequential
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(_threads, "_decisions", {})
+    # a kernel choice measured into this cache must not outlive the test
+    monkeypatch.setattr(_threads._calibration, "_applied", {})
     return tmp_path / "fastnn" / "threads.json"
 
 
