@@ -12,6 +12,14 @@ Weight decay applies to the weights only: the model lays its parameters out
 with the ``n_decay`` weights first and passes ``n_decay`` to :meth:`bind`;
 biases and other parameters are not decayed unless ``decay_all=True``.
 
+A moment that decays (a momentum buffer, an average of g or g², Lion's m;
+not AdaGrad's growing sum) is stored as zero once it falls below the
+smallest normal number of its dtype, instead of passing through the
+subnormal range, where x86 arithmetic is several times slower.  This
+happens to every moment of a weight whose gradient stays zero (an image
+border that is always black) and changes an update by at most about
+``γ·2⁻¹²⁶/ε`` in float32.
+
 Life cycle, as driven by the model::
 
     opt.bind(n_params, dtype, n_decay)    # allocate state_, t_ = 0

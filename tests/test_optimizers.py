@@ -323,6 +323,31 @@ def test_gradient_is_not_written(name, cls, ref, kwargs, lr, dtype):
     np.testing.assert_array_equal(grad, before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, cls, ref, kwargs, lr", CONFIGS, ids=CONFIG_IDS)
+def test_decaying_moments_skip_the_subnormal_range(name, cls, ref, kwargs, lr, dtype):
+    # Moments just above the smallest normal number, at rest (zero weights and
+    # gradients): one decay takes them below it, where they must become zero,
+    # not subnormal numbers (several times slower to compute with on x86).
+    tiny = np.finfo(dtype).tiny
+    opt = cls(lr=lr, **kwargs).bind(N, dtype, N_DECAY)
+    if opt.state_.size == 0:
+        pytest.skip("no moments")
+    opt.state_[...] = tiny * 1.0001
+    theta, zero = np.zeros(N, dtype), np.zeros(N, dtype)
+    opt.step(theta, zero)
+    opt.step(theta, zero)
+    state = np.abs(opt.state_)
+    assert not np.any((state > 0) & (state < tiny))
+    # a gradient whose square is subnormal: a flushed g² average next to an
+    # average of g that is not must not make centered RMSProp's √(v − a²) NaN
+    opt.step(theta, np.full(N, np.sqrt(tiny) / 10, dtype))
+    assert np.all(np.isfinite(opt.state_)) and np.all(np.isfinite(theta))
+    # NaN still reaches the moments (and so the finiteness checks)
+    opt.step(theta, np.full(N, np.nan, dtype))
+    assert np.isnan(opt.state_).any()
+
+
 # --- three scalar steps worked out by hand -----------------------------------
 
 def scalar_run(opt, grads, p0=1.0, n_decay=1):

@@ -9,7 +9,8 @@
  * One pass over p, g and m.  sign(0) = 0, and a NaN in c reaches p (as
  * optax's and the paper's jnp.sign do), so a bad gradient is not hidden.
  * Written once for float and double through LION_T / LION_FN, as
- * optim_kernels.h does.
+ * optim_kernels.h does; m is stored flushed to zero below the smallest
+ * normal number (why: fastnn_simd.h).
  */
 #ifndef FASTNN_LION_TEMPLATE
 
@@ -25,15 +26,19 @@
 #define FASTNN_LION_TEMPLATE
 
 #define LION_T float
+#define LION_FLUSH fastnn_flush_f32
 #define LION_FN(name) LION_CAT(fastnn_##name, f32)
 #include "lion_kernel.h"
 #undef LION_T
+#undef LION_FLUSH
 #undef LION_FN
 
 #define LION_T double
+#define LION_FLUSH fastnn_flush_f64
 #define LION_FN(name) LION_CAT(fastnn_##name, f64)
 #include "lion_kernel.h"
 #undef LION_T
+#undef LION_FLUSH
 #undef LION_FN
 
 #undef FASTNN_LION_TEMPLATE
@@ -53,7 +58,7 @@ static void LION_FN(lion)(LION_T *__restrict p, const LION_T *__restrict g,
         LION_T c = b1 * m[i] + r1 * g[i];
         LION_T s = c > 0 ? (LION_T)1 : (c < 0 ? (LION_T)-1 : c);
         p[i] -= lr * (s + wd * p[i]);
-        m[i] = b2 * m[i] + r2 * g[i];
+        m[i] = LION_FLUSH(b2 * m[i] + r2 * g[i]);
     }
 }
 

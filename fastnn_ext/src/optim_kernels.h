@@ -49,18 +49,22 @@
 
 #define OPT_T float
 #define OPT_SQRT sqrtf
+#define OPT_FLUSH fastnn_flush_f32
 #define OPT_FN(name) OPT_CAT(fastnn_##name, f32)
 #include "optim_kernels.h"
 #undef OPT_T
 #undef OPT_SQRT
+#undef OPT_FLUSH
 #undef OPT_FN
 
 #define OPT_T double
 #define OPT_SQRT sqrt
+#define OPT_FLUSH fastnn_flush_f64
 #define OPT_FN(name) OPT_CAT(fastnn_##name, f64)
 #include "optim_kernels.h"
 #undef OPT_T
 #undef OPT_SQRT
+#undef OPT_FLUSH
 #undef OPT_FN
 
 #undef FASTNN_OPTIM_TEMPLATE
@@ -94,7 +98,7 @@ FASTNN_ALWAYS_INLINE void OPT_FN(sgd_momentum_body)(
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
         OPT_T d = g[i] + wd * p[i];
-        OPT_T b = first ? d : mu * buf[i] + keep * d;
+        OPT_T b = OPT_FLUSH(first ? d : mu * buf[i] + keep * d);
         buf[i] = b;
         p[i] -= lr * (nesterov ? d + mu * b : b);
     }
@@ -154,16 +158,17 @@ FASTNN_ALWAYS_INLINE void OPT_FN(rmsprop_body)(
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
         OPT_T d = g[i] + wd * p[i];
-        OPT_T v = alpha * sq[i] + rest * (d * d);
+        OPT_T v = OPT_FLUSH(alpha * sq[i] + rest * (d * d));
         sq[i] = v;
         if (centered) {
-            OPT_T a = alpha * avg[i] + rest * d;
+            OPT_T a = OPT_FLUSH(alpha * avg[i] + rest * d);
             avg[i] = a;
-            v -= a * a;
+            /* a² ≤ v but for rounding; a v flushed to zero stays zero */
+            v = v == 0 ? v : v - a * a;
         }
         OPT_T step = d / (OPT_SQRT(v) + eps);
         if (momentum) {
-            step += mu * buf[i];
+            step = OPT_FLUSH(step + mu * buf[i]);
             buf[i] = step;
         }
         p[i] -= lr * step;
@@ -207,10 +212,10 @@ static void OPT_FN(adadelta)(OPT_T *__restrict p, const OPT_T *__restrict g,
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
         OPT_T d = g[i] + wd * p[i];
-        OPT_T v = rho * sq[i] + rest * (d * d);
+        OPT_T v = OPT_FLUSH(rho * sq[i] + rest * (d * d));
         sq[i] = v;
         OPT_T delta = OPT_SQRT((acc[i] + eps) / (v + eps)) * d;
-        acc[i] = rho * acc[i] + rest * (delta * delta);
+        acc[i] = OPT_FLUSH(rho * acc[i] + rest * (delta * delta));
         p[i] -= lr * delta;
     }
 }
@@ -234,8 +239,8 @@ FASTNN_ALWAYS_INLINE void OPT_FN(adam_body)(
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
         OPT_T d = g[i] + wd * p[i];
-        OPT_T mi = b1 * m[i] + r1 * d;
-        OPT_T vi = b2 * v[i] + r2 * (d * d);
+        OPT_T mi = OPT_FLUSH(b1 * m[i] + r1 * d);
+        OPT_T vi = OPT_FLUSH(b2 * v[i] + r2 * (d * d));
         m[i] = mi;
         v[i] = vi;
         if (amsgrad) {
