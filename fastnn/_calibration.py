@@ -52,8 +52,8 @@ LENGTH_ROWS = 10
 #: more threads are kept only when they make a product (or an update) this much faster
 REQUIRED_GAIN = 1.25
 #: seconds each timing sample aims at; the best of SAMPLES is kept
-SAMPLE_SECONDS = 4e-4
-SAMPLES = 3
+SAMPLE_SECONDS = 1e-3
+SAMPLES = 5
 #: threads a split is timed with: the CPUs of the machine (part of the cache key)
 SPLIT_THREADS = max(1, os.cpu_count() or 1)
 #: how long BLAS's threads stay awake after a product (see ``measure``)
@@ -110,20 +110,51 @@ def decide(timings, threads):
     -------
     dict
         ``set_choice``'s arguments.  Per product, the own kernels run batches
-        of up to ``own_max_rows`` rows: the ``best_cut`` of ``ROWS`` by
-        t_BLAS / t_own, each summed over ``LAYERS``.  The input gradient runs
+        of up to ``own_max_rows`` rows: the larger of two ``best_cut``s of
+        ``ROWS``, each time summed over ``LAYERS`` — the product's own, by
+        t_BLAS / t_own on one thread, and that of all three products
+        together, by Σ min(t_BLAS, t_own on one thread) / Σ t_own as split
+        (a step splits only where no product of it goes to BLAS).  The input gradient runs
         on them only from W's row length ``own_min_length``: the cut of
         ``LENGTHS``, longest first, at a batch of LENGTH_ROWS or, if fewer,
-        own_max_rows (none: BLAS always).  An own-kernel product is split from ``split_min_work``
-        multiply-adds: the cut of the own kernels' classes, largest first, by
-        t_1thread / (REQUIRED_GAIN · t_threads) (none: inf, never).
+        own_max_rows (none: BLAS always).  An own-kernel product is split from
+        ``split_min_work`` multiply-adds: the cut of the classes, largest
+        first, by t_1thread / (REQUIRED_GAIN · t_threads) (none: inf, never).
     """
     def total(product, backend, n_threads, rows):
         return sum(timings(product, backend, n_threads, rows, *layer) for layer in LAYERS)
 
-    max_rows = {product: best_cut(ROWS, lambda rows: total(product, "blas", 1, rows)
-                                  / total(product, "own", 1, rows))
-                for product in _choice.PRODUCTS}
+    def work(product, rows, layer):
+        return math.prod(shape(product, rows, *layer))
+
+    # Where a split pays, first: a product on the own kernels runs split
+    # there, and is compared with BLAS as it will run.
+    split = dict.fromkeys(_choice.PRODUCTS, math.inf)
+    for product in _choice.PRODUCTS if threads > 1 else ():
+        classes = {work(product, rows, layer): (rows, layer) for rows in ROWS for layer in LAYERS}
+        cut = best_cut(sorted(classes, reverse=True), lambda size: timings(
+            product, "own", 1, classes[size][0], *classes[size][1]) / (REQUIRED_GAIN * timings(
+                product, "own", threads, classes[size][0], *classes[size][1])))
+        split[product] = cut or math.inf
+
+    def own(product, rows, split_on=True):
+        return sum(timings(product, "own", threads if split_on and work(product, rows, layer)
+                           >= split[product] else 1, rows, *layer) for layer in LAYERS)
+
+    def blas(product, rows):
+        return total(product, "blas", 1, rows)
+
+    # A step splits nothing once one of its products may wake BLAS's threads
+    # (EpochPlan.step_threads), so the split counts only at batch sizes where
+    # all three products run on the own kernels.
+    alone = {product: best_cut(ROWS, lambda rows: blas(product, rows)
+                               / own(product, rows, split_on=False))
+             for product in _choice.PRODUCTS}
+    # (every class is looked at: where no split pays, the two sums tie)
+    together = 0 if threads <= 1 else best_cut(ROWS, lambda rows: sum(
+        min(blas(p, rows), own(p, rows, split_on=False)) for p in _choice.PRODUCTS)
+        / sum(own(p, rows) for p in _choice.PRODUCTS), patience=len(ROWS))
+    max_rows = {product: max(alone[product], together) for product in _choice.PRODUCTS}
     min_length = 0
     if max_rows["nt"] > 0:
         rows = min(LENGTH_ROWS, max_rows["nt"])
@@ -132,14 +163,6 @@ def decide(timings, threads):
             "nt", "own", 1, rows, LAYERS[0][0], length))
         if min_length == 0:
             max_rows["nt"] = 0
-    split = dict.fromkeys(_choice.PRODUCTS, math.inf)
-    for product in _choice.PRODUCTS if threads > 1 else ():
-        classes = {math.prod(shape(product, rows, *layer)): (rows, layer)
-                   for rows in ROWS if rows <= max_rows[product] for layer in LAYERS}
-        cut = best_cut(sorted(classes, reverse=True), lambda work: timings(
-            product, "own", 1, classes[work][0], *classes[work][1]) / (REQUIRED_GAIN * timings(
-                product, "own", threads, classes[work][0], *classes[work][1])))
-        split[product] = cut or math.inf
     return {"own_max_rows": max_rows, "own_min_length": min_length, "split_min_work": split,
             "threads": threads}
 

@@ -83,6 +83,45 @@ def test_the_split_starts_where_threads_pay_at_every_larger_product():
     assert never["split_min_work"] == dict.fromkeys(gemm_choice.PRODUCTS, math.inf)
 
 
+def test_a_product_that_wins_only_split_goes_to_the_own_kernels_split():
+    # one thread of the own kernels loses to BLAS past 32 rows (3 s against 2),
+    # two threads win there (1 s): compared as it will run, the product stays
+    # on the own kernels, split
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if backend == "blas":
+            return 2.0
+        if threads > 1:
+            return 1.0
+        return 1.0 if rows <= 32 else 3.0
+
+    single = _calibration.decide(timing, threads=1)
+    split = _calibration.decide(timing, threads=2)
+    assert single["own_max_rows"] == dict.fromkeys(gemm_choice.PRODUCTS, 32)
+    assert split["own_max_rows"] == dict.fromkeys(gemm_choice.PRODUCTS, max(_calibration.ROWS))
+    smallest_slow = min(math.prod(_calibration.shape("nn", rows, *layer))
+                        for rows in _calibration.ROWS if rows > 32
+                        for layer in _calibration.LAYERS)
+    assert split["split_min_work"]["nn"] <= smallest_slow
+
+
+def test_no_product_counts_on_a_split_where_another_goes_to_blas():
+    # Past 32 rows the forward and weight-gradient products win split (1 s
+    # against BLAS's 2) but the input gradient is far faster in BLAS (1 s
+    # against 4 split): sending the first two to the own kernels there would
+    # leave them unsplit (3 s), since a step with a threaded BLAS product
+    # splits nothing.  All three together lose (6 s against 5), so the own
+    # range ends at 32 rows for every product.
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if rows <= 32:
+            return 2.0 if backend == "blas" else 1.0
+        if product == "nt":
+            return 1.0 if backend == "blas" else (4.0 if threads > 1 else 5.0)
+        return 2.0 if backend == "blas" else (1.0 if threads > 1 else 3.0)
+
+    chosen = _calibration.decide(timing, threads=2)
+    assert chosen["own_max_rows"] == dict.fromkeys(gemm_choice.PRODUCTS, 32)
+
+
 def test_best_cut_is_zero_when_nothing_gains():
     assert _calibration.best_cut([1, 2, 3], lambda c: 0.5) == 0
     assert _calibration.best_cut([1, 2, 3], lambda c: 2.0) == 3
