@@ -59,6 +59,9 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 #: how long BLAS's threads stay awake after a product (see ``measure``)
 BLAS_SPIN_SECONDS = 0.1
 
+#: the version of ``decide``'s rule: a cache entry made by another rule is not used
+RULE = 2
+
 _applied = {}
 
 
@@ -285,7 +288,7 @@ def cached_or_measured(key, usable, measure, reuse=True):
 
 
 def _key(dtype):
-    return f"{machine()}|gemm {_choice.vector_bits()}|{np.dtype(dtype).name}"
+    return (f"{machine()}|gemm {_choice.vector_bits()}|rule {RULE}|{np.dtype(dtype).name}")
 
 
 def gemm_choice(dtype):
