@@ -7,8 +7,8 @@ on OpenBLAS, which first repacks them: with a few rows the repacking costs
 more than the arithmetic, with many it pays.  Where the crossover lies, and
 whether splitting a product over two threads pays, depends on the CPU, its
 caches and the BLAS build.  So the first fit in a given dtype times both on
-a few shape classes (``ROWS`` × the three products × two layer sizes; 0.6 to
-2 s on a 2-core Zen 3 EPYC, the longer under load) and derives, per product,
+a few shape classes (``ROWS`` × the three products × two layer sizes, each
+timed in two passes; about 1.3 s on a 2-core Zen 3 EPYC) and derives, per product,
 the largest batch for the own kernels and the smallest product worth
 splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
 keyed by the machine alone) and into the integers that the compiled code
@@ -60,7 +60,7 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 BLAS_SPIN_SECONDS = 0.1
 
 #: the version of ``decide``'s rule: a cache entry made by another rule is not used
-RULE = 2
+RULE = 3
 
 _applied = {}
 
@@ -176,30 +176,49 @@ def measure(dtype):
     A class is timed when ``decide`` first asks for it, so the batches past
     a crossover and the products too small to split are never timed.  A
     timing is the best of SAMPLES runs of about SAMPLE_SECONDS, or one call
-    where one call takes longer.
+    where one call takes longer.  ``timing.retime()`` times every class
+    asked for so far once more, in the opposite order, and keeps the
+    faster: a burst of other work on the machine that slowed one class then
+    rarely slows it twice.
     """
     table = {}
     last = ["own", 1]
 
+    def sample(key):
+        product, backend, n_threads, rows, n_in, n_out = key
+        if backend == "own" and n_threads > 1 and last[0] == "blas":
+            # OpenBLAS's threads spin for 2^28 cycles (THREAD_TIMEOUT, about
+            # 0.1 s) after a product before they sleep; ours would be timed
+            # fighting them.
+            time.sleep(BLAS_SPIN_SECONDS)
+        last[:] = [backend, n_threads]
+        m, n, k = shape(product, rows, n_in, n_out)
+        once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
+        calls = int(SAMPLE_SECONDS / max(once, 1e-7))
+        return once if calls < 2 else min(
+            _choice.time_product(product, m, n, k, dtype, backend, n_threads, calls)
+            for _ in range(SAMPLES)) / calls
+
     def timing(product, backend, n_threads, rows, n_in, n_out):
-        n_threads = n_threads if backend == "own" else 1
-        key = (product, backend, n_threads, rows, n_in, n_out)
+        key = (product, backend, n_threads if backend == "own" else 1, rows, n_in, n_out)
         if key not in table:
-            if backend == "own" and n_threads > 1 and last[0] == "blas":
-                # OpenBLAS's threads spin for 2^28 cycles (THREAD_TIMEOUT, about
-                # 0.1 s) after a product before they sleep; ours would be timed
-                # fighting them.
-                time.sleep(BLAS_SPIN_SECONDS)
-            last[:] = [backend, n_threads]
-            m, n, k = shape(product, rows, n_in, n_out)
-            once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
-            calls = int(SAMPLE_SECONDS / max(once, 1e-7))
-            table[key] = once if calls < 2 else min(
-                _choice.time_product(product, m, n, k, dtype, backend, n_threads, calls)
-                for _ in range(SAMPLES)) / calls
+            table[key] = sample(key)
         return table[key]
 
+    def retime():
+        for key in reversed(list(table)):
+            table[key] = min(table[key], sample(key))
+
+    timing.retime = retime
     return timing
+
+
+def calibrate(dtype):
+    """The choice for ``dtype`` from this machine's timings, each class timed twice."""
+    timings = measure(dtype)
+    decide(timings, SPLIT_THREADS)
+    timings.retime()
+    return decide(timings, SPLIT_THREADS)
 
 
 def machine():
@@ -309,7 +328,7 @@ def gemm_choice(dtype):
         chosen = _applied.get(key)
         if chosen is None:
             chosen = cached_or_measured(key, lambda entry: _settable(dtype, entry),
-                                        lambda: decide(measure(dtype), SPLIT_THREADS),
+                                        lambda: calibrate(dtype),
                                         reuse=mode != "redo")
         _applied[key] = chosen
     # nothing is split outside a fit: fastnn._threads.step_threads allows it
