@@ -60,7 +60,7 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 BLAS_SPIN_SECONDS = 0.1
 
 #: the version of ``decide``'s rule: a cache entry made by another rule is not used
-RULE = 3
+RULE = 4
 
 _applied = {}
 
@@ -74,7 +74,8 @@ def shape(product, rows, n_in, n_out):
 def blas_always():
     """The choice that sends every product to BLAS (no calibration)."""
     return {"own_max_rows": dict.fromkeys(_choice.PRODUCTS, 0), "own_min_length": 0,
-            "split_min_work": dict.fromkeys(_choice.PRODUCTS, math.inf), "threads": 1}
+            "split_min_work": dict.fromkeys(_choice.PRODUCTS, math.inf), "threads": 1,
+            "own_max_weights": 0}
 
 
 def best_cut(classes, gain, patience=2):
@@ -84,7 +85,8 @@ def best_cut(classes, gain, patience=2):
     log-sum weighs each class alike whatever its size, and tolerates a
     near-tie at one class among clear wins.  The scan stops after
     ``patience`` losses in a row (the classes past a crossover are not
-    timed).  Returns 0 where no cut gains.
+    timed); an exact tie, where both sides are the same computation, is no
+    loss.  Returns 0 where no cut gains.
     """
     best, best_sum, running, losses = 0, 0.0, 0.0, 0
     for value in classes:
@@ -92,7 +94,7 @@ def best_cut(classes, gain, patience=2):
         running += math.log(ratio)
         if running > best_sum:
             best, best_sum = value, running
-        losses = losses + 1 if ratio <= 1 else 0
+        losses = losses + 1 if ratio < 1 else 0
         if losses >= patience:
             break
     return best
@@ -153,10 +155,9 @@ def decide(timings, threads):
     alone = {product: best_cut(ROWS, lambda rows: blas(product, rows)
                                / own(product, rows, split_on=False))
              for product in _choice.PRODUCTS}
-    # (every class is looked at: where no split pays, the two sums tie)
     together = 0 if threads <= 1 else best_cut(ROWS, lambda rows: sum(
         min(blas(p, rows), own(p, rows, split_on=False)) for p in _choice.PRODUCTS)
-        / sum(own(p, rows) for p in _choice.PRODUCTS), patience=len(ROWS))
+        / sum(own(p, rows) for p in _choice.PRODUCTS))
     max_rows = {product: max(alone[product], together) for product in _choice.PRODUCTS}
     min_length = 0
     if max_rows["nt"] > 0:
@@ -166,8 +167,9 @@ def decide(timings, threads):
             "nt", "own", 1, rows, LAYERS[0][0], length))
         if min_length == 0:
             max_rows["nt"] = 0
+    # the crossovers hold for the layer sizes timed, not beyond
     return {"own_max_rows": max_rows, "own_min_length": min_length, "split_min_work": split,
-            "threads": threads}
+            "threads": threads, "own_max_weights": max(n_in * n_out for n_in, n_out in LAYERS)}
 
 
 def measure(dtype):

@@ -47,6 +47,10 @@ cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n
         return False
     if kind == PRODUCT_NT and k < choice.own_min_length[t]:
         return False
+    # W is k×n in the forward product, m×n (the gradient's shape) in the
+    # weight gradient, n×k in the input gradient
+    if <long long> (m if kind == PRODUCT_TN else k) * n > choice.own_max_weights[t]:
+        return False
     return small_gemm_available()
 
 

@@ -17,8 +17,12 @@ cdef struct GemmChoice:
     # most this many rows, BLAS above (0: BLAS always) ...
     int own_max_rows[2][N_PRODUCTS]
     # ... and, for the input gradient, only where rows of W (the dot
-    # products' length) have at least this many elements
+    # products' length) have at least this many elements ...
     int own_min_length[2]
+    # ... and only where W has at most this many elements: the kernels
+    # stream W from memory once per block of rows, so the crossover found
+    # on the calibrated layer sizes says nothing about larger ones
+    long long own_max_weights[2]
     # own-kernel products of at least this many multiply-adds are split
     # over `threads` threads
     double split_min_work[2][N_PRODUCTS]

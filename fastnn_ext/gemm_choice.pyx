@@ -35,6 +35,7 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Until calibrated: BLAS for every product, nothing split.
 for _t in range(2):
     choice.own_min_length[_t] = 0
+    choice.own_max_weights[_t] = 0
     for _kind in range(N_PRODUCTS):
         choice.own_max_rows[_t][_kind] = 0
         choice.split_min_work[_t][_kind] = INFINITY
@@ -61,7 +62,12 @@ def _count(name, value, low, high):
     return int(value)
 
 
-def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads):
+#: own_max_weights when no limit is given
+UNLIMITED = 2 ** 62
+
+
+def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
+               own_max_weights=UNLIMITED):
     """Set the choice for one dtype (the thread count for both).
 
     Parameters
@@ -79,6 +85,9 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads):
     threads : int >= 1
         The split's thread count; 1 splits nothing.  The thread count never
         changes a result, only its speed.
+    own_max_weights : int >= 0
+        The own kernels run only products whose weight matrix W has at most
+        this many elements.
     """
     cdef int t = _dtype_index(dtype)
     for name, table in (("own_max_rows", own_max_rows), ("split_min_work", split_min_work)):
@@ -93,10 +102,12 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads):
         works.append(float(value))
     length = _count("own_min_length", own_min_length, 0, INT_MAX)
     count = _count("threads", threads, 1, 1024)
+    weights = _count("own_max_weights", own_max_weights, 0, UNLIMITED)
     for kind in range(len(PRODUCTS)):
         choice.own_max_rows[t][kind] = rows[kind]
         choice.split_min_work[t][kind] = works[kind]
     choice.own_min_length[t] = length
+    choice.own_max_weights[t] = weights
     choice.threads = count
 
 
@@ -111,7 +122,7 @@ def get_choice(dtype):
     return {"own_max_rows": {p: choice.own_max_rows[t][k] for k, p in enumerate(PRODUCTS)},
             "own_min_length": choice.own_min_length[t],
             "split_min_work": {p: choice.split_min_work[t][k] for k, p in enumerate(PRODUCTS)},
-            "threads": choice.threads}
+            "threads": choice.threads, "own_max_weights": choice.own_max_weights[t]}
 
 
 def chosen(kind, m, n, k, dtype):

@@ -209,7 +209,7 @@ def test_a_fit_sets_the_choice_before_its_first_step(fresh_cache, monkeypatch):
 def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
     # a 600-row batch through a 300→300 layer goes to BLAS (own kernels up to 10 rows)
     forced = {**_calibration.blas_always(), "own_max_rows": dict.fromkeys(
-        gemm_choice.PRODUCTS, 10), "threads": 2}
+        gemm_choice.PRODUCTS, 10), "threads": 2, "own_max_weights": gemm_choice.UNLIMITED}
 
     def choose(dtype):
         gemm_choice.set_choice(dtype, **forced)
@@ -243,6 +243,34 @@ def test_chosen_reads_the_choice_as_the_compiled_code_does(fresh_cache):
         gemm_choice.chosen("nnn", 1, 1, 1, np.float32)
     with pytest.raises(ValueError, match="m must"):
         gemm_choice.chosen("nn", 0, 1, 1, np.float32)
+
+
+@needs_kernels
+def test_a_weight_matrix_larger_than_the_calibrated_ones_goes_to_blas(fresh_cache):
+    limit = 784 * 256
+    gemm_choice.set_choice(np.float32, own_max_rows=dict.fromkeys(gemm_choice.PRODUCTS, 64),
+                           own_min_length=0, split_min_work=dict.fromkeys(
+                               gemm_choice.PRODUCTS, math.inf), threads=1,
+                           own_max_weights=limit)
+    # a 784→256 layer at batch 64 stays on the own kernels, a 784→512 one does not
+    for n_out, backend in ((256, "own"), (512, "blas")):
+        assert gemm_choice.chosen("nn", 64, n_out, 784, np.float32)[0] == backend
+        assert gemm_choice.chosen("tn", 784, n_out, 64, np.float32)[0] == backend
+        assert gemm_choice.chosen("nt", 64, 784, n_out, np.float32)[0] == backend
+    with pytest.raises(ValueError, match="own_max_weights"):
+        gemm_choice.set_choice(np.float32, **{**_calibration.blas_always(),
+                                              "own_max_weights": -1})
+
+
+def test_the_decision_holds_for_the_layer_sizes_it_timed():
+    chosen = _calibration.decide(fake_timings({"nn": 64, "tn": 64, "nt": 64}), threads=1)
+    assert chosen["own_max_weights"] == max(a * b for a, b in _calibration.LAYERS)
+
+
+def test_an_exact_tie_does_not_end_the_scan():
+    # classes where both sides are the same computation (no split pays) tie
+    gains = {1: 1.0, 4: 1.0, 10: 1.0, 32: 2.0, 64: 0.5}
+    assert _calibration.best_cut([1, 4, 10, 32, 64], gains.get) == 32
 
 
 def test_set_threads_and_vector_bits():
