@@ -87,6 +87,16 @@ def step_threads(model, plan=None):
                               model.dtype, allowed)
 
 
+def split_threads():
+    """Threads the own matrix kernels may split a product over now."""
+    return _gemm_choice.get_choice(np.float32)["threads"]
+
+
+def use_split_threads(threads):
+    """Let the own matrix kernels split products over ``threads`` threads."""
+    _gemm_choice.set_threads(max(1, threads))
+
+
 def calibrated_threads(optimizer, n_params, n_decay, dtype, allowed):
     """1 or ``allowed``: whichever updated ``n_params`` parameters faster here."""
     mode = os.environ.get("FASTNN_CALIBRATION", "")

@@ -10,6 +10,7 @@ non-finite, the model is put back as it was before that step and
 """
 
 import math
+import time
 
 import numpy as np
 
@@ -149,19 +150,45 @@ def layer_epoch(model, update, data, rates, epoch, hooks):
     return loss_sum, correct
 
 
+#: steps of each setting in an epoch's comparison of its threads with one
+PROBE_STEPS = 64
+
+
 def compiled_epoch(model, plan, data, rates, epoch, hooks):
     """One epoch in compiled calls (``data``: EpochRows): one per chunk of rows, or
-    PROGRESS_SLICES when progress is shown; no call spans two chunks."""
+    PROGRESS_SLICES when progress is shown; no call spans two chunks.
+
+    Where the step may use several threads, the epoch first times them
+    against one thread on its own steps — PROBE_STEPS with one, then as many
+    with all — and keeps the faster for its remaining steps: on a machine
+    shared with other work two threads can lose to one, which timing the
+    kernels apart does not show.  The thread count never changes a result.
+    """
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
-    threads = _threads.step_threads(model, plan)
+    allowed = _threads.step_threads(model, plan)
+    probe = PROBE_STEPS if _threads.split_threads() > 1 and n_steps >= 6 * PROBE_STEPS else 0
+    settings = [(1, 1), (_threads.split_threads(), allowed)]
+    seconds = [0.0, 0.0]
     loss_sum, correct = 0.0, 0
-    starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk)})
+    starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk),
+                     *(range(0, 3 * probe + 1, probe) if probe else ())})
+    setting = settings[1]
     for first, last in zip(starts, starts[1:] + [n_steps]):
+        if probe and first < 3 * probe:
+            # the first PROBE_STEPS wake the threads and warm the caches
+            setting = settings[0] if probe <= first < 2 * probe else settings[1]
+        elif probe:
+            setting = settings[1] if seconds[1] < seconds[0] else settings[0]
+        _threads.use_split_threads(setting[0])
+        threads = setting[1]
         if first % data.chunk == 0:
             data.load(first)
         saved = snapshot(model)
+        started = time.perf_counter()
         result = _run(model, plan, data, rates, first, last, threads)
+        if probe <= first < 3 * probe:
+            seconds[first >= 2 * probe] += time.perf_counter() - started
         if result[3] in _FAILURE:
             # Something overflowed in this slice: replay it one step at a
             # time from its start (same order, same random draws) and stop

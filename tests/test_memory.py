@@ -52,11 +52,13 @@ def _calls_during_fit(model, X, y, batch_size):
 
 @pytest.mark.parametrize("kind", ["plain", "batchnorm", "dropout"])
 def test_python_calls_of_a_compiled_epoch_do_not_grow_with_its_steps(kind):
-    X, y = _data(4000)
+    # both epochs long enough for the epoch's comparison of thread counts
+    # (training.PROBE_STEPS), which adds a fixed number of compiled calls
+    X, y = _data(8000)
     model = _model(kind)
     model.fit(X[:64], y[:64], epochs=1, batch_size=8)   # calibration, caches, imports
-    few = _calls_during_fit(model, X[:80], y[:80], batch_size=8)       # 10 steps
-    many = _calls_during_fit(model, X, y, batch_size=8)                # 500 steps
+    few = _calls_during_fit(model, X[:3200], y[:3200], batch_size=8)   # 400 steps
+    many = _calls_during_fit(model, X, y, batch_size=8)                # 1000 steps
     assert many == few, (few, many)
 
 
