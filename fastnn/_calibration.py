@@ -126,9 +126,6 @@ def decide(timings, threads):
         ``split_min_work`` multiply-adds: the cut of the classes, largest
         first, by t_1thread / (REQUIRED_GAIN · t_threads) (none: inf, never).
     """
-    def total(product, backend, n_threads, rows):
-        return sum(timings(product, backend, n_threads, rows, *layer) for layer in LAYERS)
-
     def work(product, rows, layer):
         return math.prod(shape(product, rows, *layer))
 
@@ -147,7 +144,7 @@ def decide(timings, threads):
                            >= split[product] else 1, rows, *layer) for layer in LAYERS)
 
     def blas(product, rows):
-        return total(product, "blas", 1, rows)
+        return sum(timings(product, "blas", 1, rows, *layer) for layer in LAYERS)
 
     # A step splits nothing once one of its products may wake BLAS's threads
     # (EpochPlan.step_threads), so the split counts only at batch sizes where

@@ -34,7 +34,7 @@ _forked_child = False
 def _after_fork_in_child():
     global _forked_child
     _forked_child = True
-    _gemm_choice.set_threads(1)
+    use_split_threads(1)
 
 
 if hasattr(os, "register_at_fork"):
@@ -80,7 +80,7 @@ def step_threads(model, plan=None):
         allowed = plan.step_threads(allowed, threaded)
     elif threaded:
         allowed = 1
-    _gemm_choice.set_threads(max(1, allowed))
+    use_split_threads(allowed)
     if allowed <= 1:
         return 1
     return calibrated_threads(model.optimizer, model.n_trainable_, model.n_weights_,
