@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from interrupts import interruptible_popen
 from test_data import idx_bytes, write_dataset
 
 from fastnn.cli import build_network, main
@@ -233,8 +234,8 @@ def test_ctrl_c_evaluates_and_saves_the_last_finished_step(tmp_path):
     weights = tmp_path / "m.npz"
     command = [sys.executable, "-m", "fastnn.cli", *small_run(tmp_path), "--epochs", "1000000",
                "--lr-decay", "0", "--save", str(weights)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = interruptible_popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
     try:
         header = process.stdout.readline()
         first_epoch = process.stdout.readline()

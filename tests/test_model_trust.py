@@ -12,6 +12,7 @@ import numpy as np
 
 from fastnn_ext.update import UpdateStep
 import pytest
+from interrupts import interruptible_popen
 
 from fastnn import layers as L
 from fastnn import optimizers as O
@@ -354,8 +355,8 @@ def test_interrupting_a_compiled_epoch_stops_promptly_and_keeps_a_consistent_mod
                   bool(np.isfinite(model.params_).all()), flush=True)
     """))
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                               text=True, env=env)
+    process = interruptible_popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                                  text=True, env=env)
     assert process.stdout.readline().strip() == "ready"
     time.sleep(1.5)
     sent = time.monotonic()
