@@ -126,3 +126,30 @@ def test_an_epoch_keeps_the_faster_of_one_thread_and_all(monkeypatch, faster):
     single = model()
     single.fit(X, y, epochs=1, batch_size=1)
     np.testing.assert_array_equal(probed.params_, single.params_)
+
+
+def test_the_probe_times_the_update_on_all_threads_whatever_the_calibration(monkeypatch):
+    # The calibration kept one thread for the update (a noisy measurement on
+    # scratch buffers, cached), but on this clock two update threads are
+    # faster: the epoch's probe times them and keeps them.
+    from fastnn import training
+
+    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
+    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 1)
+    clock, calls = [0.0], []
+    run = training._run
+
+    def timed_run(model, plan, data, rates, first, last, threads):
+        calls.append((first, _threads.split_threads(), threads))
+        clock[0] += (last - first) * (1.0 if threads == 2 else 3.0)
+        return run(model, plan, data, rates, first, last, threads)
+
+    monkeypatch.setattr(training, "_run", timed_run)
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6 * training.PROBE_STEPS + 10, 8)), rng.integers(0, 3, 394)
+    model = Sequential([L.Dense(8, 16), L.ReLU(), L.Dense(16, 3), L.Softmax()],
+                       optimizer=O.Adam(lr=1e-2), seed=0)
+    model.fit(X, y, epochs=1, batch_size=1)
+    assert {c[1:] for c in calls if c[0] >= 3 * training.PROBE_STEPS} == {(2, 2)}
