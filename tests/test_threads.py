@@ -89,42 +89,58 @@ def test_a_broken_cache_file_is_measured_again(fresh_cache, monkeypatch):
     assert list(json.loads(fresh_cache.read_text()).values()) == [1]
 
 
-@pytest.mark.parametrize("faster", [1, 2])
-def test_an_epoch_keeps_the_faster_of_one_thread_and_all(monkeypatch, faster):
-    # A clock on which `faster` threads take 1 s a step and the other setting
-    # 3 s: after its probe the epoch runs on the faster, and the weights are
-    # those of a run on one thread throughout.
+def _probed_fit(monkeypatch, calibrated, faster):
+    """A fit on two allowed threads and a clock on which steps whose update runs
+    on ``faster`` threads take 1 s and the others 3 s; the update's calibration
+    answers ``calibrated``.  Returns the model and each call's (first step,
+    split threads, update threads)."""
     from fastnn import training
 
     monkeypatch.setattr(_threads, "training_threads", lambda: 2)
     monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
-    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 2)
+    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: calibrated)
     clock, calls = [0.0], []
     run = training._run
 
     def timed_run(model, plan, data, rates, first, last, threads):
-        calls.append((first, last, _threads.split_threads(), threads))
+        calls.append((first, _threads.split_threads(), threads))
         clock[0] += (last - first) * (1.0 if threads == faster else 3.0)
         return run(model, plan, data, rates, first, last, threads)
 
     monkeypatch.setattr(training, "_run", timed_run)
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    model = _probe_model()
+    model.fit(*_probe_data(), epochs=1, batch_size=1)
+    return model, calls
+
+
+def _probe_model():
+    return Sequential([L.Dense(8, 16), L.ReLU(), L.Dense(16, 3), L.Softmax()],
+                      optimizer=O.Adam(lr=1e-2), seed=0)
+
+
+def _probe_data():
+    from fastnn import training
+
     rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((6 * training.PROBE_STEPS + 10, 8)), rng.integers(0, 3, 394)
+    n = 6 * training.PROBE_STEPS + 10
+    return rng.standard_normal((n, 8)), rng.integers(0, 3, n)
 
-    def model():
-        return Sequential([L.Dense(8, 16), L.ReLU(), L.Dense(16, 3), L.Softmax()],
-                          optimizer=O.Adam(lr=1e-2), seed=0)
 
-    probed = model()
-    probed.fit(X, y, epochs=1, batch_size=1)
+@pytest.mark.parametrize("faster", [1, 2])
+def test_an_epoch_keeps_the_faster_of_one_thread_and_all(monkeypatch, faster):
+    # After its probe the epoch runs on the faster setting, and the weights
+    # are those of a run on one thread throughout.
+    from fastnn import training
+
+    probed, calls = _probed_fit(monkeypatch, 2, faster)
     probe = training.PROBE_STEPS
-    assert [c[3] for c in calls if c[0] < 3 * probe] == [2, 1, 2]
-    assert {c[2:] for c in calls if c[0] >= 3 * probe} == {(faster, faster)}
+    assert [c[2] for c in calls if c[0] < 3 * probe] == [2, 1, 2]
+    assert {c[1:] for c in calls if c[0] >= 3 * probe} == {(faster, faster)}
 
     monkeypatch.setattr(_threads, "training_threads", lambda: 1)
-    single = model()
-    single.fit(X, y, epochs=1, batch_size=1)
+    single = _probe_model()
+    single.fit(*_probe_data(), epochs=1, batch_size=1)
     np.testing.assert_array_equal(probed.params_, single.params_)
 
 
@@ -134,22 +150,5 @@ def test_the_probe_times_the_update_on_all_threads_whatever_the_calibration(monk
     # faster: the epoch's probe times them and keeps them.
     from fastnn import training
 
-    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
-    monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
-    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 1)
-    clock, calls = [0.0], []
-    run = training._run
-
-    def timed_run(model, plan, data, rates, first, last, threads):
-        calls.append((first, _threads.split_threads(), threads))
-        clock[0] += (last - first) * (1.0 if threads == 2 else 3.0)
-        return run(model, plan, data, rates, first, last, threads)
-
-    monkeypatch.setattr(training, "_run", timed_run)
-    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
-    rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((6 * training.PROBE_STEPS + 10, 8)), rng.integers(0, 3, 394)
-    model = Sequential([L.Dense(8, 16), L.ReLU(), L.Dense(16, 3), L.Softmax()],
-                       optimizer=O.Adam(lr=1e-2), seed=0)
-    model.fit(X, y, epochs=1, batch_size=1)
+    _, calls = _probed_fit(monkeypatch, 1, 2)
     assert {c[1:] for c in calls if c[0] >= 3 * training.PROBE_STEPS} == {(2, 2)}
