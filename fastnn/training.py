@@ -178,15 +178,15 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     loss_sum, correct = 0.0, 0
     starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk),
                      *(range(0, 3 * probe + 1, probe) if probe else ())})
-    setting = settings[1]
     for first, last in zip(starts, starts[1:] + [n_steps]):
-        if probe and first < 3 * probe:
+        if not probe:
+            split, threads = settings[1]
+        elif first < 3 * probe:
             # the first PROBE_STEPS wake the threads and warm the caches
-            setting = settings[0] if probe <= first < 2 * probe else settings[1]
-        elif probe:
-            setting = settings[1] if seconds[1] < seconds[0] else settings[0]
-        _threads.use_split_threads(setting[0])
-        threads = setting[1]
+            split, threads = settings[first // probe != 1]
+        else:
+            split, threads = settings[seconds[1] < seconds[0]]
+        _threads.use_split_threads(split)
         if first % data.chunk == 0:
             data.load(first)
         saved = snapshot(model)

@@ -9,6 +9,7 @@
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 from fastnn_ext.gemm_choice cimport choice, PRODUCT_NN, PRODUCT_TN, PRODUCT_NT
+from fastnn_ext.gradients cimport scale_inplace
 
 cdef extern from "small_gemm_kernels.h" nogil:
     bint small_gemm_available "fastnn_small_gemm_available" ()
@@ -102,15 +103,17 @@ cdef inline void blas_gemm(bint transpose_a, bint transpose_b,
     """gemm() on BLAS."""
     cdef char op_a = b'T' if transpose_a else b'N'
     cdef char op_b = b'T' if transpose_b else b'N'
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     if beta != 0 and beta != 1:
         # OpenBLAS scales C by beta in a slow pass of its own: sgemm_beta took
         # 21 % of a C1 step (fused SGD + L2: beta = 1 − ηλ/n), this loop 12 %
         # (perf, 2-core AMD EPYC, family 25, model 1).  The same products,
         # then beta = 1, which OpenBLAS adds without a pass.
-        for i in range(m):
-            for j in range(n):
-                c[i * ldc + j] *= beta
+        if ldc == n:
+            scale_inplace(c, <Py_ssize_t> m * n, beta)
+        else:
+            for i in range(m):
+                scale_inplace(c + i * ldc, n, beta)
         beta = 1
     if floating is float:
         sgemm(&op_b, &op_a, &n, &m, &k, &alpha, <float*> b, &ldb,
