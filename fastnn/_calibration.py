@@ -60,7 +60,7 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 BLAS_SPIN_SECONDS = 0.1
 
 #: the version of ``decide``'s rule: a cache entry made by another rule is not used
-RULE = 4
+RULE = 5
 
 _applied = {}
 
@@ -119,7 +119,10 @@ def decide(timings, threads):
         ``ROWS``, each time summed over ``LAYERS`` — the product's own, by
         t_BLAS / t_own on one thread, and that of all three products
         together, by Σ min(t_BLAS, t_own on one thread) / Σ t_own as split
-        (a step splits only where no product of it goes to BLAS).  The input gradient runs
+        (a step splits only where no product of it goes to BLAS; it splits
+        a product from ``split_min_work`` multiply-adds, or from
+        ``gemm_choice.BLAS_THREADED_WORK`` where its epoch's probe times
+        the split and keeps it).  The input gradient runs
         on them only from W's row length ``own_min_length``: the cut of
         ``LENGTHS``, longest first, at a batch of LENGTH_ROWS or, if fewer,
         own_max_rows (none: BLAS always).  An own-kernel product is split from
@@ -139,9 +142,15 @@ def decide(timings, threads):
                 product, "own", threads, classes[size][0], *classes[size][1])))
         split[product] = cut or math.inf
 
+    def splits(product, rows, layer):
+        # as a step will run it: split where the cut says, and where an
+        # epoch's probe splits it (every product BLAS would thread) — the
+        # probe keeps the split only if the whole step gains
+        return work(product, rows, layer) >= min(split[product], _choice.BLAS_THREADED_WORK)
+
     def own(product, rows, split_on=True):
-        return sum(timings(product, "own", threads if split_on and work(product, rows, layer)
-                           >= split[product] else 1, rows, *layer) for layer in LAYERS)
+        return sum(timings(product, "own", threads if split_on and splits(product, rows, layer)
+                           else 1, rows, *layer) for layer in LAYERS)
 
     def blas(product, rows):
         return sum(timings(product, "blas", 1, rows, *layer) for layer in LAYERS)

@@ -15,6 +15,7 @@ changes the numbers (each thread updates its own slice), only the speed.
 ``FASTNN_CALIBRATION=off`` measures nothing and uses one thread.
 """
 
+import math
 import os
 import time
 
@@ -92,9 +93,10 @@ def split_threads():
     return _gemm_choice.get_choice(np.float32)["threads"]
 
 
-def use_split_threads(threads):
-    """Let the own matrix kernels split products over ``threads`` threads."""
-    _gemm_choice.set_threads(max(1, threads))
+def use_split_threads(threads, floor=math.inf):
+    """Let the own matrix kernels split products over ``threads`` threads: those the
+    calibration splits, and any of at least ``floor`` multiply-adds."""
+    _gemm_choice.set_threads(max(1, threads), floor)
 
 
 def calibrated_threads(optimizer, n_params, n_decay, dtype, allowed):

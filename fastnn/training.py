@@ -22,6 +22,7 @@ from fastnn import plan as _plan
 from fastnn.plotting import smoothed
 from fastnn import callbacks as callbacks_
 from fastnn._validation import Real, check_features, check_positive_int
+from fastnn_ext import gemm_choice as _gemm_choice
 from fastnn_ext import train as _train
 from fastnn_ext import update as _update
 
@@ -160,12 +161,18 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
 
     Where the step may use several threads, the epoch first times them
     against one thread on its own steps — PROBE_STEPS with one, then as many
-    with all, for the products' split and the update alike — and keeps the
-    faster for its remaining steps: on a machine shared with other work two
+    with all, for the products' split and the update alike, the split
+    covering every own-kernel product that BLAS would thread whatever the
+    calibration's cut — and keeps the faster for its remaining steps: the
+    cut, timed once on scratch products and cached, can keep off a split
+    that pays (C4's forward product on a 2-core AMD EPYC, family 25, model 1:
+    76 µs on one thread,
+    46 on two, under a cached cut that split nothing below 12.8 million
+    multiply-adds).  On a machine shared with other work two
     threads can lose to one, which timing the kernels apart does not show,
     and the update's calibration on scratch buffers can keep one thread where
-    two pay (C4's Adam update on a 2-core AMD EPYC, family 25, model 1: 197
-    µs on one thread, 141 on two, after a calibration that kept one).  The
+    two pay (C4's Adam update on the same CPU: 197 µs on one thread, 141 on
+    two, after a calibration that kept one).  The
     thread count never changes a result.
     """
     n_steps = len(rates)
@@ -173,20 +180,23 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     allowed = _threads.step_threads(model, plan)
     most = _threads.split_threads()  # what the policy allows, calibration aside
     probe = PROBE_STEPS if most > 1 and n_steps >= 6 * PROBE_STEPS else 0
-    settings = [(1, 1), (most, most if probe else allowed)]
+    # (split threads, split floor, update threads); where it is timed, the
+    # split covers every product BLAS itself would thread
+    settings = [(1, math.inf, 1), (most, _gemm_choice.BLAS_THREADED_WORK, most) if probe
+                else (most, math.inf, allowed)]
     seconds = [0.0, 0.0]
     loss_sum, correct = 0.0, 0
     starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk),
                      *(range(0, 3 * probe + 1, probe) if probe else ())})
     for first, last in zip(starts, starts[1:] + [n_steps]):
         if not probe:
-            split, threads = settings[1]
+            split, floor, threads = settings[1]
         elif first < 3 * probe:
             # the first PROBE_STEPS wake the threads and warm the caches
-            split, threads = settings[first // probe != 1]
+            split, floor, threads = settings[first // probe != 1]
         else:
-            split, threads = settings[seconds[1] < seconds[0]]
-        _threads.use_split_threads(split)
+            split, floor, threads = settings[seconds[1] < seconds[0]]
+        _threads.use_split_threads(split, floor)
         if first % data.chunk == 0:
             data.load(first)
         saved = snapshot(model)

@@ -57,7 +57,9 @@ cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n
 
 cdef inline int small_gemm_threads(int kind, int m, int n, int k, size_t item_size) noexcept nogil:
     """Threads the own kernels split this product over."""
-    if choice.threads > 1 and <double> m * n * k >= choice.split_min_work[item_size == 8][kind]:
+    cdef double work = <double> m * n * k
+    if choice.threads > 1 and (work >= choice.split_min_work[item_size == 8][kind]
+                               or work >= choice.split_floor):
         return choice.threads
     return 1
 

@@ -24,8 +24,11 @@ cdef struct GemmChoice:
     # on the calibrated layer sizes says nothing about larger ones
     long long own_max_weights[2]
     # own-kernel products of at least this many multiply-adds are split
-    # over `threads` threads
+    # over `threads` threads ...
     double split_min_work[2][N_PRODUCTS]
+    # ... and, whatever the calibration said, those of at least this many
+    # (INFINITY: none): an epoch that times the split itself sets it
+    double split_floor
     int threads
 
 

@@ -21,16 +21,19 @@ from libc.math cimport INFINITY
 
 from fastnn_ext.gemm_choice cimport N_PRODUCTS
 from fastnn_ext.blas cimport (own_gemm, blas_gemm, small_gemm_available,
-                              small_gemm_vector_bits, use_small_gemm, small_gemm_threads)
+                              small_gemm_vector_bits, use_small_gemm, small_gemm_threads,
+                              BLAS_ONE_THREAD_MAX_WORK)
 
-__all__ = ["PRODUCTS", "set_choice", "set_threads", "get_choice", "chosen", "vector_bits",
-           "product", "time_product"]
+__all__ = ["PRODUCTS", "BLAS_THREADED_WORK", "set_choice", "set_threads", "get_choice",
+           "chosen", "vector_bits", "product", "time_product"]
 
 #: the products of a dense layer, in the order of the choice's tables:
 #: forward X·W, weight gradient Xᵀ·dZ, input gradient dZ·Wᵀ
 PRODUCTS = ("nn", "tn", "nt")
 _TRANSPOSES = {"nn": (False, False), "tn": (True, False), "nt": (False, True)}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: BLAS runs products of more multiply-adds m·n·k than this on its threads
+BLAS_THREADED_WORK = BLAS_ONE_THREAD_MAX_WORK
 
 # Until calibrated: BLAS for every product, nothing split.
 for _t in range(2):
@@ -39,6 +42,7 @@ for _t in range(2):
     for _kind in range(N_PRODUCTS):
         choice.own_max_rows[_t][_kind] = 0
         choice.split_min_work[_t][_kind] = INFINITY
+choice.split_floor = INFINITY
 choice.threads = 1
 
 
@@ -111,9 +115,19 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
     choice.threads = count
 
 
-def set_threads(threads):
-    """Set only the split's thread count (1: no product is split)."""
+def set_threads(threads, double split_floor=INFINITY):
+    """Set the split's thread count (1: no product is split), for both dtypes.
+
+    ``split_floor``: also split every own-kernel product of at least this
+    many multiply-adds, where the calibrated ``split_min_work`` would not
+    (the default, infinity, splits only where it does).
+    """
+    # typed, not isinstance(…, numbers.Real): an epoch calls this per slice,
+    # and an abstract-class check may run Python code
+    if not split_floor > 0:
+        raise ValueError(f"split_floor must be a number > 0, got {split_floor!r}")
     choice.threads = _count("threads", threads, 1, 1024)
+    choice.split_floor = split_floor
 
 
 def get_choice(dtype):

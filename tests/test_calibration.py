@@ -122,6 +122,27 @@ def test_no_product_counts_on_a_split_where_another_goes_to_blas():
     assert chosen["own_max_rows"] == dict.fromkeys(gemm_choice.PRODUCTS, 32)
 
 
+def test_the_step_is_compared_as_the_epochs_probe_will_split_it():
+    # A burst of other work slowed every split of the largest classes (no
+    # gain from two threads past 32 rows), so the calibrated cut splits
+    # nothing.  The epoch's probe still splits every product BLAS would
+    # thread, and the weight gradient, three times slower than BLAS on one
+    # thread, wins split (1 s against 2): the three products of a step
+    # compared that way go to the own kernels up to 32 rows.
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if backend == "blas":
+            return 2.0
+        if rows > 32:
+            return 3.0
+        single = 3.0 if product == "tn" else 1.0
+        work = math.prod(_calibration.shape(product, rows, n_in, n_out))
+        return single / 3 if threads > 1 and work >= gemm_choice.BLAS_THREADED_WORK else single
+
+    chosen = _calibration.decide(timing, threads=2)
+    assert chosen["split_min_work"] == dict.fromkeys(gemm_choice.PRODUCTS, math.inf)
+    assert chosen["own_max_rows"] == dict.fromkeys(gemm_choice.PRODUCTS, 32)
+
+
 def test_best_cut_is_zero_when_nothing_gains():
     assert _calibration.best_cut([1, 2, 3], lambda c: 0.5) == 0
     assert _calibration.best_cut([1, 2, 3], lambda c: 2.0) == 3
@@ -281,6 +302,11 @@ def test_set_threads_and_vector_bits():
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="threads"):
             gemm_choice.set_threads(bad)
+    for bad in (0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="split_floor"):
+            gemm_choice.set_threads(1, bad)
+    with pytest.raises(TypeError):
+        gemm_choice.set_threads(1, "many")
     assert gemm_choice.vector_bits() in (0, 256, 512)
 
 

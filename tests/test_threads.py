@@ -152,3 +152,58 @@ def test_the_probe_times_the_update_on_all_threads_whatever_the_calibration(monk
 
     _, calls = _probed_fit(monkeypatch, 1, 2)
     assert {c[1:] for c in calls if c[0] >= 3 * training.PROBE_STEPS} == {(2, 2)}
+
+
+def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch):
+    # The calibration (a noisy measurement, cached) splits no product; the
+    # epoch's probe still times the own kernels split from the size at which
+    # BLAS would start its threads, keeps the split where the clock favours
+    # it, and the weights stay those of a run on one thread.
+    from fastnn import _calibration, training
+    from fastnn_ext import gemm_choice
+
+    never_split = {"own_max_rows": dict.fromkeys(gemm_choice.PRODUCTS, 32),
+                   "own_min_length": 0, "threads": 1, "own_max_weights": 300 * 256,
+                   "split_min_work": dict.fromkeys(gemm_choice.PRODUCTS, np.inf)}
+
+    def fixed_choice(dtype):
+        gemm_choice.set_choice(dtype, **never_split)
+        return never_split
+
+    monkeypatch.setattr(_calibration, "gemm_choice", fixed_choice)
+    monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
+    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 2)
+    rng = np.random.default_rng(0)
+    n = 10 * (6 * training.PROBE_STEPS + 1)
+    X, y = rng.standard_normal((n, 300)), rng.integers(0, 3, n)
+    big = gemm_choice.BLAS_THREADED_WORK
+    assert 10 * 256 * 300 >= big and 10 * 256 * 3 < big
+
+    def model():
+        return Sequential([L.Dense(300, 256), L.ReLU(), L.Dense(256, 3), L.Softmax()],
+                          optimizer=O.Adam(lr=1e-3), seed=0, dtype="float64")
+
+    clock, calls = [0.0], []
+    run = training._run
+
+    def timed_run(model, plan, data, rates, first, last, threads):
+        splits = gemm_choice.chosen("nn", 10, 256, 300, np.float64)
+        calls.append((first, splits, gemm_choice.chosen("nn", 10, 3, 256, np.float64)))
+        clock[0] += (last - first) * (1.0 if splits == ("own", 2) else 3.0)
+        return run(model, plan, data, rates, first, last, threads)
+
+    monkeypatch.setattr(training, "_run", timed_run)
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    probed = model()
+    probed.fit(X, y, epochs=1, batch_size=10)
+    probe = training.PROBE_STEPS
+    assert [c[1] for c in calls if c[0] < 3 * probe] == [("own", 2), ("own", 1), ("own", 2)]
+    assert {c[1] for c in calls if c[0] >= 3 * probe} == {("own", 2)}
+    assert {c[2] for c in calls} == {("own", 1)}   # too small to split: never is
+
+    monkeypatch.setattr(_threads, "training_threads", lambda: 1)
+    monkeypatch.setattr(training, "_run", run)
+    single = model()
+    single.fit(X, y, epochs=1, batch_size=10)
+    np.testing.assert_array_equal(probed.params_, single.params_)
