@@ -161,19 +161,18 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
 
     Where the step may use several threads, the epoch first times them
     against one thread on its own steps — PROBE_STEPS with one, then as many
-    with all, for the products' split and the update alike, the split
-    covering every own-kernel product that BLAS would thread whatever the
-    calibration's cut — and keeps the faster for its remaining steps: the
-    cut, timed once on scratch products and cached, can keep off a split
-    that pays (C4's forward product on a 2-core AMD EPYC, family 25, model 1:
-    76 µs on one thread,
-    46 on two, under a cached cut that split nothing below 12.8 million
-    multiply-adds).  On a machine shared with other work two
-    threads can lose to one, which timing the kernels apart does not show,
-    and the update's calibration on scratch buffers can keep one thread where
-    two pay (C4's Adam update on the same CPU: 197 µs on one thread, 141 on
-    two, after a calibration that kept one).  The
-    thread count never changes a result.
+    with all, for the products' split and the update alike — and keeps the
+    faster for its remaining steps.  The split it times covers every
+    own-kernel product that BLAS would thread, whatever the calibration's
+    cut: that cut, timed once on scratch products and cached, can keep off a
+    split that pays (C4's forward product on a 2-core AMD EPYC, family 25,
+    model 1: 76 µs on one thread, 46 on two, under a cached cut that split
+    nothing below 12.8 million multiply-adds).  On a machine shared with
+    other work two threads can lose to one, which timing the kernels apart
+    does not show, and the update's calibration on scratch buffers can keep
+    one thread where two pay (C4's Adam update on the same CPU: 197 µs on
+    one thread, 141 on two, after a calibration that kept one).  The thread
+    count never changes a result.
     """
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
