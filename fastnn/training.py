@@ -153,6 +153,28 @@ def layer_epoch(model, update, data, rates, epoch, hooks):
 
 #: steps of each setting in an epoch's comparison of its threads with one
 PROBE_STEPS = 64
+#: an epoch compares them again every this many steps
+REPROBE_STEPS = 1024
+
+
+def probe_phases(n_steps, probe):
+    """The epoch's timed comparisons: [(start, stop, setting, slot)].
+
+    Setting 0 is one thread, 1 all of them; ``slot`` is where the phase's
+    time is summed (None: not timed).  A window starts every REPROBE_STEPS
+    steps while 6·probe steps remain: PROBE_STEPS on one thread, as many on
+    all, and the faster of the two for the rest of the window; the first
+    window opens with PROBE_STEPS on all threads that wake them and warm
+    the caches, untimed.
+    """
+    phases = []
+    for window in range(0, n_steps - 6 * probe + 1, REPROBE_STEPS) if probe else ():
+        at = window
+        if window == 0:
+            phases.append((at, at + probe, 1, None))
+            at += probe
+        phases += [(at, at + probe, 0, 0), (at + probe, at + 2 * probe, 1, 1)]
+    return phases
 
 
 def compiled_epoch(model, plan, data, rates, epoch, hooks):
@@ -162,17 +184,19 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     Where the step may use several threads, the epoch first times them
     against one thread on its own steps — PROBE_STEPS with one, then as many
     with all, for the products' split and the update alike — and keeps the
-    faster for its remaining steps.  The split it times covers every
-    own-kernel product that BLAS would thread, whatever the calibration's
-    cut: that cut, timed once on scratch products and cached, can keep off a
-    split that pays (C4's forward product on a 2-core AMD EPYC, family 25,
-    model 1: 76 µs on one thread, 46 on two, under a cached cut that split
-    nothing below 12.8 million multiply-adds).  On a machine shared with
-    other work two threads can lose to one, which timing the kernels apart
-    does not show, and the update's calibration on scratch buffers can keep
-    one thread where two pay (C4's Adam update on the same CPU: 197 µs on
-    one thread, 141 on two, after a calibration that kept one).  The thread
-    count never changes a result.
+    faster, comparing them again every REPROBE_STEPS steps
+    (``probe_phases``).  Timing the kernels apart does not settle it: on a
+    2-core AMD EPYC, family 25, model 1, shared with other work, two threads
+    can lose to one, and other work comes and goes within an epoch (a C4
+    epoch ran at 376 µs per step on two threads until another job took a
+    core, then at 690).  The split it times covers every own-kernel product
+    that BLAS would thread, whatever the calibration's cut: that cut, timed
+    once on scratch products and cached, can keep off a split that pays
+    (C4's forward product on the same CPU: 76 µs on one thread, 46 on two,
+    under a cached cut that split nothing below 12.8 million multiply-adds).
+    Nor is the update's calibration on scratch buffers final: it kept one
+    thread for C4's Adam update, which takes 197 µs on one thread and 141
+    on two there.  The thread count never changes a result.
     """
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
@@ -183,26 +207,25 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     # split covers every product BLAS itself would thread
     settings = [(1, math.inf, 1), (most, _gemm_choice.BLAS_THREADED_WORK, most) if probe
                 else (most, math.inf, allowed)]
-    seconds = [0.0, 0.0]
+    phases = probe_phases(n_steps, probe)
+    seconds, kept = [0.0, 0.0], settings[1]
     loss_sum, correct = 0.0, 0
     starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk),
-                     *(range(0, 3 * probe + 1, probe) if probe else ())})
+                     *(step for phase in phases for step in phase[:2] if step < n_steps)})
     for first, last in zip(starts, starts[1:] + [n_steps]):
-        if not probe:
-            split, floor, threads = settings[1]
-        elif first < 3 * probe:
-            # the first PROBE_STEPS wake the threads and warm the caches
-            split, floor, threads = settings[first // probe != 1]
-        else:
-            split, floor, threads = settings[seconds[1] < seconds[0]]
+        phase = next((p for p in phases if p[0] <= first < p[1]), None)
+        split, floor, threads = kept if phase is None else settings[phase[2]]
         _threads.use_split_threads(split, floor)
         if first % data.chunk == 0:
             data.load(first)
         saved = snapshot(model)
         started = time.perf_counter()
         result = _run(model, plan, data, rates, first, last, threads)
-        if probe <= first < 3 * probe:
-            seconds[first >= 2 * probe] += time.perf_counter() - started
+        if phase is not None and phase[3] is not None:
+            seconds[phase[3]] += time.perf_counter() - started
+            if phase[3] == 1 and last == phase[1]:   # a window's comparison is complete
+                kept = settings[seconds[1] < seconds[0]]
+                seconds = [0.0, 0.0]
         if result[3] in _FAILURE:
             # Something overflowed in this slice: replay it one step at a
             # time from its start (same order, same random draws) and stop

@@ -60,7 +60,11 @@ def _calls_during_fit(model, X, y, batch_size):
 @pytest.mark.parametrize("kind", ["plain", "batchnorm", "dropout"])
 def test_python_calls_of_a_compiled_epoch_do_not_grow_with_its_steps(kind):
     # both epochs long enough for the epoch's comparison of thread counts
-    # (training.PROBE_STEPS), which adds a fixed number of compiled calls
+    # (training.PROBE_STEPS), which adds a fixed number of compiled calls,
+    # and short enough for one (it is repeated every REPROBE_STEPS steps)
+    from fastnn import training
+
+    assert 6 * training.PROBE_STEPS <= 400 and 1000 < training.REPROBE_STEPS + 6 * training.PROBE_STEPS
     X, y = _data(8000)
     model = _model(kind)
     model.fit(X[:64], y[:64], epochs=1, batch_size=8)   # calibration, caches, imports

@@ -207,3 +207,51 @@ def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch):
     single = model()
     single.fit(X, y, epochs=1, batch_size=10)
     np.testing.assert_array_equal(probed.params_, single.params_)
+
+
+def test_the_probe_is_repeated_and_follows_a_change_of_load(monkeypatch):
+    # Other work takes a core from step `busy` on: two threads, faster
+    # before, are then three times slower.  The epoch times both again every
+    # REPROBE_STEPS and moves to one thread in the first window after the
+    # change; the weights stay those of a run on one thread.
+    from fastnn import training
+
+    probe, every = training.PROBE_STEPS, training.REPROBE_STEPS
+    busy = every + every // 2
+    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
+    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 2)
+    clock, calls = [0.0], []
+    run = training._run
+
+    def timed_run(model, plan, data, rates, first, last, threads):
+        calls.append((first, last, threads))
+        faster = 2 if first < busy else 1
+        clock[0] += (last - first) * (1.0 if threads == faster else 3.0)
+        return run(model, plan, data, rates, first, last, threads)
+
+    monkeypatch.setattr(training, "_run", timed_run)
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    n = 3 * every + 6 * probe
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((n, 8)), rng.integers(0, 3, n)
+    probed = _probe_model()
+    probed.fit(X, y, epochs=1, batch_size=1)
+
+    def threads_of(step):
+        return next(t for first, last, t in calls if first <= step < last)
+
+    # the first window: warm-up on two, then one, then two, then the faster (two)
+    assert [threads_of(s) for s in (0, probe, 2 * probe, 3 * probe)] == [2, 1, 2, 2]
+    # each later window times one thread, then two, then keeps the faster
+    for window, kept in ((every, 2), (2 * every, 1), (3 * every, 1)):
+        assert [threads_of(window), threads_of(window + probe)] == [1, 2]
+        assert {t for first, last, t in calls if window + 2 * probe <= first
+                and last <= min(window + every, n)} == {kept}
+    assert sum(last - first for first, last, t in calls) == n
+
+    monkeypatch.setattr(_threads, "training_threads", lambda: 1)
+    monkeypatch.setattr(training, "_run", run)
+    single = _probe_model()
+    single.fit(X, y, epochs=1, batch_size=1)
+    np.testing.assert_array_equal(probed.params_, single.params_)
