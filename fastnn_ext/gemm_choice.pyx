@@ -32,7 +32,8 @@ __all__ = ["PRODUCTS", "BLAS_THREADED_WORK", "set_choice", "set_threads", "get_c
 PRODUCTS = ("nn", "tn", "nt")
 _TRANSPOSES = {"nn": (False, False), "tn": (True, False), "nt": (False, True)}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-#: BLAS runs products of more multiply-adds m·n·k than this on its threads
+#: OpenBLAS wakes its threads for a product of more multiply-adds m·n·k than
+#: this; an epoch's probe times the own kernels split from this size on
 BLAS_THREADED_WORK = BLAS_ONE_THREAD_MAX_WORK
 
 # Until calibrated: BLAS for every product, nothing split.
