@@ -22,6 +22,17 @@ def fresh_cache(tmp_path, monkeypatch):
     return tmp_path / "fastnn" / "threads.json"
 
 
+@pytest.fixture
+def restored_choice():
+    """The kernel choice of both dtypes as it was before the test."""
+    from fastnn_ext import gemm_choice
+
+    saved = {dtype: gemm_choice.get_choice(dtype) for dtype in (np.float32, np.float64)}
+    yield
+    for dtype, choice in saved.items():
+        gemm_choice.set_choice(dtype, **choice)
+
+
 def bound_adam(n=40_000):
     optimizer = O.Adam(lr=1e-3)
     optimizer.bind(n, np.float32, n // 2)
@@ -154,7 +165,7 @@ def test_the_probe_times_the_update_on_all_threads_whatever_the_calibration(monk
     assert {c[1:] for c in calls if c[0] >= 3 * training.PROBE_STEPS} == {(2, 2)}
 
 
-def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch):
+def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch, restored_choice):
     # The calibration (a noisy measurement, cached) splits no product; the
     # epoch's probe still times the own kernels split from the size at which
     # BLAS would start its threads, keeps the split where the clock favours
