@@ -157,18 +157,18 @@ PROBE_STEPS = 64
 REPROBE_STEPS = 1024
 
 
-def probe_phases(n_steps, probe):
-    """The epoch's timed comparisons: [(start, stop, setting, slot)].
+def probe_phases(n_steps):
+    """The timed comparisons of an epoch of n_steps: [(start, stop, setting, slot)].
 
     Setting 0 is one thread, 1 all of them; ``slot`` is where the phase's
     time is summed (None: not timed).  A window starts every REPROBE_STEPS
-    steps while 6·probe steps remain: PROBE_STEPS on one thread, as many on
-    all, and the faster of the two for the rest of the window; the first
-    window opens with PROBE_STEPS on all threads that wake them and warm
-    the caches, untimed.
+    steps while 6·PROBE_STEPS steps remain (none in a shorter epoch):
+    PROBE_STEPS on one thread, as many on all, and the faster of the two for
+    the rest of the window; the first window opens with PROBE_STEPS on all
+    threads that wake them and warm the caches, untimed.
     """
-    phases = []
-    for window in range(0, n_steps - 6 * probe + 1, REPROBE_STEPS) if probe else ():
+    probe, phases = PROBE_STEPS, []
+    for window in range(0, n_steps - 6 * probe + 1, REPROBE_STEPS):
         at = window
         if window == 0:
             phases.append((at, at + probe, 1, None))
@@ -202,12 +202,11 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
     allowed = _threads.step_threads(model, plan)
     most = _threads.split_threads()  # what the policy allows, calibration aside
-    probe = PROBE_STEPS if most > 1 and n_steps >= 6 * PROBE_STEPS else 0
+    phases = probe_phases(n_steps) if most > 1 else []
     # (split threads, split floor, update threads); where it is timed, the
     # split covers every product BLAS itself would thread
-    settings = [(1, math.inf, 1), (most, _gemm_choice.BLAS_THREADED_WORK, most) if probe
+    settings = [(1, math.inf, 1), (most, _gemm_choice.BLAS_THREADED_WORK, most) if phases
                 else (most, math.inf, allowed)]
-    phases = probe_phases(n_steps, probe)
     seconds, kept = [0.0, 0.0], settings[1]
     loss_sum, correct = 0.0, 0
     starts = sorted({*range(0, n_steps, per_call), *range(0, n_steps, data.chunk),

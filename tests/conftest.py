@@ -27,6 +27,17 @@ def rng():
     return np.random.default_rng(12345)
 
 
+@pytest.fixture
+def restored_choice():
+    """The kernel choice of both dtypes (fastnn_ext.gemm_choice) as it was before the test."""
+    from fastnn_ext import gemm_choice
+
+    saved = {dtype: gemm_choice.get_choice(dtype) for dtype in (np.float32, np.float64)}
+    yield
+    for dtype, choice in saved.items():
+        gemm_choice.set_choice(dtype, **choice)
+
+
 def assert_close(actual, expected, dtype, scale=None):
     """Relative agreement at the precision of dtype, relative to the array's scale."""
     actual = np.asarray(actual, dtype=np.float64)

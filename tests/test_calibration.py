@@ -18,14 +18,11 @@ needs_kernels = pytest.mark.skipif(gemm_choice.vector_bits() == 0,
 
 
 @pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
+def fresh_cache(tmp_path, monkeypatch, restored_choice):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("FASTNN_CALIBRATION", raising=False)
     monkeypatch.setattr(_calibration, "_applied", {})
-    saved = {dtype: gemm_choice.get_choice(dtype) for dtype in (np.float32, np.float64)}
-    yield tmp_path / "fastnn" / "threads.json"
-    for dtype, choice in saved.items():
-        gemm_choice.set_choice(dtype, **choice)
+    return tmp_path / "fastnn" / "threads.json"
 
 
 def fake_timings(own_until, nt_from=0, split_from=math.inf):

@@ -22,17 +22,6 @@ def fresh_cache(tmp_path, monkeypatch):
     return tmp_path / "fastnn" / "threads.json"
 
 
-@pytest.fixture
-def restored_choice():
-    """The kernel choice of both dtypes as it was before the test."""
-    from fastnn_ext import gemm_choice
-
-    saved = {dtype: gemm_choice.get_choice(dtype) for dtype in (np.float32, np.float64)}
-    yield
-    for dtype, choice in saved.items():
-        gemm_choice.set_choice(dtype, **choice)
-
-
 def bound_adam(n=40_000):
     optimizer = O.Adam(lr=1e-3)
     optimizer.bind(n, np.float32, n // 2)
@@ -100,11 +89,12 @@ def test_a_broken_cache_file_is_measured_again(fresh_cache, monkeypatch):
     assert list(json.loads(fresh_cache.read_text()).values()) == [1]
 
 
-def _probed_fit(monkeypatch, calibrated, faster):
-    """A fit on two allowed threads and a clock on which steps whose update runs
-    on ``faster`` threads take 1 s and the others 3 s; the update's calibration
-    answers ``calibrated``.  Returns the model and each call's (first step,
-    split threads, update threads)."""
+def _clocked_epochs(monkeypatch, calibrated, seconds_per_step):
+    """Fits from here on may use two threads, the update's calibration answers
+    ``calibrated``, and the epoch's clock makes a compiled call of the steps
+    [first, last) on ``threads`` update threads take (last − first) ·
+    seconds_per_step(first, threads) seconds.  Returns the list every call
+    appends its (first step, last step, split threads, update threads) to."""
     from fastnn import training
 
     monkeypatch.setattr(_threads, "training_threads", lambda: 2)
@@ -114,15 +104,24 @@ def _probed_fit(monkeypatch, calibrated, faster):
     run = training._run
 
     def timed_run(model, plan, data, rates, first, last, threads):
-        calls.append((first, _threads.split_threads(), threads))
-        clock[0] += (last - first) * (1.0 if threads == faster else 3.0)
+        calls.append((first, last, _threads.split_threads(), threads))
+        clock[0] += (last - first) * seconds_per_step(first, threads)
         return run(model, plan, data, rates, first, last, threads)
 
     monkeypatch.setattr(training, "_run", timed_run)
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    return calls
+
+
+def _probed_fit(monkeypatch, calibrated, faster):
+    """A fit on a clock on which steps whose update runs on ``faster`` threads
+    take 1 s and the others 3 s (see _clocked_epochs).  Returns the model and
+    each call's (first step, split threads, update threads)."""
+    calls = _clocked_epochs(monkeypatch, calibrated,
+                            lambda first, threads: 1.0 if threads == faster else 3.0)
     model = _probe_model()
     model.fit(*_probe_data(), epochs=1, batch_size=1)
-    return model, calls
+    return model, [(first, split, threads) for first, last, split, threads in calls]
 
 
 def _probe_model():
@@ -182,8 +181,6 @@ def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch, restored_c
         return never_split
 
     monkeypatch.setattr(_calibration, "gemm_choice", fixed_choice)
-    monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
-    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 2)
     rng = np.random.default_rng(0)
     n = 10 * (6 * training.PROBE_STEPS + 1)
     X, y = rng.standard_normal((n, 300)), rng.integers(0, 3, n)
@@ -194,18 +191,15 @@ def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch, restored_c
         return Sequential([L.Dense(300, 256), L.ReLU(), L.Dense(256, 3), L.Softmax()],
                           optimizer=O.Adam(lr=1e-3), seed=0, dtype="float64")
 
-    clock, calls = [0.0], []
-    run = training._run
+    calls = []
 
-    def timed_run(model, plan, data, rates, first, last, threads):
+    def seconds_per_step(first, threads):
         splits = gemm_choice.chosen("nn", 10, 256, 300, np.float64)
         calls.append((first, splits, gemm_choice.chosen("nn", 10, 3, 256, np.float64)))
-        clock[0] += (last - first) * (1.0 if splits == ("own", 2) else 3.0)
-        return run(model, plan, data, rates, first, last, threads)
+        return 1.0 if splits == ("own", 2) else 3.0
 
-    monkeypatch.setattr(training, "_run", timed_run)
-    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
-    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    run = training._run
+    _clocked_epochs(monkeypatch, 2, seconds_per_step)
     probed = model()
     probed.fit(X, y, epochs=1, batch_size=10)
     probe = training.PROBE_STEPS
@@ -229,20 +223,13 @@ def test_the_probe_is_repeated_and_follows_a_change_of_load(monkeypatch):
 
     probe, every = training.PROBE_STEPS, training.REPROBE_STEPS
     busy = every + every // 2
-    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
-    monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
-    monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: 2)
-    clock, calls = [0.0], []
-    run = training._run
 
-    def timed_run(model, plan, data, rates, first, last, threads):
-        calls.append((first, last, threads))
+    def seconds_per_step(first, threads):
         faster = 2 if first < busy else 1
-        clock[0] += (last - first) * (1.0 if threads == faster else 3.0)
-        return run(model, plan, data, rates, first, last, threads)
+        return 1.0 if threads == faster else 3.0
 
-    monkeypatch.setattr(training, "_run", timed_run)
-    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    run = training._run
+    calls = _clocked_epochs(monkeypatch, 2, seconds_per_step)
     n = 3 * every + 6 * probe
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((n, 8)), rng.integers(0, 3, n)
@@ -250,16 +237,16 @@ def test_the_probe_is_repeated_and_follows_a_change_of_load(monkeypatch):
     probed.fit(X, y, epochs=1, batch_size=1)
 
     def threads_of(step):
-        return next(t for first, last, t in calls if first <= step < last)
+        return next(t for first, last, _, t in calls if first <= step < last)
 
     # the first window: warm-up on two, then one, then two, then the faster (two)
     assert [threads_of(s) for s in (0, probe, 2 * probe, 3 * probe)] == [2, 1, 2, 2]
     # each later window times one thread, then two, then keeps the faster
     for window, kept in ((every, 2), (2 * every, 1), (3 * every, 1)):
         assert [threads_of(window), threads_of(window + probe)] == [1, 2]
-        assert {t for first, last, t in calls if window + 2 * probe <= first
+        assert {t for first, last, _, t in calls if window + 2 * probe <= first
                 and last <= min(window + every, n)} == {kept}
-    assert sum(last - first for first, last, t in calls) == n
+    assert sum(last - first for first, last, _, _ in calls) == n
 
     monkeypatch.setattr(_threads, "training_threads", lambda: 1)
     monkeypatch.setattr(training, "_run", run)
