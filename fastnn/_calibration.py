@@ -16,7 +16,9 @@ reads (``fastnn_ext.gemm_choice``).
 
 Once cached, the same machine makes the same choice, so seeded runs stay
 bit-identical there (processes that find no cache measure one at a time,
-under a lock beside it, so the first measurement is every process's); another CPU, other library versions or a new
+under a lock beside it, so the first measurement is every process's; a
+forked child measures in a fresh interpreter, since OpenMP's threads do not
+survive fork()); another CPU, other library versions or a new
 calibration may choose differently, and the last bits of a run then differ.
 
 ``FASTNN_CALIBRATION=redo`` measures again (once per process) and overwrites
@@ -29,6 +31,8 @@ import json
 import math
 import os
 import platform
+import subprocess
+import sys
 import time
 
 try:
@@ -229,6 +233,29 @@ def calibrate(dtype):
     return decide(timings, SPLIT_THREADS)
 
 
+def _calibrated(dtype):
+    """calibrate(dtype), in a fresh interpreter where this process is a forked child.
+
+    GNU OpenMP's threads do not survive fork(): a child whose parent had
+    started them, timing a split product itself, would wait for them
+    forever.  Where no fresh interpreter can run, the child times the
+    products on one thread and splits nothing.
+    """
+    from fastnn import _threads  # which imports this module
+
+    if not _threads.in_forked_child():
+        return calibrate(dtype)
+    code = ("import json, sys; from fastnn import _calibration; "
+            "print(json.dumps(_calibration.calibrate(sys.argv[1])))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, np.dtype(dtype).name],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return decide(measure(dtype), 1)
+
+
 def machine():
     """The cache key of this machine: CPU model, CPU count, library versions."""
     import scipy
@@ -336,7 +363,7 @@ def gemm_choice(dtype):
         chosen = _applied.get(key)
         if chosen is None:
             chosen = cached_or_measured(key, lambda entry: _settable(dtype, entry),
-                                        lambda: calibrate(dtype),
+                                        lambda: _calibrated(dtype),
                                         reuse=mode != "redo")
         _applied[key] = chosen
     # nothing is split outside a fit: fastnn._threads.step_threads allows it

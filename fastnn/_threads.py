@@ -27,8 +27,8 @@ from fastnn_ext import update as _update
 
 # GNU OpenMP cannot start threads in a child of fork() once the parent has
 # used them: the child would wait forever for workers that do not exist.  A
-# forked child (multiprocessing's default on Linux) therefore trains on its
-# own thread.
+# forked child (multiprocessing's default on Linux) therefore trains and
+# predicts on its own thread.
 _forked_child = False
 
 
@@ -46,8 +46,14 @@ REQUIRED_GAIN = _calibration.REQUIRED_GAIN
 _decisions = {}
 
 
-def training_threads():
-    """Threads the compiled epoch may start (see fastnn_ext.update.max_threads)."""
+def in_forked_child():
+    """Whether this process is a child of fork() (its OpenMP threads are unusable)."""
+    return _forked_child
+
+
+def openmp_threads():
+    """Threads fastnn's own OpenMP code may start in this process: OpenMP's
+    limit (fastnn_ext.update.max_threads), one in a forked child."""
     return 1 if _forked_child else _update.max_threads()
 
 
@@ -76,7 +82,7 @@ def step_threads(model, plan=None):
     and for the update, above one, only what measured faster on this machine.
     """
     _calibration.gemm_choice(model.dtype)
-    allowed, threaded = training_threads(), blas_threaded()
+    allowed, threaded = openmp_threads(), blas_threaded()
     if plan is not None:
         allowed = plan.step_threads(allowed, threaded)
     elif threaded:

@@ -18,12 +18,12 @@ import weakref
 
 import numpy as np
 
+from fastnn import _threads
 from fastnn import backprop as _backprop
 from fastnn import losses as _losses
 from fastnn._validation import check_features
 from fastnn.plan import build_inference_plan
 from fastnn_ext import losses as _loss_kernels
-from fastnn_ext import update as _update
 from fastnn_ext.infer import CHUNK_ROWS as _CHUNK_ROWS
 
 # model → {number of leading layers: InferencePlan or None}; a weak key, so
@@ -49,7 +49,7 @@ def plan_of(model, layers):
 def run(plan, model, X):
     """The plan's outputs for checked 2-D rows X; NaN or ±∞ in X raise check_features' error."""
     out = np.empty((X.shape[0], plan.n_outputs), dtype=plan.dtype)
-    threads = 1 if X.shape[0] <= _CHUNK_ROWS else _update.max_threads()
+    threads = 1 if X.shape[0] <= _CHUNK_ROWS else _threads.openmp_threads()
     if not plan.run(X, out, threads):
         check_features(X, model.dtype, model.n_features_)  # raises, naming the problem
         raise AssertionError("the inference plan found a value check_features accepts")

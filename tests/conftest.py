@@ -38,6 +38,23 @@ def restored_choice():
         gemm_choice.set_choice(dtype, **choice)
 
 
+def in_parent_and_forked_child(function, *args):
+    """function(*args) here with two OpenMP threads allowed, then in a forked child.
+
+    GNU OpenMP's threads do not survive fork(): a child that used them as
+    its parent did would wait for them forever (a minute here, then the
+    test fails).
+    """
+    import multiprocessing
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="openmp"):
+        in_parent = function(*args)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            return in_parent, pool.apply_async(function, args).get(timeout=60)
+
+
 def assert_close(actual, expected, dtype, scale=None):
     """Relative agreement at the precision of dtype, relative to the array's scale."""
     actual = np.asarray(actual, dtype=np.float64)

@@ -234,7 +234,7 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
 
     monkeypatch.setattr(_calibration, "gemm_choice", choose)
     monkeypatch.setattr(_threads, "blas_threaded", lambda: True)
-    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "openmp_threads", lambda: 2)
     model = Sequential([L.Dense(300, 300), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
     model.fit(np.zeros((600, 300)), np.zeros(600, dtype=int), epochs=1, batch_size=600)
     assert gemm_choice.get_choice(model.dtype)["threads"] == 1
@@ -381,3 +381,24 @@ def test_a_second_pass_keeps_the_faster_timing_of_each_class(monkeypatch):
     assert first == (1.0, 0.1)
     assert (timing("nn", "own", 1, 10, 784, 256), timing("nn", "blas", 1, 10, 784, 256)) == (
         0.1, 0.1)
+
+
+def _choice_in_this_process(dtype):
+    _calibration._applied.clear()
+    return _calibration.gemm_choice(dtype)
+
+
+@needs_kernels
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_a_forked_child_calibrates_after_its_parent_started_threads(fresh_cache):
+    # GNU OpenMP's threads do not survive fork(): a child timing a split
+    # product itself would wait for them forever.
+    import multiprocessing
+
+    gemm_choice.time_product("nn", 64, 256, 256, "float32", "own", 2)  # starts them
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        chosen = pool.apply_async(_choice_in_this_process, ("float64",)).get(timeout=120)
+    assert set(chosen["own_max_rows"].values()) <= {0, *_calibration.ROWS}
+    assert chosen["threads"] == _calibration.SPLIT_THREADS  # the split was timed
+    # stored where every process of the machine finds it
+    assert json.loads(fresh_cache.read_text())[_calibration._key(np.float64)] == chosen

@@ -23,6 +23,8 @@ from fastnn import layers as L
 from fastnn.model import Sequential
 from fastnn_ext import infer as _infer
 
+from conftest import in_parent_and_forked_child
+
 CHUNK = _infer.CHUNK_ROWS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -216,6 +218,20 @@ def test_the_thread_count_changes_no_bit(dtype):
     one, two = np.empty((X.shape[0], 4), dtype), np.empty((X.shape[0], 4), dtype)
     assert plan.run(X, one, 1) and plan.run(X, two, 2)
     np.testing.assert_array_equal(one, two)
+
+
+def _threaded_prediction(seed):
+    model = Sequential([L.Dense(30, 40), L.Tanh(), L.Dense(40, 4), L.Softmax()],
+                       dtype="float32", seed=seed)
+    X = np.random.default_rng(seed).standard_normal((10 * CHUNK + 3, 30)).astype(np.float32)
+    return model.predict_proba(X)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_predicts_after_threaded_prediction():
+    # many rows are shared among OpenMP's threads: a forked child uses one
+    in_parent, in_child = in_parent_and_forked_child(_threaded_prediction, 0)
+    np.testing.assert_array_equal(in_parent, in_child)
 
 
 # -- input forms and errors ------------------------------------------------------------------

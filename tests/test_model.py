@@ -14,6 +14,8 @@ from fastnn.plan import build_plan
 from fastnn.training import fused_sgd_decay
 from fastnn.optimizers import SGD, AdaDelta, AdaGrad, Adam, AdamW, RMSProp
 
+from conftest import in_parent_and_forked_child
+
 
 def blobs(n=200, n_features=6, n_classes=3, seed=0, spread=0.6):
     """Gaussian clusters around random centres: a learnable synthetic task."""
@@ -357,15 +359,8 @@ def _train_threaded_network(seed):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_training_in_a_forked_child_after_threaded_training():
-    # GNU OpenMP's threads do not survive fork(); a child that started them
-    # again would hang, so children train on one thread, to the same weights.
-    import multiprocessing
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=2, user_api="openmp"):
-        in_parent = _train_threaded_network(0)
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            in_child = pool.apply_async(_train_threaded_network, (0,)).get(timeout=60)
+    # children train on one thread, to the same weights
+    in_parent, in_child = in_parent_and_forked_child(_train_threaded_network, 0)
     assert np.array_equal(in_parent, in_child)
 
 

@@ -97,7 +97,7 @@ def _clocked_epochs(monkeypatch, calibrated, seconds_per_step):
     appends its (first step, last step, split threads, update threads) to."""
     from fastnn import training
 
-    monkeypatch.setattr(_threads, "training_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "openmp_threads", lambda: 2)
     monkeypatch.setattr(_threads, "blas_threaded", lambda: False)
     monkeypatch.setattr(_threads, "calibrated_threads", lambda *args: calibrated)
     clock, calls = [0.0], []
@@ -148,7 +148,7 @@ def test_an_epoch_keeps_the_faster_of_one_thread_and_all(monkeypatch, faster):
     assert [c[2] for c in calls if c[0] < 3 * probe] == [2, 1, 2]
     assert {c[1:] for c in calls if c[0] >= 3 * probe} == {(faster, faster)}
 
-    monkeypatch.setattr(_threads, "training_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "openmp_threads", lambda: 1)
     single = _probe_model()
     single.fit(*_probe_data(), epochs=1, batch_size=1)
     np.testing.assert_array_equal(probed.params_, single.params_)
@@ -207,7 +207,7 @@ def test_the_probe_times_splits_the_calibration_kept_off(monkeypatch, restored_c
     assert {c[1] for c in calls if c[0] >= 3 * probe} == {("own", 2)}
     assert {c[2] for c in calls} == {("own", 1)}   # too small to split: never is
 
-    monkeypatch.setattr(_threads, "training_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "openmp_threads", lambda: 1)
     monkeypatch.setattr(training, "_run", run)
     single = model()
     single.fit(X, y, epochs=1, batch_size=10)
@@ -248,7 +248,7 @@ def test_the_probe_is_repeated_and_follows_a_change_of_load(monkeypatch):
                 and last <= min(window + every, n)} == {kept}
     assert sum(last - first for first, last, _, _ in calls) == n
 
-    monkeypatch.setattr(_threads, "training_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "openmp_threads", lambda: 1)
     monkeypatch.setattr(training, "_run", run)
     single = _probe_model()
     single.fit(X, y, epochs=1, batch_size=1)
