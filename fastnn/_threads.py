@@ -54,7 +54,7 @@ def in_forked_child():
 def openmp_threads():
     """Threads fastnn's own OpenMP code may start in this process: OpenMP's
     limit (fastnn_ext.update.max_threads), one in a forked child."""
-    return 1 if _forked_child else _update.max_threads()
+    return 1 if in_forked_child() else _update.max_threads()
 
 
 _blas_pools = None
