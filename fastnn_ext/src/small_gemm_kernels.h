@@ -442,8 +442,8 @@ SG_INLINE void SG_KN(block)(const int MR, const int TWO, const int A_ROW_1, cons
     }
 }
 
-/* block() with its constants chosen for MR rows. */
-SG_INLINE void SG_KN(block_of)(const int MR, ptrdiff_t k, SG_T alpha,
+/* block() with its constants chosen for MR rows (A_ROW_1: a_row is 1). */
+SG_INLINE void SG_KN(block_of)(const int MR, const int A_ROW_1, ptrdiff_t k, SG_T alpha,
                                const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                                const SG_T *b, ptrdiff_t ldb, ptrdiff_t safe_rows,
                                SG_T beta, SG_T *c, ptrdiff_t ldc, ptrdiff_t width)
@@ -458,53 +458,67 @@ SG_INLINE void SG_KN(block_of)(const int MR, ptrdiff_t k, SG_T alpha,
             SG_KN(block)(MR, TWO, A_ROW_1, 0, k, alpha, a, a_row, a_col, b, ldb, k,   \
                          beta, c, ldc, width);                                         \
     } while (0)
-    if (a_row == 1) {
-        if (two)
-            FASTNN_SG_BLOCK(1, 1);
-        else
-            FASTNN_SG_BLOCK(0, 1);
-    } else if (two) {
-        FASTNN_SG_BLOCK(1, 0);
-    } else {
-        FASTNN_SG_BLOCK(0, 0);
-    }
+    if (two)
+        FASTNN_SG_BLOCK(1, A_ROW_1);
+    else
+        FASTNN_SG_BLOCK(0, A_ROW_1);
 #undef FASTNN_SG_BLOCK
 }
 
-/* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C on one thread. */
+/* The block of C at rows i0 and columns j0 (A_ROW_1: a_row is 1). */
+SG_INLINE void SG_KN(block_at)(const int A_ROW_1, ptrdiff_t i0, ptrdiff_t j0, ptrdiff_t m,
+                               ptrdiff_t n, ptrdiff_t k, SG_T alpha, const SG_T *a,
+                               ptrdiff_t a_row, ptrdiff_t a_col, const SG_T *b, ptrdiff_t ldb,
+                               SG_T beta, SG_T *c, ptrdiff_t ldc)
+{
+    const ptrdiff_t last = (k - 1) * ldb + n - 1; /* B's last element */
+    const ptrdiff_t width = n - j0 < SG_BLOCK ? n - j0 : SG_BLOCK;
+    const ptrdiff_t reach = j0 + (width > SG_LANES ? SG_BLOCK : SG_LANES) - 1;
+    ptrdiff_t safe_rows = reach <= last ? (last - reach) / ldb + 1 : 0;
+    if (safe_rows > k)
+        safe_rows = k;
+    const SG_T *a_i = a + i0 * a_row;
+    SG_T *c_i = c + i0 * ldc + j0;
+    /* A constant row count per call lets the compiler keep the accumulators
+     * in registers. */
+    switch (m - i0 < SG_MR ? m - i0 : SG_MR) {
+#define FASTNN_SG_CASE(MR)                                                          \
+    case MR:                                                                        \
+        SG_KN(block_of)(MR, A_ROW_1, k, alpha, a_i, a_row, a_col, b + j0, ldb, safe_rows, \
+                        beta, c_i, ldc, width);                                     \
+        break;
+    FASTNN_SG_CASE(1) FASTNN_SG_CASE(2) FASTNN_SG_CASE(3) FASTNN_SG_CASE(4)
+    FASTNN_SG_CASE(5) FASTNN_SG_CASE(6)
+#if SG_MR > 6
+    FASTNN_SG_CASE(7) FASTNN_SG_CASE(8)
+    FASTNN_SG_CASE(9) FASTNN_SG_CASE(10) FASTNN_SG_CASE(11) FASTNN_SG_CASE(12)
+#endif
+#undef FASTNN_SG_CASE
+    }
+}
+
+/* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C on one thread.  With A transposed
+ * (a weight gradient Xᵀ·dZ) the blocks of C's rows are outer: a block's MR
+ * columns of X stay in L1 while it passes along dZ's rows (784×256 from 128
+ * rows: 725–778 µs against 814–850 with columns outer, on one core of an AMD
+ * EPYC, family 25, model 1).  Otherwise (X·W) the blocks of columns are
+ * outer: a panel of W stays in L2 while every block of rows passes over it. */
 __attribute__((target(SG_TARGET)))
 static void SG_KN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
 {
-    const ptrdiff_t last = (k - 1) * ldb + n - 1; /* B's last element */
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += SG_BLOCK) {
-        ptrdiff_t width = n - j0 < SG_BLOCK ? n - j0 : SG_BLOCK;
-        ptrdiff_t reach = j0 + (width > SG_LANES ? SG_BLOCK : SG_LANES) - 1;
-        ptrdiff_t safe_rows = reach <= last ? (last - reach) / ldb + 1 : 0;
-        if (safe_rows > k)
-            safe_rows = k;
-        for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR) {
-            const SG_T *a_i = a + i0 * a_row;
-            SG_T *c_i = c + i0 * ldc + j0;
-            /* A constant row count per call lets the compiler keep the
-             * accumulators in registers. */
-            switch (m - i0 < SG_MR ? m - i0 : SG_MR) {
-#define FASTNN_SG_CASE(MR)                                                          \
-            case MR:                                                                \
-                SG_KN(block_of)(MR, k, alpha, a_i, a_row, a_col, b + j0, ldb, safe_rows, \
-                                beta, c_i, ldc, width);                             \
-                break;
-            FASTNN_SG_CASE(1) FASTNN_SG_CASE(2) FASTNN_SG_CASE(3) FASTNN_SG_CASE(4)
-            FASTNN_SG_CASE(5) FASTNN_SG_CASE(6)
-#if SG_MR > 6
-            FASTNN_SG_CASE(7) FASTNN_SG_CASE(8)
-            FASTNN_SG_CASE(9) FASTNN_SG_CASE(10) FASTNN_SG_CASE(11) FASTNN_SG_CASE(12)
-#endif
-#undef FASTNN_SG_CASE
-            }
-        }
+    if (a_row == 1) {
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR)
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += SG_BLOCK)
+                SG_KN(block_at)(1, i0, j0, m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c,
+                                ldc);
+    } else {
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += SG_BLOCK)
+            for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR)
+                SG_KN(block_at)(0, i0, j0, m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c,
+                                ldc);
     }
 }
 
