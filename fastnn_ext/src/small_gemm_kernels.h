@@ -471,12 +471,17 @@ SG_INLINE void SG_KN(block_at)(const int A_ROW_1, ptrdiff_t i0, ptrdiff_t j0, pt
                                ptrdiff_t a_row, ptrdiff_t a_col, const SG_T *b, ptrdiff_t ldb,
                                SG_T beta, SG_T *c, ptrdiff_t ldc)
 {
-    const ptrdiff_t last = (k - 1) * ldb + n - 1; /* B's last element */
     const ptrdiff_t width = n - j0 < SG_BLOCK ? n - j0 : SG_BLOCK;
+    /* the last column the block's vector loads read; within row n, every
+     * row of B is read in place (no division in the blocks of a wide B) */
     const ptrdiff_t reach = j0 + (width > SG_LANES ? SG_BLOCK : SG_LANES) - 1;
-    ptrdiff_t safe_rows = reach <= last ? (last - reach) / ldb + 1 : 0;
-    if (safe_rows > k)
-        safe_rows = k;
+    ptrdiff_t safe_rows = k;
+    if (reach >= n) {
+        const ptrdiff_t last = (k - 1) * ldb + n - 1; /* B's last element */
+        safe_rows = reach <= last ? (last - reach) / ldb + 1 : 0;
+        if (safe_rows > k)
+            safe_rows = k;
+    }
     const SG_T *a_i = a + i0 * a_row;
     SG_T *c_i = c + i0 * ldc + j0;
     /* A constant row count per call lets the compiler keep the accumulators
