@@ -161,6 +161,29 @@ def test_epoch_run_checks_its_arguments(change, message):
     np.testing.assert_array_equal(model.params_, before)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("given", ["labels", "targets"])
+def test_an_epoch_on_two_threads_gives_the_bits_of_one(dtype, given):
+    # Batches of 8 of 40 shuffled rows: the threads copy parts of every batch
+    # (and its targets) for the step.
+    X, y = blobs(n=40)
+    X = X.astype(dtype)
+    runs = []
+    for threads in (1, 2):
+        model = small_model(O.Adam(lr=0.01), dtype)
+        records, kernels, activations, update = plan_and_update(model)
+        plan = train.EpochPlan(records, kernels, activations, model.buffers_, 8, model.loss,
+                               update)
+        labels = y.astype(np.int64) if given == "labels" else None
+        targets = np.eye(3, dtype=dtype)[y] if given == "targets" else None
+        totals = plan.run(X, targets, labels, np.random.default_rng(1).permutation(40),
+                          np.full(5, 0.01), np.random.default_rng(2), threads)
+        runs.append((totals, model.params_.copy()))
+    assert runs[0][0] == runs[1][0]
+    assert not np.array_equal(runs[0][1], small_model(O.Adam(lr=0.01), dtype).params_)
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
 def test_update_step_checks_its_arguments():
     model = small_model()
     opt = model.optimizer
