@@ -7,9 +7,10 @@ widths w from 64 to 2048 at batch 64.  Beside the measured times stands the
 machine's FLOP floor, the time the step's arithmetic alone takes at the peak
 rate of a large sgemm (measured through SciPy on all cores and on one):
 
-    forward  F = 2·m·Σ n_in·n_out   (m rows, one multiply-add per weight and row)
-    step     3·F                    (the backward pass costs about twice the forward)
-    floor    3·F / peak FLOP/s
+    forward  F = 2·m·Σ n_in·n_out     (m rows, one multiply-add per weight and row)
+    step     S = 2·F + 2·m·Σ' n_in·n_out  (weight gradients as much again; input
+                                      gradients Σ' over every layer but the first)
+    floor    S / peak FLOP/s
 
 Each measurement trains a run of steps over the first steps·m images of
 Fashion-MNIST (one epoch of that slice), sized to take about a fixed time;
@@ -77,7 +78,7 @@ class Settings:
 
 
 def step_flops(widths, batch):
-    """Floating-point operations of one training step: 3 · 2·m·Σ n_in·n_out.
+    """Floating-point operations of one training step's matrix products.
 
     Parameters
     ----------
@@ -89,11 +90,13 @@ def step_flops(widths, batch):
     Returns
     -------
     int
-        The forward pass's 2·m·Σ n_in·n_out multiply-adds, plus twice that
-        for the backward pass.
+        2·m FLOPs (a multiply-add) per weight for the forward product X·W,
+        as many for the weight gradient Xᵀ·dZ, and as many again for the
+        input gradient dZ·Wᵀ of every layer but the first, whose input
+        gradient nothing reads.
     """
-    forward = 2 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-    return 3 * forward
+    weights = [a * b for a, b in zip(widths[:-1], widths[1:])]
+    return 2 * batch * (2 * sum(weights) + sum(weights[1:]))
 
 
 def peak_flops(n, threads, repeats):

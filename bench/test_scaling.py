@@ -9,12 +9,15 @@ import scaling
 from workloads import C2
 
 
-def test_step_flops_counts_three_passes_of_two_flops_per_weight_and_row():
-    # [2, 3, 1] on one row: 2·3 + 3·1 = 9 weights, 18 FLOPs forward, 54 in all.
-    assert scaling.step_flops((2, 3, 1), 1) == 54
-    # C2 has 234,752 weights (the optimizer benchmark's count): 6 FLOPs each per row.
-    assert scaling.step_flops(C2.widths, 1) == 6 * 234_752
-    assert scaling.step_flops(C2.widths, 64) == 64 * 6 * 234_752
+def test_step_flops_counts_the_products_a_step_computes():
+    # [2, 3, 1] on one row: 2·3 + 3·1 = 9 weights.  Forward and weight
+    # gradients: 2 FLOPs per weight each; the input gradient only of the
+    # second layer (3·1 weights): nothing reads the first layer's.
+    assert scaling.step_flops((2, 3, 1), 1) == 18 + 18 + 6
+    # C2 has 234,752 weights (the optimizer benchmark's count), 34,048 of
+    # them after the first layer (256·128 + 128·10).
+    assert scaling.step_flops(C2.widths, 1) == 4 * 234_752 + 2 * 34_048
+    assert scaling.step_flops(C2.widths, 64) == 64 * (4 * 234_752 + 2 * 34_048)
 
 
 def test_quick_run_prints_every_size_and_draws_the_figure(tmp_path):
