@@ -191,7 +191,7 @@ def reference(kind, a, b):
 
 
 SHAPES = [(1, 1, 1), (1, 7, 5), (3, 5, 1), (6, 16, 9), (7, 17, 33), (13, 3, 64), (25, 40, 130),
-          (64, 33, 7)]
+          (64, 33, 7), (50, 40, 300)]
 
 
 @needs_kernels
@@ -206,6 +206,23 @@ def test_each_backend_against_numpy(kind, m, n, k, backend, threads, dtype, rng)
     c[...] = start
     gemm_choice.product(kind, a, b, c, alpha=-1.0, beta=0.25, backend=backend, threads=threads)
     assert_close(c, 0.25 * start - reference(kind, a, b), dtype, scale=np.sqrt(k) + 1)
+
+
+@needs_kernels
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_a_deep_product_of_many_rows_has_the_bits_of_a_few_rows_at_a_time(alpha, dtype, rng):
+    # Through 60 rows and an inner size of 600 the kernels take B in slices
+    # of its rows, C holding the sums between them; through 12 rows they
+    # do not.  Either way each element is the same multiply-adds in the
+    # same order.  70 columns end in a partial block.
+    a, b, c = operands("nn", 60, 70, 600, dtype, rng, pad=0)
+    gemm_choice.product("nn", a, b, c, alpha=alpha, beta=0.0, backend="own", threads=1)
+    assert_close(c, alpha * reference("nn", a, b), dtype, scale=np.sqrt(600))
+    pieces = np.empty_like(c)
+    for i in range(0, 60, 12):
+        gemm_choice.product("nn", a[i:i + 12], b, pieces[i:i + 12], alpha=alpha, beta=0.0,
+                            backend="own", threads=1)
+    np.testing.assert_array_equal(c, pieces)
 
 
 @needs_kernels
