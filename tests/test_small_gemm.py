@@ -226,6 +226,20 @@ def test_a_deep_product_of_many_rows_has_the_bits_of_a_few_rows_at_a_time(alpha,
 
 
 @needs_kernels
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_many_rows_by_a_transposed_b_have_the_bits_of_the_plain_product(alpha, dtype, rng):
+    # From 96 rows (48 with AVX2) dZ·Wᵀ copies W's rows into panels and sums
+    # each element in order, as dZ·(Wᵀ as a matrix of its own) does.
+    a, b, c = operands("nt", 100, 70, 300, dtype, rng, pad=0)
+    gemm_choice.product("nt", a, b, c, alpha=alpha, beta=0.0, backend="own", threads=1)
+    assert_close(c, alpha * reference("nt", a, b), dtype, scale=np.sqrt(300))
+    plain = np.empty_like(c)
+    gemm_choice.product("nn", a, np.ascontiguousarray(b.T), plain, alpha=alpha, beta=0.0,
+                        backend="own", threads=1)
+    np.testing.assert_array_equal(c, plain)
+
+
+@needs_kernels
 @pytest.mark.parametrize("kind", gemm_choice.PRODUCTS)
 @pytest.mark.parametrize("m, n, k", [(13, 70, 29), (100, 9, 50), (30, 300, 17)])
 def test_strides_and_threads_change_no_bit(kind, m, n, k, dtype, rng):

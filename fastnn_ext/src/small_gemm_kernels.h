@@ -27,13 +27,16 @@
  * into a zero-padded buffer first, so no read leaves the matrix.
  *
  * The product with a transposed B (a layer's input gradient dZ·Wᵀ) cannot
- * read B's columns as vectors; small_gemm_nt computes it as dot products of
- * rows instead, DOT_A rows of A by DOT_B rows of B at a time (4×4 with
- * AVX-512; 4×3 with AVX2: 12 sums and 4 rows of A in the 16 registers, B read
- * as the multiply-adds' memory operand — on a Zen 3 EPYC 54 GFLOP/s at
- * 10×128 by 256×128 in float32, against 44 for 2×4 and 40 for 4×2), the last
- * partial vector of each row a masked load.  Its lane sums
- * depend on the vector width: AVX-512 and AVX2 CPUs differ in the last bits.
+ * read B's columns as vectors.  With many rows, small_gemm_nt copies B's
+ * rows, a block at a time, transposed into a panel that the same blocks
+ * then multiply (packed_nt), the same sums in the same order as the other
+ * products.  With few rows, or beta ≠ 0, it computes dot products of rows,
+ * DOT_A rows of A by DOT_B rows of B at a time (4×4 with AVX-512; 4×3 with
+ * AVX2: 12 sums and 4 rows of A in the 16 registers, B read as the
+ * multiply-adds' memory operand — on a Zen 3 EPYC 54 GFLOP/s at 10×128 by
+ * 256×128 in float32, against 44 for 2×4 and 40 for 4×2), the last partial
+ * vector of each row a masked load.  The dot products' lane sums depend on
+ * the vector width: AVX-512 and AVX2 CPUs differ in their last bits.
  *
  * With threads > 1 a product is split (OpenMP) into that many parts along
  * the larger of C's dimensions, in whole blocks, so that each thread reads
@@ -162,6 +165,12 @@ fastnn_sg_sum_v3_f64(__m256d v)
  * instruction set's kernels (12 or 6 rows; 128 or 64 bytes of a row). */
 #define FASTNN_SG_SPLIT_ROWS 12
 #define FASTNN_SG_SPLIT_BYTES 128
+
+/* A product with a transposed B goes through packed panels from this many
+ * blocks of rows (SG_MR each; 48 rows with AVX2, 96 with AVX-512, whose
+ * blocks multiply twice as fast for the same copy): with fewer, the copy
+ * into the panels costs more than it saves (see packed_nt). */
+#define FASTNN_SG_PACKED_NT_BLOCKS 8
 
 #define FASTNN_SG_TEMPLATE
 
@@ -302,17 +311,41 @@ SG_API void SG_FN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
 #endif
 }
 
-/* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C with A (m×k) and B (n×k) row-major. */
+/* C(m×n) = alpha·A(m×k)·Bᵀ + beta·C with A (m×k) and B (n×k) row-major:
+ * through packed panels of B where the product has PACKED_NT_BLOCKS blocks
+ * of rows or more and beta = 0, else as dot products.  The choice is the
+ * whole product's, made before any split, so that the thread count changes
+ * no bit. */
 SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                                  const SG_T *a, ptrdiff_t lda,
                                  const SG_T *b, ptrdiff_t ldb, SG_T beta,
                                  SG_T *c, ptrdiff_t ldc, int threads)
 {
 #if defined(FASTNN_SMALL_GEMM)
+    const int wide = fastnn_small_gemm_vector_bits() == 512;
+    const ptrdiff_t block_rows = wide ? 12 : 6; /* SG_MR of either set */
+    if (beta == 0 && m >= FASTNN_SG_PACKED_NT_BLOCKS * block_rows) {
+        void (*packed)(ptrdiff_t, ptrdiff_t, ptrdiff_t, SG_T, const SG_T *, ptrdiff_t,
+                       const SG_T *, ptrdiff_t, SG_T *, ptrdiff_t) =
+            wide ? SG_ISA_FN(packed_nt, v4) : SG_ISA_FN(packed_nt, v3);
+        const ptrdiff_t col_align = FASTNN_SG_SPLIT_BYTES / (ptrdiff_t) sizeof(SG_T);
+        const int parts = SG_FN(sg_parts)(m, n, FASTNN_SG_SPLIT_ROWS, col_align, threads);
+        if (parts == 1) {
+            packed(m, n, k, alpha, a, lda, b, ldb, c, ldc);
+            return;
+        }
+#pragma omp parallel for schedule(static) num_threads(parts)
+        for (int t = 0; t < parts; ++t) {
+            ptrdiff_t i0, i1, j0, j1;
+            SG_FN(sg_part)(m, n, FASTNN_SG_SPLIT_ROWS, col_align, parts, t, &i0, &i1, &j0, &j1);
+            packed(i1 - i0, j1 - j0, k, alpha, a + i0 * lda, lda, b + j0 * ldb, ldb,
+                   c + i0 * ldc + j0, ldc);
+        }
+        return;
+    }
     void (*kernel)(ptrdiff_t, ptrdiff_t, ptrdiff_t, SG_T, const SG_T *, ptrdiff_t,
                    const SG_T *, ptrdiff_t, SG_T, SG_T *, ptrdiff_t) =
-        fastnn_small_gemm_vector_bits() == 512 ? SG_ISA_FN(small_gemm_nt, v4)
-                                                : SG_ISA_FN(small_gemm_nt, v3);
+        wide ? SG_ISA_FN(small_gemm_nt, v4) : SG_ISA_FN(small_gemm_nt, v3);
     /* whole dot-product blocks of either set: 4 rows of A, 12 (4·3) rows of B */
     const int parts = SG_FN(sg_parts)(m, n, 4, 12, threads);
     if (parts == 1) {
@@ -482,6 +515,31 @@ SG_INLINE void SG_KN(block_of)(const int MR, const int A_ROW_1, const int FROM_C
 #undef FASTNN_SG_BLOCK
 }
 
+/* block_of() for the first `rows` (up to MR) rows of A at a and C at c: a
+ * constant row count per call lets the compiler keep the accumulators in
+ * registers. */
+SG_INLINE void SG_KN(rows_block)(const int A_ROW_1, const int FROM_C, ptrdiff_t rows,
+                                 ptrdiff_t k, SG_T alpha, const SG_T *a, ptrdiff_t a_row,
+                                 ptrdiff_t a_col, const SG_T *b, ptrdiff_t ldb,
+                                 ptrdiff_t safe_rows, SG_T beta, SG_T *c, ptrdiff_t ldc,
+                                 ptrdiff_t width)
+{
+    switch (rows < SG_MR ? rows : SG_MR) {
+#define FASTNN_SG_CASE(MR)                                                          \
+    case MR:                                                                        \
+        SG_KN(block_of)(MR, A_ROW_1, FROM_C, k, alpha, a, a_row, a_col, b, ldb,    \
+                        safe_rows, beta, c, ldc, width);                            \
+        break;
+    FASTNN_SG_CASE(1) FASTNN_SG_CASE(2) FASTNN_SG_CASE(3) FASTNN_SG_CASE(4)
+    FASTNN_SG_CASE(5) FASTNN_SG_CASE(6)
+#if SG_MR > 6
+    FASTNN_SG_CASE(7) FASTNN_SG_CASE(8)
+    FASTNN_SG_CASE(9) FASTNN_SG_CASE(10) FASTNN_SG_CASE(11) FASTNN_SG_CASE(12)
+#endif
+#undef FASTNN_SG_CASE
+    }
+}
+
 /* The block of C at rows i0 and columns j0 (A_ROW_1: a_row is 1; FROM_C:
  * continuing C's sums, see block()). */
 SG_INLINE void SG_KN(block_at)(const int A_ROW_1, const int FROM_C, ptrdiff_t i0, ptrdiff_t j0,
@@ -501,24 +559,8 @@ SG_INLINE void SG_KN(block_at)(const int A_ROW_1, const int FROM_C, ptrdiff_t i0
         if (safe_rows > k)
             safe_rows = k;
     }
-    const SG_T *a_i = a + i0 * a_row;
-    SG_T *c_i = c + i0 * ldc + j0;
-    /* A constant row count per call lets the compiler keep the accumulators
-     * in registers. */
-    switch (m - i0 < SG_MR ? m - i0 : SG_MR) {
-#define FASTNN_SG_CASE(MR)                                                          \
-    case MR:                                                                        \
-        SG_KN(block_of)(MR, A_ROW_1, FROM_C, k, alpha, a_i, a_row, a_col, b + j0, ldb,     \
-                        safe_rows, beta, c_i, ldc, width);                          \
-        break;
-    FASTNN_SG_CASE(1) FASTNN_SG_CASE(2) FASTNN_SG_CASE(3) FASTNN_SG_CASE(4)
-    FASTNN_SG_CASE(5) FASTNN_SG_CASE(6)
-#if SG_MR > 6
-    FASTNN_SG_CASE(7) FASTNN_SG_CASE(8)
-    FASTNN_SG_CASE(9) FASTNN_SG_CASE(10) FASTNN_SG_CASE(11) FASTNN_SG_CASE(12)
-#endif
-#undef FASTNN_SG_CASE
-    }
+    SG_KN(rows_block)(A_ROW_1, FROM_C, m - i0, k, alpha, a + i0 * a_row, a_row, a_col, b + j0,
+                      ldb, safe_rows, beta, c + i0 * ldc + j0, ldc, width);
 }
 
 /* Rows of B in a slice of the inner dimension: a slice of a block's columns
@@ -646,6 +688,61 @@ static void SG_KN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alp
         case 3: SG_KN(dot_rows)(3, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
 #endif
         default: SG_KN(dot_rows)(SG_DOT_A, n, k, alpha, a_i, lda, b, ldb, beta, c_i, ldc); break;
+        }
+    }
+}
+
+/* C(m×n) = alpha·A(m×k)·Bᵀ with A (m×k) and B (n×k) row-major, on one
+ * thread, as the plain product: SG_BLOCK rows of B at a time, SG_DEPTH of
+ * their columns at a time copied transposed into a panel (16 KiB, in L1)
+ * that every block of MR rows of A then multiplies as block() multiplies
+ * B's rows, C holding the sums between slices.  Each element is the sum
+ * over p in order, as in small_gemm(), whatever the vector width.  Worth
+ * the copy where many blocks of rows share each panel: on one core of an
+ * AMD EPYC, family 25, model 1 (AVX2), medians of 21, C of 128×784 from A
+ * 128×256 and B 784×256 took 867 µs against 1105 as dot products; C of
+ * 48×256 from B 256×128 61 against 62, of 32×256 57 either way, of 12×256
+ * 27 against 18. */
+/* C (+)= alpha·A·panel for every block of MR rows of A (m×depth, row-major)
+ * and C, the panel depth×SG_BLOCK.  Apart from the copy into the panel:
+ * inlined beside it, GCC 12 kept one accumulator on the stack. */
+__attribute__((target(SG_TARGET), noinline))
+static void SG_KN(panel_product)(int from_c, ptrdiff_t m, ptrdiff_t depth, SG_T alpha,
+                                 const SG_T *a, ptrdiff_t lda, const SG_T *panel, SG_T *c,
+                                 ptrdiff_t ldc, ptrdiff_t width)
+{
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR) {
+        if (from_c)
+            SG_KN(rows_block)(0, 1, m - i0, depth, alpha, a + i0 * lda, lda, 1, panel,
+                              SG_BLOCK, depth, 0, c + i0 * ldc, ldc, width);
+        else
+            SG_KN(rows_block)(0, 0, m - i0, depth, alpha, a + i0 * lda, lda, 1, panel,
+                              SG_BLOCK, depth, 0, c + i0 * ldc, ldc, width);
+    }
+}
+
+__attribute__((target(SG_TARGET)))
+static void SG_KN(packed_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                             const SG_T *a, ptrdiff_t lda, const SG_T *b, ptrdiff_t ldb,
+                             SG_T *c, ptrdiff_t ldc)
+{
+    SG_T panel[SG_DEPTH * SG_BLOCK] __attribute__((aligned(64)));
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += SG_BLOCK) {
+        const ptrdiff_t width = n - j0 < SG_BLOCK ? n - j0 : SG_BLOCK;
+        for (ptrdiff_t p0 = 0; p0 < k; p0 += SG_DEPTH) {
+            const ptrdiff_t depth = k - p0 < SG_DEPTH ? k - p0 : SG_DEPTH;
+            const SG_T scale = p0 + depth == k ? alpha : 1; /* on the finished sums only */
+            ptrdiff_t j = 0;
+            for (; j < width; ++j) {
+                const SG_T *b_j = b + (j0 + j) * ldb + p0;
+                for (ptrdiff_t q = 0; q < depth; ++q)
+                    panel[q * SG_BLOCK + j] = b_j[q];
+            }
+            for (; j < SG_BLOCK; ++j)
+                for (ptrdiff_t q = 0; q < depth; ++q)
+                    panel[q * SG_BLOCK + j] = 0;
+            SG_KN(panel_product)(p0 > 0, m, depth, scale, a + p0, lda, panel, c + j0, ldc,
+                                 width);
         }
     }
 }
