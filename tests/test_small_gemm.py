@@ -208,6 +208,15 @@ def test_each_backend_against_numpy(kind, m, n, k, backend, threads, dtype, rng)
     assert_close(c, 0.25 * start - reference(kind, a, b), dtype, scale=np.sqrt(k) + 1)
 
 
+def own_product(kind, a, b, alpha):
+    """alpha·op(A)·op(B) on the own kernels, one thread."""
+    m = a.shape[1] if kind == "tn" else a.shape[0]
+    n = b.shape[0] if kind == "nt" else b.shape[1]
+    c = np.empty((m, n), a.dtype)
+    gemm_choice.product(kind, a, b, c, alpha=alpha, beta=0.0, backend="own", threads=1)
+    return c
+
+
 @needs_kernels
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
 def test_a_deep_product_of_many_rows_has_the_bits_of_a_few_rows_at_a_time(alpha, dtype, rng):
@@ -215,14 +224,11 @@ def test_a_deep_product_of_many_rows_has_the_bits_of_a_few_rows_at_a_time(alpha,
     # of its rows, C holding the sums between them; through 12 rows they
     # do not.  Either way each element is the same multiply-adds in the
     # same order.  70 columns end in a partial block.
-    a, b, c = operands("nn", 60, 70, 600, dtype, rng, pad=0)
-    gemm_choice.product("nn", a, b, c, alpha=alpha, beta=0.0, backend="own", threads=1)
+    a, b, _ = operands("nn", 60, 70, 600, dtype, rng, pad=0)
+    c = own_product("nn", a, b, alpha)
     assert_close(c, alpha * reference("nn", a, b), dtype, scale=np.sqrt(600))
-    pieces = np.empty_like(c)
-    for i in range(0, 60, 12):
-        gemm_choice.product("nn", a[i:i + 12], b, pieces[i:i + 12], alpha=alpha, beta=0.0,
-                            backend="own", threads=1)
-    np.testing.assert_array_equal(c, pieces)
+    pieces = [own_product("nn", a[i:i + 12], b, alpha) for i in range(0, 60, 12)]
+    np.testing.assert_array_equal(c, np.vstack(pieces))
 
 
 @needs_kernels
@@ -230,13 +236,10 @@ def test_a_deep_product_of_many_rows_has_the_bits_of_a_few_rows_at_a_time(alpha,
 def test_many_rows_by_a_transposed_b_have_the_bits_of_the_plain_product(alpha, dtype, rng):
     # From 96 rows (48 with AVX2) dZ·Wᵀ copies W's rows into panels and sums
     # each element in order, as dZ·(Wᵀ as a matrix of its own) does.
-    a, b, c = operands("nt", 100, 70, 300, dtype, rng, pad=0)
-    gemm_choice.product("nt", a, b, c, alpha=alpha, beta=0.0, backend="own", threads=1)
+    a, b, _ = operands("nt", 100, 70, 300, dtype, rng, pad=0)
+    c = own_product("nt", a, b, alpha)
     assert_close(c, alpha * reference("nt", a, b), dtype, scale=np.sqrt(300))
-    plain = np.empty_like(c)
-    gemm_choice.product("nn", a, np.ascontiguousarray(b.T), plain, alpha=alpha, beta=0.0,
-                        backend="own", threads=1)
-    np.testing.assert_array_equal(c, plain)
+    np.testing.assert_array_equal(c, own_product("nn", a, np.ascontiguousarray(b.T), alpha))
 
 
 @needs_kernels
