@@ -412,14 +412,15 @@ SG_INLINE void SG_KN(rank1)(const int MR, const int TWO, const SG_T *a_p, ptrdif
 
 /* One MR-row block of C, columns [0, width) of the block at b and c, width
  * over one vector if TWO.  Rows p < safe_rows of B are loaded in place, later
- * ones (only if PADDED) through a padded copy (see the file comment).  FROM_C
- * continues the sums that C holds (a later slice of the inner dimension;
- * beta is then 0).  MR, TWO, a_row = 1 (A transposed), PADDED and FROM_C are
- * constants where this is inlined: with a branch on any of them left in the loop over p, GCC 12 kept
- * the AVX2 accumulators on the stack and ran at a third of the speed; with
- * the padded loop always compiled in, it kept a copy of them on the stack,
- * zeroed and stored at every block (the weight gradient of ten rows,
- * 784×256, ran 20-25 % slower on an AMD EPYC, family 25, model 1). */
+ * ones (only if PADDED) through a padded copy (see the file comment).
+ * FROM_C continues the sums that C holds (a later slice of the inner
+ * dimension; beta is then 0).  MR, TWO, a_row = 1 (A transposed), PADDED and
+ * FROM_C are constants where this is inlined: with a branch on any of them
+ * left in the loop over p, GCC 12 kept the AVX2 accumulators on the stack
+ * and ran at a third of the speed; with the padded loop always compiled in,
+ * it kept a copy of them on the stack, zeroed and stored at every block (the
+ * weight gradient of ten rows, 784×256, ran 20-25 % slower on an AMD EPYC,
+ * family 25, model 1). */
 SG_INLINE void SG_KN(block)(const int MR, const int TWO, const int A_ROW_1, const int PADDED,
                             const int FROM_C, ptrdiff_t k,
                             SG_T alpha, const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
