@@ -323,31 +323,16 @@ SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alp
 {
 #if defined(FASTNN_SMALL_GEMM)
     const int wide = fastnn_small_gemm_vector_bits() == 512;
-    const ptrdiff_t block_rows = wide ? 12 : 6; /* SG_MR of either set */
-    if (beta == 0 && m >= FASTNN_SG_PACKED_NT_BLOCKS * block_rows) {
-        void (*packed)(ptrdiff_t, ptrdiff_t, ptrdiff_t, SG_T, const SG_T *, ptrdiff_t,
-                       const SG_T *, ptrdiff_t, SG_T *, ptrdiff_t) =
-            wide ? SG_ISA_FN(packed_nt, v4) : SG_ISA_FN(packed_nt, v3);
-        const ptrdiff_t col_align = FASTNN_SG_SPLIT_BYTES / (ptrdiff_t) sizeof(SG_T);
-        const int parts = SG_FN(sg_parts)(m, n, FASTNN_SG_SPLIT_ROWS, col_align, threads);
-        if (parts == 1) {
-            packed(m, n, k, alpha, a, lda, b, ldb, c, ldc);
-            return;
-        }
-#pragma omp parallel for schedule(static) num_threads(parts)
-        for (int t = 0; t < parts; ++t) {
-            ptrdiff_t i0, i1, j0, j1;
-            SG_FN(sg_part)(m, n, FASTNN_SG_SPLIT_ROWS, col_align, parts, t, &i0, &i1, &j0, &j1);
-            packed(i1 - i0, j1 - j0, k, alpha, a + i0 * lda, lda, b + j0 * ldb, ldb,
-                   c + i0 * ldc + j0, ldc);
-        }
-        return;
-    }
+    const int packed = beta == 0 && m >= FASTNN_SG_PACKED_NT_BLOCKS * (wide ? 12 : 6);
     void (*kernel)(ptrdiff_t, ptrdiff_t, ptrdiff_t, SG_T, const SG_T *, ptrdiff_t,
                    const SG_T *, ptrdiff_t, SG_T, SG_T *, ptrdiff_t) =
-        wide ? SG_ISA_FN(small_gemm_nt, v4) : SG_ISA_FN(small_gemm_nt, v3);
-    /* whole dot-product blocks of either set: 4 rows of A, 12 (4·3) rows of B */
-    const int parts = SG_FN(sg_parts)(m, n, 4, 12, threads);
+        packed ? (wide ? SG_ISA_FN(packed_nt, v4) : SG_ISA_FN(packed_nt, v3))
+               : (wide ? SG_ISA_FN(small_gemm_nt, v4) : SG_ISA_FN(small_gemm_nt, v3));
+    /* parts in whole blocks of either set: the packed kernels' (as small_gemm's),
+     * or the dot products' 4 rows of A and 12 (4·3) rows of B */
+    const ptrdiff_t row_align = packed ? FASTNN_SG_SPLIT_ROWS : 4;
+    const ptrdiff_t col_align = packed ? FASTNN_SG_SPLIT_BYTES / (ptrdiff_t) sizeof(SG_T) : 12;
+    const int parts = SG_FN(sg_parts)(m, n, row_align, col_align, threads);
     if (parts == 1) {
         kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -355,7 +340,7 @@ SG_API void SG_FN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alp
 #pragma omp parallel for schedule(static) num_threads(parts)
     for (int t = 0; t < parts; ++t) {
         ptrdiff_t i0, i1, j0, j1;
-        SG_FN(sg_part)(m, n, 4, 12, parts, t, &i0, &i1, &j0, &j1);
+        SG_FN(sg_part)(m, n, row_align, col_align, parts, t, &i0, &i1, &j0, &j1);
         kernel(i1 - i0, j1 - j0, k, alpha, a + i0 * lda, lda, b + j0 * ldb, ldb, beta,
                c + i0 * ldc + j0, ldc);
     }
@@ -693,9 +678,9 @@ static void SG_KN(small_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alp
     }
 }
 
-/* C(m×n) = alpha·A(m×k)·Bᵀ with A (m×k) and B (n×k) row-major, on one
- * thread, as the plain product: SG_BLOCK rows of B at a time, SG_DEPTH of
- * their columns at a time copied transposed into a panel (16 KiB, in L1)
+/* C(m×n) = alpha·A(m×k)·Bᵀ with A (m×k) and B (n×k) row-major and beta = 0,
+ * on one thread, as the plain product: SG_BLOCK rows of B at a time, SG_DEPTH
+ * of their columns at a time copied transposed into a panel (16 KiB, in L1)
  * that every block of MR rows of A then multiplies as block() multiplies
  * B's rows, C holding the sums between slices.  Each element is the sum
  * over p in order, as in small_gemm(), whatever the vector width.  Worth
@@ -725,8 +710,9 @@ static void SG_KN(panel_product)(int from_c, ptrdiff_t m, ptrdiff_t depth, SG_T 
 __attribute__((target(SG_TARGET)))
 static void SG_KN(packed_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                              const SG_T *a, ptrdiff_t lda, const SG_T *b, ptrdiff_t ldb,
-                             SG_T *c, ptrdiff_t ldc)
+                             SG_T beta, SG_T *c, ptrdiff_t ldc)
 {
+    (void) beta; /* 0: small_gemm_nt calls this only then */
     SG_T panel[SG_DEPTH * SG_BLOCK] __attribute__((aligned(64)));
     for (ptrdiff_t j0 = 0; j0 < n; j0 += SG_BLOCK) {
         const ptrdiff_t width = n - j0 < SG_BLOCK ? n - j0 : SG_BLOCK;
