@@ -256,21 +256,46 @@ def _calibrated(dtype):
         return decide(measure(dtype), 1)
 
 
+#: where Linux describes the CPU
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_identity():
+    """The first processor's model name, family, model and stepping (``platform`` elsewhere).
+
+    The name alone does not tell CPUs apart: virtual machines often call
+    every AMD processor "AMD EPYC", a Zen 3 and a Zen 5 alike.
+    """
+    fields = {"model name": platform.processor(), "cpu family": "?", "model": "?",
+              "stepping": "?"}
+    try:
+        with open(CPUINFO) as info:
+            for line in info:
+                if not line.strip():
+                    break  # the first processor's block ends
+                name, _, value = line.partition(":")
+                if name.strip() in fields:
+                    fields[name.strip()] = value.strip()
+    except OSError:
+        pass
+    return (f"{fields['model name']}, family {fields['cpu family']} model {fields['model']} "
+            f"stepping {fields['stepping']}")
+
+
 def machine():
-    """The cache key of this machine: CPU model, CPU count, library versions."""
+    """The cache key of this machine: CPU, CPU count, BLAS kernels, library versions.
+
+    The BLAS part names each loaded BLAS's version and the kernels it runs
+    (OpenBLAS picks them by CPU, or by OPENBLAS_CORETYPE): the crossover
+    against BLAS moves with them.
+    """
     import scipy
 
     from fastnn import __version__
+    from fastnn import _threads  # which imports this module
 
-    model_name = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as info:
-            model_name = next((line.split(":", 1)[1].strip() for line in info
-                               if line.startswith("model name")), model_name)
-    except OSError:
-        pass
-    return (f"{model_name}|{os.cpu_count()}|numpy {np.__version__}|scipy {scipy.__version__}"
-            f"|fastnn {__version__}")
+    return (f"{cpu_identity()}|{os.cpu_count()}|{'; '.join(_threads.blas_kernels())}"
+            f"|numpy {np.__version__}|scipy {scipy.__version__}|fastnn {__version__}")
 
 
 def cache_path():

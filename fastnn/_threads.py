@@ -7,8 +7,8 @@ the CPU, the step's size and how busy the machine is — on a 2-core AMD EPYC
 (Zen 3) shared with other work, a two-thread Adam step over 79,510
 parameters made a Fashion-MNIST epoch 6.5 times slower than one thread.  So
 the first fit of a given optimizer and size times the update both ways on
-scratch buffers and keeps the faster; the choice is cached per CPU model and
-library versions in the user's cache directory.  The thread count never
+scratch buffers and keeps the faster; the choice is cached per CPU, BLAS kernels and
+library versions (``fastnn._calibration.machine``) in the user's cache directory.  The thread count never
 changes the numbers (each thread updates its own slice), only the speed.
 
 ``FASTNN_CALIBRATION=redo`` measures again and overwrites the cache;
@@ -60,15 +60,32 @@ def openmp_threads():
 _blas_pools = None
 
 
-def blas_threaded():
-    """Whether a loaded BLAS may use more than one thread (its current limit)."""
+def blas_pools():
+    """threadpoolctl's controllers of the loaded BLAS libraries (found once per process)."""
     global _blas_pools
     if _blas_pools is None:  # finding the libraries takes milliseconds; once
         from threadpoolctl import ThreadpoolController
 
         _blas_pools = [pool for pool in ThreadpoolController().lib_controllers
                        if pool.user_api == "blas"]
-    return any(pool.num_threads > 1 for pool in _blas_pools)
+    return _blas_pools
+
+
+def blas_threaded():
+    """Whether a loaded BLAS may use more than one thread (its current limit)."""
+    return any(pool.num_threads > 1 for pool in blas_pools())
+
+
+def blas_kernels():
+    """The kernel sets the loaded BLAS libraries run, e.g. ["openblas Haswell"].
+
+    OpenBLAS picks its kernels by CPU, or by OPENBLAS_CORETYPE, at load
+    time: the crossover against BLAS moves with them.  Versions are left out
+    (NumPy's and SciPy's versions fix their OpenBLAS), so that another
+    package loading its own copy of a library does not change the answer.
+    """
+    return sorted({f"{pool.internal_api} {pool.architecture}" for pool in blas_pools()
+                   if getattr(pool, "architecture", None)})
 
 
 def step_threads(model, plan=None):

@@ -179,6 +179,36 @@ def test_measured_once_cached_redone_and_switched_off(fresh_cache, monkeypatch):
     assert calls == ["float32", "float32"]
 
 
+def test_the_cache_key_tells_apart_cpus_of_one_name_and_blas_kernels(tmp_path, monkeypatch):
+    # Virtual machines often name every AMD CPU "AMD EPYC": a Zen 3 and a Zen 5
+    # must not share a choice, nor OpenBLAS with its Haswell and its SkylakeX
+    # kernels (OPENBLAS_CORETYPE), whose speeds differ twice over.
+    def key(family, model, blas_kernels):
+        cpuinfo = tmp_path / f"cpuinfo-{family}-{model}"
+        cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                           f"cpu family\t: {family}\nmodel\t\t: {model}\n"
+                           "model name\t: AMD EPYC\nstepping\t: 1\n\n"
+                           f"processor\t: 1\ncpu family\t: {family}\nmodel\t\t: {model}\n")
+        monkeypatch.setattr(_calibration, "CPUINFO", str(cpuinfo))
+        monkeypatch.setattr(_threads, "blas_kernels", lambda: blas_kernels)
+        return _calibration.machine()
+
+    zen3 = key(25, 1, ["openblas Haswell"])
+    assert zen3 == key(25, 1, ["openblas Haswell"])
+    assert "AMD EPYC" in zen3 and "family 25 model 1 stepping 1" in zen3
+    assert key(26, 2, ["openblas Haswell"]) != zen3
+    assert key(25, 1, ["openblas SkylakeX"]) != zen3
+
+
+def test_the_cache_key_of_this_machine_names_its_blas_kernels():
+    import threadpoolctl
+
+    key = _calibration.machine()
+    assert all(f"{pool['internal_api']} {pool['architecture']}" in key
+               for pool in threadpoolctl.threadpool_info()
+               if pool["user_api"] == "blas" and pool.get("architecture"))
+
+
 @needs_kernels
 def test_an_unreadable_cache_entry_is_measured_again(fresh_cache, monkeypatch):
     monkeypatch.setattr(_calibration, "calibrate", lambda dtype: _calibration.decide(
