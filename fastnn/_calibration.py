@@ -7,10 +7,11 @@ on OpenBLAS, which first repacks them: with a few rows the repacking costs
 more than the arithmetic, with many it pays.  Where the crossover lies, and
 whether splitting a product over two threads pays, depends on the CPU, its
 caches and the BLAS build.  So the first fit in a given dtype times both on
-a few shape classes (``ROWS`` × the three products × two layer sizes, each
-timed in two passes; about 1.3 s on a 2-core Zen 3 EPYC) and derives, per product,
-the largest batch for the own kernels and the smallest product worth
-splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
+a few shape classes (``ROWS`` × the three products × two layer sizes, and
+``LARGE_ROWS`` on one wide layer, each timed in two passes; about 3.6 s on
+a 2-core AMD EPYC, family 26, model 2) and derives, per product, the largest
+batch for the own kernels, for small and for larger weight matrices, and
+the smallest product worth splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
 keyed by the machine alone) and into the integers that the compiled code
 reads (``fastnn_ext.gemm_choice``).
 
@@ -46,9 +47,13 @@ from fastnn._files import atomic_write
 from fastnn_ext import gemm_choice as _choice
 
 #: batch sizes (rows) the crossover is looked for at
-ROWS = (1, 4, 10, 32, 64, 128, 256)
+ROWS = (1, 4, 10, 32, 64, 128, 256, 512)
 #: layer sizes (n_in, n_out) each product is timed at, summed
 LAYERS = ((784, 256), (256, 128))
+#: a larger layer, timed alone at LARGE_ROWS: its crossover holds for weight
+#: matrices between LAYERS' and its own size
+LARGE_LAYER = (2048, 2048)
+LARGE_ROWS = (64, 512)
 #: W's row lengths (n_out) the input gradient's dot products are timed at, with
 #: a batch of LENGTH_ROWS (or fewer, see ``decide``)
 LENGTHS = (8, 16, 32, 64, 128)
@@ -64,7 +69,7 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 BLAS_SPIN_SECONDS = 0.1
 
 #: the version of ``decide``'s rule: a cache entry made by another rule is not used
-RULE = 5
+RULE = 6
 
 _applied = {}
 
@@ -79,7 +84,8 @@ def blas_always():
     """The choice that sends every product to BLAS (no calibration)."""
     return {"own_max_rows": dict.fromkeys(_choice.PRODUCTS, 0), "own_min_length": 0,
             "split_min_work": dict.fromkeys(_choice.PRODUCTS, math.inf), "threads": 1,
-            "own_max_weights": 0}
+            "own_max_weights": 0, "own_large_max_rows": dict.fromkeys(_choice.PRODUCTS, 0),
+            "own_large_max_weights": 0}
 
 
 def best_cut(classes, gain, patience=2):
@@ -110,8 +116,8 @@ def decide(timings, threads):
     Parameters
     ----------
     timings : callable (product, backend, threads, rows, n_in, n_out) -> seconds
-        The time of one product of that batch and layer size on "own" (with
-        that many threads) or "blas".
+        The time of one product of that batch and layer size on "own" (split
+        over that many threads) or "blas" (its pool limited to as many).
     threads : int
         The thread count a split would use (1: none is considered).
 
@@ -132,6 +138,11 @@ def decide(timings, threads):
         own_max_rows (none: BLAS always).  An own-kernel product is split from
         ``split_min_work`` multiply-adds: the cut of the classes, largest
         first, by t_1thread / (REQUIRED_GAIN · t_threads) (none: inf, never).
+        A weight matrix larger than LAYERS' but not than LARGE_LAYER's runs
+        on the own kernels up to ``own_large_max_rows``: the cut of
+        LARGE_ROWS on LARGE_LAYER alone, by the smaller of t_BLAS / t_own on
+        one thread and on ``threads`` (own split, BLAS's pool as large), so
+        that the own kernels take only what they win however a step threads.
     """
     def work(product, rows, layer):
         return math.prod(shape(product, rows, *layer))
@@ -177,9 +188,30 @@ def decide(timings, threads):
             "nt", "own", 1, rows, LAYERS[0][0], length))
         if min_length == 0:
             max_rows["nt"] = 0
+    def large_gain(product, rows):
+        # the own kernels first: timed after BLAS, a split would wait out its spinning
+        own_times, blas_times = ({n: timings(product, backend, n, rows, *LARGE_LAYER)
+                                  for n in sorted({1, threads})} for backend in ("own", "blas"))
+        return min(blas_times[n] / own_times[n] for n in own_times)
+
+    large = {product: best_cut(LARGE_ROWS, lambda rows: large_gain(product, rows))
+             for product in _choice.PRODUCTS}
     # the crossovers hold for the layer sizes timed, not beyond
     return {"own_max_rows": max_rows, "own_min_length": min_length, "split_min_work": split,
-            "threads": threads, "own_max_weights": max(n_in * n_out for n_in, n_out in LAYERS)}
+            "threads": threads, "own_max_weights": max(n_in * n_out for n_in, n_out in LAYERS),
+            "own_large_max_rows": large, "own_large_max_weights": math.prod(LARGE_LAYER)}
+
+
+@contextlib.contextmanager
+def _blas_threads(threads):
+    """BLAS's pools limited to ``threads`` for the block (None: as they are)."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(threads, user_api="blas"):
+        yield
 
 
 def measure(dtype):
@@ -205,14 +237,15 @@ def measure(dtype):
             time.sleep(BLAS_SPIN_SECONDS)
         last[:] = [backend, n_threads]
         m, n, k = shape(product, rows, n_in, n_out)
-        once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
-        calls = int(SAMPLE_SECONDS / max(once, 1e-7))
-        return once if calls < 2 else min(
-            _choice.time_product(product, m, n, k, dtype, backend, n_threads, calls)
-            for _ in range(SAMPLES)) / calls
+        with _blas_threads(n_threads if backend == "blas" else None):
+            once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
+            calls = int(SAMPLE_SECONDS / max(once, 1e-7))
+            return once if calls < 2 else min(
+                _choice.time_product(product, m, n, k, dtype, backend, n_threads, calls)
+                for _ in range(SAMPLES)) / calls
 
     def timing(product, backend, n_threads, rows, n_in, n_out):
-        key = (product, backend, n_threads if backend == "own" else 1, rows, n_in, n_out)
+        key = (product, backend, n_threads, rows, n_in, n_out)
         if key not in table:
             table[key] = sample(key)
         return table[key]

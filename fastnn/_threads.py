@@ -15,6 +15,7 @@ changes the numbers (each thread updates its own slice), only the speed.
 ``FASTNN_CALIBRATION=off`` measures nothing and uses one thread.
 """
 
+import contextlib
 import math
 import os
 import time
@@ -57,18 +58,22 @@ def openmp_threads():
     return 1 if in_forked_child() else _update.max_threads()
 
 
-_blas_pools = None
+_controller = None
+
+
+def _threadpools():
+    """threadpoolctl's controller of the loaded libraries (found once per process)."""
+    global _controller
+    if _controller is None:  # finding the libraries takes milliseconds; once
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def blas_pools():
-    """threadpoolctl's controllers of the loaded BLAS libraries (found once per process)."""
-    global _blas_pools
-    if _blas_pools is None:  # finding the libraries takes milliseconds; once
-        from threadpoolctl import ThreadpoolController
-
-        _blas_pools = [pool for pool in ThreadpoolController().lib_controllers
-                       if pool.user_api == "blas"]
-    return _blas_pools
+    """threadpoolctl's controllers of the loaded BLAS libraries."""
+    return [pool for pool in _threadpools().lib_controllers if pool.user_api == "blas"]
 
 
 def blas_threaded():
@@ -88,6 +93,32 @@ def blas_kernels():
                    if getattr(pool, "architecture", None)})
 
 
+def blas_limited(model, plan):
+    """Whether an epoch of ``model``'s ``plan`` runs BLAS on one thread, so that the
+    step's own threads may run (``blas_on_one_thread``).
+
+    Where a step gives BLAS a product large enough for BLAS to thread it,
+    only one side may use the cores: BLAS for its products, ours waiting, or
+    ours for the own kernels' split and the update, BLAS on one thread —
+    which is how the calibration timed it (``fastnn._calibration.decide``).
+    Either side's products run about twice as fast on two cores, so the cores
+    go to the side with more of the step's multiply-adds.
+    """
+    _calibration.gemm_choice(model.dtype)  # which products go to BLAS
+    on_blas, elsewhere = plan.product_work()
+    return 0 < on_blas < elsewhere and openmp_threads() > 1 and blas_threaded()
+
+
+@contextlib.contextmanager
+def blas_on_one_thread(active=True):
+    """BLAS's pools limited to one thread for the block, where ``active``."""
+    if not active:
+        yield
+        return
+    with _threadpools().limit(limits=1, user_api="blas"):
+        yield
+
+
 def step_threads(model, plan=None):
     """Threads each update of ``model``'s fit may use now.
 
@@ -101,7 +132,8 @@ def step_threads(model, plan=None):
     _calibration.gemm_choice(model.dtype)
     allowed, threaded = openmp_threads(), blas_threaded()
     if plan is not None:
-        allowed = plan.step_threads(allowed, threaded)
+        # an epoch that limits BLAS to one thread runs the step's threads
+        allowed = plan.step_threads(allowed, threaded and not blas_limited(model, plan))
     elif threaded:
         allowed = 1
     use_split_threads(allowed)

@@ -181,6 +181,10 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     """One epoch in compiled calls (``data``: EpochRows): one per chunk of rows, or
     PROGRESS_SLICES when progress is shown; no call spans two chunks.
 
+    Where BLAS would thread some of the step's products but the own kernels
+    carry most of its multiply-adds, BLAS runs on one thread for the epoch
+    and the step's threads are ours (``_threads.blas_limited``).
+
     Where the step may use several threads, the epoch first times them
     against one thread on its own steps — PROBE_STEPS with one, then as many
     with all, for the products' split and the update alike — and keeps the
@@ -198,6 +202,12 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     thread for C4's Adam update, which takes 197 µs on one thread and 141
     on two there.  The thread count never changes a result.
     """
+    with _threads.blas_on_one_thread(_threads.blas_limited(model, plan)):
+        return _epoch_calls(model, plan, data, rates, epoch, hooks)
+
+
+def _epoch_calls(model, plan, data, rates, epoch, hooks):
+    """compiled_epoch's calls, BLAS's threads settled."""
     n_steps = len(rates)
     per_call = -(-n_steps // PROGRESS_SLICES) if wants_progress(hooks) else n_steps
     allowed = _threads.step_threads(model, plan)

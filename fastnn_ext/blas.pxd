@@ -44,13 +44,16 @@ cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n
     cdef int t = item_size == 8
     if m <= 0 or n <= 0 or k <= 0 or kind < 0:
         return False
-    if (k if kind == PRODUCT_TN else m) > choice.own_max_rows[t][kind]:
-        return False
-    if kind == PRODUCT_NT and k < choice.own_min_length[t]:
-        return False
+    cdef int rows = k if kind == PRODUCT_TN else m
     # W is k×n in the forward product, m×n (the gradient's shape) in the
     # weight gradient, n×k in the input gradient
-    if <long long> (m if kind == PRODUCT_TN else k) * n > choice.own_max_weights[t]:
+    cdef long long weights = <long long> (m if kind == PRODUCT_TN else k) * n
+    if kind == PRODUCT_NT and k < choice.own_min_length[t]:
+        return False
+    if weights <= choice.own_max_weights[t]:
+        if rows > choice.own_max_rows[t][kind]:
+            return False
+    elif weights > choice.own_large_max_weights[t] or rows > choice.own_large_max_rows[t][kind]:
         return False
     return small_gemm_available()
 

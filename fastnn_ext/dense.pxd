@@ -18,14 +18,27 @@ cdef inline void dense_forward(const floating* x, const floating* w,
     activation_forward(act, y, b, y, m, n_out, alpha)
 
 
-cdef inline bint dense_may_use_blas_threads(Py_ssize_t m, Py_ssize_t n_in,
-                                            Py_ssize_t n_out, bint grad_x,
-                                            size_t item_size) noexcept nogil:
-    """Whether a training step of an m-row batch may wake BLAS's threads."""
-    return (gemm_may_use_blas_threads(False, False, <int> m, <int> n_out, <int> n_in, item_size)
-            or gemm_may_use_blas_threads(True, False, <int> n_in, <int> n_out, <int> m, item_size)
-            or (grad_x and gemm_may_use_blas_threads(False, True, <int> m, <int> n_in,
-                                                     <int> n_out, item_size)))
+cdef inline double _product_work(bint transpose_a, bint transpose_b, int m, int n, int k,
+                                  size_t item_size, double* elsewhere) noexcept nogil:
+    cdef double work = <double> m * n * k
+    if gemm_may_use_blas_threads(transpose_a, transpose_b, m, n, k, item_size):
+        return work
+    elsewhere[0] += work
+    return 0
+
+
+cdef inline double dense_product_work(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
+                                      bint grad_x, size_t item_size,
+                                      double* elsewhere) noexcept nogil:
+    """Multiply-adds of a training step of an m-row batch that BLAS runs at a size
+    where it wakes its threads (returned); the others are added to *elsewhere."""
+    cdef double on_blas = (
+        _product_work(False, False, <int> m, <int> n_out, <int> n_in, item_size, elsewhere)
+        + _product_work(True, False, <int> n_in, <int> n_out, <int> m, item_size, elsewhere))
+    if grad_x:
+        on_blas += _product_work(False, True, <int> m, <int> n_in, <int> n_out, item_size,
+                                 elsewhere)
+    return on_blas
 
 
 cdef inline void column_sums(const floating* a, floating* sums, Py_ssize_t m,

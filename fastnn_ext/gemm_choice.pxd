@@ -19,10 +19,15 @@ cdef struct GemmChoice:
     # ... and, for the input gradient, only where rows of W (the dot
     # products' length) have at least this many elements ...
     int own_min_length[2]
-    # ... and only where W has at most this many elements: the kernels
-    # stream W from memory once per block of rows, so the crossover found
-    # on the calibrated layer sizes says nothing about larger ones
+    # ... where W has at most this many elements: the kernels stream W
+    # from memory once per block of rows, so the crossover found on the
+    # calibrated layer sizes says nothing about larger ones ...
     long long own_max_weights[2]
+    # ... and for a larger W, up to own_large_max_weights elements, batches
+    # of at most own_large_max_rows rows (0: BLAS always), the crossover
+    # found on a large layer
+    int own_large_max_rows[2][N_PRODUCTS]
+    long long own_large_max_weights[2]
     # own-kernel products of at least this many multiply-adds are split
     # over `threads` threads ...
     double split_min_work[2][N_PRODUCTS]

@@ -40,8 +40,10 @@ BLAS_THREADED_WORK = BLAS_ONE_THREAD_MAX_WORK
 for _t in range(2):
     choice.own_min_length[_t] = 0
     choice.own_max_weights[_t] = 0
+    choice.own_large_max_weights[_t] = 0
     for _kind in range(N_PRODUCTS):
         choice.own_max_rows[_t][_kind] = 0
+        choice.own_large_max_rows[_t][_kind] = 0
         choice.split_min_work[_t][_kind] = INFINITY
 choice.split_floor = INFINITY
 choice.threads = 1
@@ -72,7 +74,7 @@ UNLIMITED = 2 ** 62
 
 
 def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
-               own_max_weights=UNLIMITED):
+               own_max_weights=UNLIMITED, own_large_max_rows=None, own_large_max_weights=0):
     """Set the choice for one dtype (the thread count for both).
 
     Parameters
@@ -91,14 +93,22 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
         The split's thread count; 1 splits nothing.  The thread count never
         changes a result, only its speed.
     own_max_weights : int >= 0
-        The own kernels run only products whose weight matrix W has at most
-        this many elements.
+        ``own_max_rows`` holds for products whose weight matrix W has at most
+        this many elements ...
+    own_large_max_rows : dict {"nn", "tn", "nt": int >= 0}, optional
+        ... and this one (default: 0, BLAS) for a larger W, of at most
+        ``own_large_max_weights`` elements; BLAS runs those of a larger one.
     """
     cdef int t = _dtype_index(dtype)
-    for name, table in (("own_max_rows", own_max_rows), ("split_min_work", split_min_work)):
+    if own_large_max_rows is None:
+        own_large_max_rows = dict.fromkeys(PRODUCTS, 0)
+    for name, table in (("own_max_rows", own_max_rows), ("split_min_work", split_min_work),
+                        ("own_large_max_rows", own_large_max_rows)):
         if not isinstance(table, dict) or set(table) != set(PRODUCTS):
             raise ValueError(f"{name} must be a dict with the keys {PRODUCTS}, got {table!r}")
     rows = [_count(f"own_max_rows[{p!r}]", own_max_rows[p], 0, INT_MAX) for p in PRODUCTS]
+    large_rows = [_count(f"own_large_max_rows[{p!r}]", own_large_max_rows[p], 0, INT_MAX)
+                  for p in PRODUCTS]
     works = []
     for p in PRODUCTS:
         value = split_min_work[p]
@@ -108,11 +118,14 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
     length = _count("own_min_length", own_min_length, 0, INT_MAX)
     count = _count("threads", threads, 1, 1024)
     weights = _count("own_max_weights", own_max_weights, 0, UNLIMITED)
+    large_weights = _count("own_large_max_weights", own_large_max_weights, 0, UNLIMITED)
     for kind in range(len(PRODUCTS)):
         choice.own_max_rows[t][kind] = rows[kind]
+        choice.own_large_max_rows[t][kind] = large_rows[kind]
         choice.split_min_work[t][kind] = works[kind]
     choice.own_min_length[t] = length
     choice.own_max_weights[t] = weights
+    choice.own_large_max_weights[t] = large_weights
     choice.threads = count
 
 
@@ -137,7 +150,10 @@ def get_choice(dtype):
     return {"own_max_rows": {p: choice.own_max_rows[t][k] for k, p in enumerate(PRODUCTS)},
             "own_min_length": choice.own_min_length[t],
             "split_min_work": {p: choice.split_min_work[t][k] for k, p in enumerate(PRODUCTS)},
-            "threads": choice.threads, "own_max_weights": choice.own_max_weights[t]}
+            "threads": choice.threads, "own_max_weights": choice.own_max_weights[t],
+            "own_large_max_rows": {p: choice.own_large_max_rows[t][k]
+                                   for k, p in enumerate(PRODUCTS)},
+            "own_large_max_weights": choice.own_large_max_weights[t]}
 
 
 def chosen(kind, m, n, k, dtype):

@@ -30,7 +30,7 @@ from fastnn_ext.batchnorm cimport (batchnorm_forward_train, batchnorm_backward,
                                    batchnorm_forward_eval, batchnorm_backward_eval)
 from fastnn_ext.blas cimport gemm
 from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
-                               dense_may_use_blas_threads)
+                               dense_product_work)
 from fastnn_ext.dropout cimport dropout_forward, dropout_backward
 from fastnn_ext.row_gemm cimport row_gemm
 
@@ -116,10 +116,10 @@ cdef OpNeeds dense_op_needs(const OpRecord* op, const ActivationKernels* act,
                    capacity * op.out_size if act.needs_input else 0, False)
 
 
-cdef bint dense_op_wakes_blas(const OpRecord* op, Py_ssize_t rows,
-                              size_t item_size) noexcept nogil:
-    return dense_may_use_blas_threads(rows, op.in_size, op.out_size, op.need_grad_in != 0,
-                                      item_size)
+cdef double dense_op_product_work(const OpRecord* op, Py_ssize_t rows, size_t item_size,
+                                  double* elsewhere) noexcept nogil:
+    return dense_product_work(rows, op.in_size, op.out_size, op.need_grad_in != 0, item_size,
+                              elsewhere)
 
 
 # -- an element-wise activation on its own -------------------------------------
@@ -298,11 +298,11 @@ cdef OpNeeds batchnorm_frozen_op_needs(const OpRecord* op, const ActivationKerne
 
 cdef OpKernels DENSE_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
-    dense_op_backward[float], dense_op_backward[double], dense_op_wakes_blas, dense_op_needs,
+    dense_op_backward[float], dense_op_backward[double], dense_op_product_work, dense_op_needs,
     dense_op_infer[float], dense_op_infer[double])
 cdef OpKernels DENSE_FROZEN_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
-    dense_frozen_op_backward[float], dense_frozen_op_backward[double], dense_op_wakes_blas,
+    dense_frozen_op_backward[float], dense_frozen_op_backward[double], dense_op_product_work,
     dense_op_needs, dense_op_infer[float], dense_op_infer[double])
 cdef OpKernels ACTIVATION_KERNELS = OpKernels(
     activation_op_forward[float], activation_op_forward[double],

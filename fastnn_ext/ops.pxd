@@ -71,10 +71,11 @@ ctypedef void (*OpInfer32)(const OpRecord* op, const ActivationKernels* act,
                            const OpContext* ctx, const float* x, float* y) noexcept nogil
 ctypedef void (*OpInfer64)(const OpRecord* op, const ActivationKernels* act,
                            const OpContext* ctx, const double* x, double* y) noexcept nogil
-# Whether a step over `rows` rows may run a BLAS product large enough for
-# BLAS to start its own threads (NULL: the op calls no BLAS).
-ctypedef bint (*OpWakesBlas)(const OpRecord* op, Py_ssize_t rows,
-                             size_t item_size) noexcept nogil
+# The multiply-adds of the matrix products of a step over `rows` rows: those
+# BLAS runs at a size where it starts its own threads are returned, the
+# others added to *elsewhere (NULL: the op runs no matrix product).
+ctypedef double (*OpProductWork)(const OpRecord* op, Py_ssize_t rows, size_t item_size,
+                                 double* elsewhere) noexcept nogil
 
 # What an op's kernels read and write beyond its input and output, for a
 # record and batches of `capacity` rows: the plan refuses a record whose
@@ -93,7 +94,7 @@ ctypedef struct OpKernels:
     OpForward64 forward64
     OpBackward32 backward32
     OpBackward64 backward64
-    OpWakesBlas wakes_blas
+    OpProductWork product_work
     OpSizes needs
     OpInfer32 infer32
     OpInfer64 infer64

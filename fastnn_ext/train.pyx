@@ -457,24 +457,35 @@ cdef class EpochPlan:
     def batch_size(self):
         return self.w.capacity
 
+    def product_work(self):
+        """(on_blas, elsewhere): the multiply-adds of a step's matrix products that BLAS
+        runs at sizes where it starts its own threads, and all the others.
+
+        A smaller batch never makes a product go to BLAS, so the full batch
+        size counts.
+        """
+        if self.update is None:
+            raise ValueError("this EpochPlan was not initialised")
+        cdef size_t item = 8 if self.update.double_precision else 4
+        cdef double on_blas = 0, elsewhere = 0
+        for k in range(self.n_ops):
+            if self.tables[k].product_work != NULL:
+                on_blas += self.tables[k].product_work(&self.ops[k], self.w.capacity, item,
+                                                       &elsewhere)
+        return on_blas, elsewhere
+
     def step_threads(self, n_threads, bint blas_threaded):
         """Threads each update of this plan may use.
 
         BLAS's own threads spin for a while after each product; threads of ours
         started meanwhile would fight them for the cores (measured: ten times
         slower with two of each on two cores).  ``blas_threaded`` says whether
-        BLAS may use more than one thread at all.  A smaller batch never makes
-        a product go to BLAS, so the full batch size decides.
+        BLAS may use more than one thread at all: then a step with a product
+        that BLAS would thread gets one.
         """
-        if self.update is None:
-            raise ValueError("this EpochPlan was not initialised")
         n_threads = thread_count(n_threads)
-        cdef size_t item = 8 if self.update.double_precision else 4
-        if blas_threaded:
-            for k in range(self.n_ops):
-                if self.tables[k].wakes_blas != NULL and self.tables[k].wakes_blas(
-                        &self.ops[k], self.w.capacity, item):
-                    return 1
+        if blas_threaded and self.product_work()[0] > 0:
+            return 1
         return max(1, n_threads)
 
     def run(self, X, targets, labels, order, learning_rates, generator, n_threads=1,

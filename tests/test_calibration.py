@@ -273,6 +273,74 @@ def test_no_split_while_blas_may_run_threads(fresh_cache, monkeypatch):
     assert gemm_choice.get_choice(model.dtype)["threads"] == 2
 
 
+def _short_rows_to_blas(dtype, own_max_weights=gemm_choice.UNLIMITED):
+    # every batch of up to 600 rows on the own kernels, but the input gradient
+    # of a layer of fewer than 64 outputs on BLAS, and weight matrices larger
+    # than own_max_weights
+    gemm_choice.set_choice(dtype, **{
+        **_calibration.blas_always(), "own_max_rows": dict.fromkeys(gemm_choice.PRODUCTS, 600),
+        "own_min_length": 64, "threads": 2, "own_max_weights": own_max_weights})
+
+
+@needs_kernels
+def test_a_plan_counts_each_product_where_it_runs(restored_choice):
+    from fastnn.plan import build_plan
+    from fastnn_ext.update import UpdateStep
+
+    model = Sequential([L.Dense(300, 300), L.ReLU(), L.Dense(300, 8), L.ReLU(),
+                        L.Dense(8, 40), L.Softmax()], optimizer=O.SGD(lr=0.1), seed=0)
+    _short_rows_to_blas(model.dtype)
+    update = UpdateStep(model.params_, model.grads_, model.optimizer, model.n_weights_)
+    plan = build_plan(model, model._loss_layers, 600, update)
+    expected = {"blas": 0, "own": 0}
+    for index, (n_in, n_out) in enumerate(((300, 300), (300, 8), (8, 40))):
+        products = [("nn", 600, n_out, n_in), ("tn", n_in, n_out, 600)]
+        if index > 0:   # the first layer computes no input gradient
+            products.append(("nt", 600, n_in, n_out))
+        for kind, m, n, k in products:
+            backend = gemm_choice.chosen(kind, m, n, k, model.dtype)[0]
+            wakes = backend == "blas" and m * n * k > gemm_choice.BLAS_THREADED_WORK
+            expected["blas" if wakes else "own"] += m * n * k
+    assert expected["blas"] == 600 * 300 * 8     # the second layer's input gradient
+    assert plan.product_work() == (expected["blas"], expected["own"])
+
+
+@needs_kernels
+@pytest.mark.parametrize("own_max_weights, limited", [(gemm_choice.UNLIMITED, True),
+                                                      (300 * 8, False)])
+def test_the_cores_go_to_the_side_with_more_of_the_steps_work(fresh_cache, monkeypatch,
+                                                             own_max_weights, limited):
+    import threadpoolctl
+
+    from fastnn import training
+
+    # [300, 300, 8] at batch 600: BLAS gets the second layer's input gradient,
+    # 1.4 million multiply-adds of 112 million, and runs on one thread while
+    # the step's threads split the rest; with W of at most 300·8 elements on
+    # the own kernels, BLAS gets the first layer too and keeps its threads
+    monkeypatch.setattr(_calibration, "gemm_choice",
+                        lambda dtype: _short_rows_to_blas(dtype, own_max_weights))
+    monkeypatch.setattr(_threads, "openmp_threads", lambda: 2)
+    seen = []
+    real_run = training._run
+
+    def blas_limit():
+        return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                   if pool["user_api"] == "blas")
+
+    def run(*args):
+        seen.append((gemm_choice.get_choice(model.dtype)["threads"], blas_limit()))
+        return real_run(*args)
+
+    monkeypatch.setattr(training, "_run", run)
+    model = Sequential([L.Dense(300, 300), L.ReLU(), L.Dense(300, 8), L.Softmax()],
+                       optimizer=O.SGD(lr=0.1), seed=0)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        model.fit(np.zeros((600, 300)), np.zeros(600, dtype=int), epochs=1, batch_size=600)
+        assert blas_limit() == 2   # the limit ends with the epoch
+    assert seen == ([(2, 1)] if limited else [(1, 2)])
+
+
 @needs_kernels
 def test_chosen_reads_the_choice_as_the_compiled_code_does(fresh_cache):
     gemm_choice.set_choice(np.float64, **_calibration.blas_always())
@@ -308,6 +376,65 @@ def test_a_weight_matrix_larger_than_the_calibrated_ones_goes_to_blas(fresh_cach
     with pytest.raises(ValueError, match="own_max_weights"):
         gemm_choice.set_choice(np.float32, **{**_calibration.blas_always(),
                                               "own_max_weights": -1})
+
+
+@needs_kernels
+def test_a_larger_weight_matrix_follows_the_large_layers_crossover(fresh_cache):
+    small, large = 784 * 256, 2048 * 2048
+    gemm_choice.set_choice(np.float32, own_max_rows=dict.fromkeys(gemm_choice.PRODUCTS, 256),
+                           own_min_length=0, split_min_work=dict.fromkeys(
+                               gemm_choice.PRODUCTS, math.inf), threads=1,
+                           own_max_weights=small,
+                           own_large_max_rows={"nn": 512, "tn": 64, "nt": 0},
+                           own_large_max_weights=large)
+    # 2048→2048: the forward product up to 512 rows, the weight gradient up to
+    # 64, the input gradient never; a 784→256 layer by the small layers' cut
+    for rows, backends in ((64, ("own", "own", "blas")), (512, ("own", "blas", "blas")),
+                           (1024, ("blas", "blas", "blas"))):
+        assert (gemm_choice.chosen("nn", rows, 2048, 2048, np.float32)[0],
+                gemm_choice.chosen("tn", 2048, 2048, rows, np.float32)[0],
+                gemm_choice.chosen("nt", rows, 2048, 2048, np.float32)[0]) == backends
+    assert gemm_choice.chosen("nn", 256, 256, 784, np.float32)[0] == "own"
+    assert gemm_choice.chosen("nn", 512, 256, 784, np.float32)[0] == "blas"
+    # beyond the large layer's size nothing was timed: BLAS
+    assert gemm_choice.chosen("nn", 64, 4096, 2048, np.float32)[0] == "blas"
+    assert gemm_choice.get_choice(np.float32)["own_large_max_rows"] == {
+        "nn": 512, "tn": 64, "nt": 0}
+
+
+def test_the_large_layers_cut_needs_a_win_on_one_thread_and_on_all():
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if (n_in, n_out) != _calibration.LARGE_LAYER:
+            return 1.0 if backend == "own" else 2.0
+        if backend == "blas":   # BLAS: 3 s on one thread, 1 s on two
+            return 3.0 if threads == 1 else 1.0
+        # own: 2 s on one thread; split, 0.5 s for the forward product, 2 s for the others
+        return 2.0 if threads == 1 or product != "nn" else 0.5
+    chosen = _calibration.decide(timing, threads=2)
+    assert chosen["own_large_max_rows"] == {"nn": _calibration.LARGE_ROWS[-1], "tn": 0, "nt": 0}
+    assert chosen["own_large_max_weights"] == math.prod(_calibration.LARGE_LAYER)
+    # on one thread only the one-thread times count
+    assert _calibration.decide(timing, threads=1)["own_large_max_rows"] == dict.fromkeys(
+        gemm_choice.PRODUCTS, _calibration.LARGE_ROWS[-1])
+
+
+def test_blas_is_timed_on_as_many_threads_as_asked(monkeypatch):
+    import threadpoolctl
+
+    seen = []
+
+    def time_product(kind, m, n, k, dtype, backend, threads=1, calls=1):
+        seen.append((backend, threads, max(pool["num_threads"] for pool in
+                                           threadpoolctl.threadpool_info()
+                                           if pool["user_api"] == "blas")))
+        return 1e-2
+    monkeypatch.setattr(_calibration._choice, "time_product", time_product)
+    monkeypatch.setattr(_calibration, "BLAS_SPIN_SECONDS", 0)
+    timing = _calibration.measure(np.float32)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        timing("nn", "blas", 1, 64, 784, 256)
+        timing("nn", "blas", 2, 64, 784, 256)
+    assert [limit for backend, threads, limit in seen] == [1, 2]
 
 
 def test_the_decision_holds_for_the_layer_sizes_it_timed():
