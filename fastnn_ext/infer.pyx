@@ -27,7 +27,7 @@ from libc.stdlib cimport malloc, free
 
 from fastnn_ext.activations cimport ActivationKernels, activation_kernels
 from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
-from fastnn_ext.row_gemm cimport row_gemm_vectorized
+from fastnn_ext.row_gemm cimport row_gemm_vector_bits, row_gemm_vectorized
 from fastnn_ext.update cimport all_finite, checked_array, thread_count
 
 from fastnn_ext import train as _train
@@ -282,5 +282,10 @@ cdef class InferencePlan:
 
 
 def vectorized():
-    """Whether the dense products run the AVX2+FMA body (else the portable loop)."""
+    """Whether the dense products run a vector body, AVX-512 or AVX2+FMA (else portable C)."""
     return bool(row_gemm_vectorized())
+
+
+def vector_bits():
+    """The dense products' vector width: 512 (AVX-512), 256 (AVX2+FMA), 0 (portable C)."""
+    return row_gemm_vector_bits()

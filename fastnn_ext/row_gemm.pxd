@@ -10,6 +10,7 @@ cdef extern from "row_gemm_kernels.h" nogil:
     void row_gemm_f64 "fastnn_row_gemm_f64" (Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                              const double* x, const double* w, double* y)
     bint row_gemm_vectorized "fastnn_row_gemm_vectorized" ()
+    int row_gemm_vector_bits "fastnn_row_gemm_vector_bits" ()
 
 
 cdef inline void row_gemm(const floating* x, const floating* w, floating* y, Py_ssize_t m,

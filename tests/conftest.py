@@ -1,4 +1,6 @@
 import atexit
+import ctypes
+import mmap
 import os
 import shutil
 import tempfile
@@ -64,6 +66,45 @@ def assert_close(actual, expected, dtype, scale=None):
         scale = max(np.abs(expected).max(initial=0.0), 1.0)
     error = np.abs(actual - expected).max(initial=0.0) / scale
     assert error <= TOLERANCE[dtype], f"relative error {error:.3g}"
+
+
+PROT_NONE = 0  # <sys/mman.h>; the mmap module exports only PROT_READ and PROT_WRITE
+
+
+class GuardedArrays:
+    """Arrays that end exactly where an inaccessible page begins."""
+
+    def __init__(self, pages=8):
+        self.page = mmap.PAGESIZE
+        self.size = pages * self.page
+        self.buffer = mmap.mmap(-1, self.size + self.page)
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self._protect(PROT_NONE)
+
+    def _protect(self, flags):
+        result = self.libc.mprotect(ctypes.c_void_p(self.address + self.size),
+                                    ctypes.c_size_t(self.page), flags)
+        assert result == 0, ctypes.get_errno()
+
+    def ending_at_guard(self, values):
+        values = np.ascontiguousarray(values)
+        assert values.nbytes <= self.size
+        flat = np.frombuffer(self.buffer, dtype=values.dtype, count=values.size,
+                             offset=self.size - values.nbytes)
+        placed = flat.reshape(values.shape)
+        placed[...] = values
+        return placed
+
+    def release(self):
+        self._protect(mmap.PROT_READ | mmap.PROT_WRITE)
+
+
+@pytest.fixture
+def guarded():
+    arrays = GuardedArrays()
+    yield arrays
+    arrays.release()
 
 
 # The run's calibration measurements go to a cache of its own, set before

@@ -4,7 +4,9 @@ References: NumPy's matrix product on integer-valued operands (exact in
 either summation order, so the plan's products must match it to the bit);
 the layer-by-layer Python path, which runs the same element-wise, softmax
 and batch-norm kernels on BLAS products; the rows of one batch against the
-same rows predicted alone.
+same rows predicted alone; each body of the products (AVX-512, AVX2+FMA, the
+portable loop) against the others, bit for bit, and with operands that end
+right before an unmapped page.
 """
 
 import os
@@ -51,12 +53,12 @@ def integer_data(rng, n, width, dtype):
 
 @pytest.mark.parametrize("n_in", [37, 600])
 @pytest.mark.parametrize("n_out", [1, 3, 7, 8, 9, 16, 17, 33, 64, 65, 130])
-@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 11, 13, 97])
+@pytest.mark.parametrize("rows", [*range(1, 14), 25, 97])
 def test_dense_outputs_equal_an_exact_product(n_in, n_out, rows, dtype):
     # Integers: every partial sum is exact, so any correct product gives
-    # these bits; the shapes cover every tile (1–6 rows, 1–8 vectors), the
-    # masked last vector of both precisions and sums of several steps of
-    # 256 terms (600 = 256 + 256 + 88).
+    # these bits; the shapes cover every tile (1–12 rows with AVX-512, 1–6
+    # with AVX2; 1–8 vectors), the masked last vector of both precisions and
+    # sums of several steps of 256 terms (600 = 256 + 256 + 88).
     rng = np.random.default_rng(n_out * 100 + rows)
     model = Sequential([L.Dense(n_in, n_out)], loss="mse", dtype=dtype)
     integer_weights(model, rng)
@@ -85,39 +87,121 @@ def test_dense_outputs_are_within_the_error_bound_of_a_sum_of_k_terms(dtype):
     assert (gamma * magnitude < 0.01 * np.abs(exact).max()).all()
 
 
-PORTABLE_SCRIPT = textwrap.dedent("""
+#: each body of the products (row_gemm_kernels.h): the environment that leaves
+#: it, the vector width it reports and the CPU flags it needs
+BODIES = {"avx512": ({}, 512, {"avx512f", "avx512vl", "avx512bw", "avx512dq"}),
+          "avx2": ({"FASTNN_NO_ROW_GEMM_AVX512": "1"}, 256, {"avx2", "fma"}),
+          "portable": ({"FASTNN_NO_ROW_GEMM_AVX2": "1"}, 0, set())}
+
+
+def cpu_flags():
+    """The CPU's flags as Linux names them, or None where /proc/cpuinfo does not say."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def run_with_body(body, script, path, *args):
+    """The arrays that script (argv: path, *args) saves to path, run where the
+    products run `body`; skips a body the CPU lacks."""
+    extra, bits, needs = BODIES[body]
+    flags = cpu_flags()
+    if flags is not None and not needs <= flags:
+        pytest.skip(f"this CPU has no {body} body")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("FASTNN_NO_ROW_GEMM_")}
+    env.update(extra, PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "-c", script, str(path), *args], env=env, check=True)
+    results = np.load(path)
+    if flags is None and int(results["bits"]) != bits:
+        pytest.skip(f"this CPU has no {body} body")
+    assert int(results["bits"]) == bits
+    return results
+
+
+BODY_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     from fastnn import layers as L
     from fastnn.model import Sequential
     from fastnn_ext import infer
 
-    out = {"vectorized": np.array(infer.vectorized())}
+    out = {"bits": np.array(infer.vector_bits())}
     for dtype in ("float32", "float64"):
         model = Sequential([L.Dense(300, 37), L.SiLU(), L.Dense(37, 5), L.Softmax()],
                            dtype=dtype, seed=4)
         X = np.random.default_rng(9).standard_normal((23, 300)).astype(dtype)
-        out[dtype] = model.predict_proba(X)
+        out[f"{dtype} network"] = model.predict_proba(X)
+        for k in (1, 37, 600):
+            for n in (1, 7, 9, 15, 16, 17, 33, 100, 129, 257):
+                model = Sequential([L.Dense(k, n)], loss="mse", dtype=dtype, seed=k + n)
+                X = np.random.default_rng(k * n).standard_normal((97, k)).astype(dtype)
+                for m in [*range(1, 14), 24, 25, 97]:
+                    out[f"{dtype} {k}x{n}, {m} rows"] = model.predict_proba(X[:m])
     np.savez(sys.argv[1], **out)
 """)
 
 
-def test_the_portable_loop_gives_the_bits_of_the_vector_body(tmp_path):
-    # fma() rounds once, as the instruction does: the same chain, the same bits.
-    results = {}
-    for name, extra in (("vector", {}), ("portable", {"FASTNN_NO_ROW_GEMM_AVX2": "1"})):
-        env = {key: value for key, value in os.environ.items()
-               if key != "FASTNN_NO_ROW_GEMM_AVX2"}
-        env.update(extra, PYTHONPATH=ROOT)
-        path = tmp_path / f"{name}.npz"
-        subprocess.run([sys.executable, "-c", PORTABLE_SCRIPT, str(path)], env=env,
-                       check=True)
-        results[name] = np.load(path)
-    if not results["vector"]["vectorized"]:
-        pytest.skip("this CPU runs the portable loop only")
-    assert not results["portable"]["vectorized"]
+@pytest.fixture(scope="module")
+def portable_outputs(tmp_path_factory):
+    return run_with_body("portable", BODY_SCRIPT, tmp_path_factory.mktemp("portable") / "out.npz")
+
+
+@pytest.mark.parametrize("body", ["avx512", "avx2"])
+def test_the_portable_loop_gives_the_bits_of_each_vector_body(body, portable_outputs, tmp_path):
+    # fma() rounds once, as the instruction does: the same chains, the same
+    # bits, whatever the vector width and the tile.  The shapes: every tile
+    # (1–12 rows with AVX-512, 1–6 with AVX2, and more rows than one tile or
+    # one chunk), masked last vectors of either width (n not a multiple of 16
+    # or 8), more columns than a panel, sums of several steps (600 terms).
+    outputs = run_with_body(body, BODY_SCRIPT, tmp_path / "out.npz")
+    assert sorted(outputs.files) == sorted(portable_outputs.files)
+    for key in portable_outputs.files:
+        if key != "bits":
+            np.testing.assert_array_equal(outputs[key], portable_outputs[key], err_msg=key)
+
+
+GUARD_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    from conftest import GuardedArrays
+    from fastnn import layers as L
+    from fastnn.model import Sequential
+    from fastnn.plan import PlanBuilder
+    from fastnn_ext import infer
+
+    rng = np.random.default_rng(5)
+    x_end, w_end, out_end = (GuardedArrays(pages=160) for _ in range(3))
     for dtype in ("float32", "float64"):
-        np.testing.assert_array_equal(results["portable"][dtype], results["vector"][dtype])
+        for k, n in [(1, 1), (5, 3), (37, 15), (19, 17), (300, 9), (600, 33), (260, 130)]:
+            model = Sequential([L.Dense(k, n)], loss="mse", dtype=dtype)
+            records, kernels, activations = PlanBuilder(model, 1).records(model.layers)
+            records = records.copy()
+            records["bias"], records["weight"] = 0, n   # [b, W]: W ends the parameters
+            W, b = rng.integers(-3, 4, (k, n)), rng.integers(-3, 4, n)
+            params = w_end.ending_at_guard(np.concatenate([b, W.ravel()]).astype(dtype))
+            plan = infer.InferencePlan(records, kernels, activations, params, model.buffers_)
+            for m in (1, 2, 3, 5, 7, 12, 13, 25):
+                X = rng.integers(-4, 5, (m, k))
+                out = out_end.ending_at_guard(np.full((m, n), np.nan, dtype))
+                assert plan.run(x_end.ending_at_guard(X.astype(dtype)), out)
+                np.testing.assert_array_equal(out, (X @ W + b).astype(dtype))
+    np.savez(sys.argv[1], bits=infer.vector_bits())
+""")
+
+
+@pytest.mark.parametrize("body", sorted(BODIES))
+def test_no_product_reads_or_writes_past_its_operands(body, tmp_path):
+    # x, W and the output each end right before an inaccessible page: a lane
+    # of a masked last vector that touched it would kill the child.  Integer
+    # operands: the exact product is the only right answer.
+    run_with_body(body, GUARD_SCRIPT, tmp_path / "out.npz", os.path.join(ROOT, "tests"))
 
 
 # -- every layer kind against the layer path -------------------------------------------
@@ -473,6 +557,8 @@ def test_the_inference_plan_refuses_what_would_crash(case):
 
 
 def test_vectorized_says_which_body_runs():
-    assert _infer.vectorized() in (True, False)
-    with pytest.raises(TypeError):
-        _infer.vectorized(1)
+    assert _infer.vector_bits() in (0, 256, 512)
+    assert _infer.vectorized() is (_infer.vector_bits() != 0)
+    for function in (_infer.vectorized, _infer.vector_bits):
+        with pytest.raises(TypeError):
+            function(1)

@@ -817,7 +817,7 @@ SWEPT = {
     "dropout": {"forward", "backward"},
     "gradients": {"weight_penalty", "clip_by_global_norm", "clip_by_value",
                   "gaussian_noise"},
-    "infer": {"InferencePlan", "vectorized"},  # swept in test_inference.py
+    "infer": {"InferencePlan", "vectorized", "vector_bits"},  # swept in test_inference.py
     "layer_ops": {"batchnorm_saved_size"},
     "losses": {"loss_grad", "correct"},
     "optim": {"OptimizerKernel"},

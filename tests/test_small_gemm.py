@@ -12,9 +12,6 @@ the strides: bit for bit), and that the compiled and the layer paths agree
 bit for bit under either choice.
 """
 
-import ctypes
-import mmap
-
 import numpy as np
 import pytest
 from conftest import assert_close
@@ -97,45 +94,6 @@ def test_large_right_operand_with_many_rows(dtype, rng):
     out = np.empty((200, 500), dtype)
     dense.forward(x, w, np.zeros(500, dtype), out)
     assert_close(out, x.astype(np.float64) @ w.astype(np.float64), dtype, scale=np.sqrt(600))
-
-
-PROT_NONE = 0  # <sys/mman.h>; the mmap module exports only PROT_READ and PROT_WRITE
-
-
-class GuardedArrays:
-    """Arrays that end exactly where an inaccessible page begins."""
-
-    def __init__(self, pages=8):
-        self.page = mmap.PAGESIZE
-        self.size = pages * self.page
-        self.buffer = mmap.mmap(-1, self.size + self.page)
-        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self._protect(PROT_NONE)
-
-    def _protect(self, flags):
-        result = self.libc.mprotect(ctypes.c_void_p(self.address + self.size),
-                                    ctypes.c_size_t(self.page), flags)
-        assert result == 0, ctypes.get_errno()
-
-    def ending_at_guard(self, values):
-        values = np.ascontiguousarray(values)
-        assert values.nbytes <= self.size
-        flat = np.frombuffer(self.buffer, dtype=values.dtype, count=values.size,
-                             offset=self.size - values.nbytes)
-        placed = flat.reshape(values.shape)
-        placed[...] = values
-        return placed
-
-    def release(self):
-        self._protect(mmap.PROT_READ | mmap.PROT_WRITE)
-
-
-@pytest.fixture
-def guarded():
-    arrays = GuardedArrays()
-    yield arrays
-    arrays.release()
 
 
 @pytest.mark.parametrize("n_in, n_out", [(1, 1), (5, 3), (7, 17), (4, 33), (3, 40)])
