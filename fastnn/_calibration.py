@@ -188,14 +188,17 @@ def decide(timings, threads):
             "nt", "own", 1, rows, LAYERS[0][0], length))
         if min_length == 0:
             max_rows["nt"] = 0
-    def large_gain(product, rows):
-        # the own kernels first: timed after BLAS, a split would wait out its spinning
-        own_times, blas_times = ({n: timings(product, backend, n, rows, *LARGE_LAYER)
-                                  for n in sorted({1, threads})} for backend in ("own", "blas"))
-        return min(blas_times[n] / own_times[n] for n in own_times)
+    def large_times(backend, n):
+        return {(product, rows): timings(product, backend, n, rows, *LARGE_LAYER)
+                for product in _choice.PRODUCTS for rows in LARGE_ROWS}
 
-    large = {product: best_cut(LARGE_ROWS, lambda rows: large_gain(product, rows))
-             for product in _choice.PRODUCTS}
+    # BLAS on several threads last: the own kernels timed after it wait until
+    # its threads stop spinning, once
+    own_times = {n: large_times("own", n) for n in sorted({1, threads})}
+    blas_times = {n: large_times("blas", n) for n in sorted({1, threads})}
+    large = {product: best_cut(LARGE_ROWS, lambda rows: min(
+        blas_times[n][product, rows] / own_times[n][product, rows] for n in own_times))
+        for product in _choice.PRODUCTS}
     # the crossovers hold for the layer sizes timed, not beyond
     return {"own_max_rows": max_rows, "own_min_length": min_length, "split_min_work": split,
             "threads": threads, "own_max_weights": max(n_in * n_out for n_in, n_out in LAYERS),
@@ -226,23 +229,25 @@ def measure(dtype):
     rarely slows it twice.
     """
     table = {}
-    last = ["own", 1]
+    threaded_blas_at = [-math.inf]   # when BLAS last ran on several threads
 
     def sample(key):
         product, backend, n_threads, rows, n_in, n_out = key
-        if backend == "own" and n_threads > 1 and last[0] == "blas":
+        if backend == "own":
             # OpenBLAS's threads spin for 2^28 cycles (THREAD_TIMEOUT, about
             # 0.1 s) after a product before they sleep; ours would be timed
             # fighting them.
-            time.sleep(BLAS_SPIN_SECONDS)
-        last[:] = [backend, n_threads]
+            time.sleep(max(0.0, threaded_blas_at[0] + BLAS_SPIN_SECONDS - time.perf_counter()))
         m, n, k = shape(product, rows, n_in, n_out)
         with _blas_threads(n_threads if backend == "blas" else None):
             once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
             calls = int(SAMPLE_SECONDS / max(once, 1e-7))
-            return once if calls < 2 else min(
+            seconds = once if calls < 2 else min(
                 _choice.time_product(product, m, n, k, dtype, backend, n_threads, calls)
                 for _ in range(SAMPLES)) / calls
+        if backend == "blas" and n_threads > 1:
+            threaded_blas_at[0] = time.perf_counter()
+        return seconds
 
     def timing(product, backend, n_threads, rows, n_in, n_out):
         key = (product, backend, n_threads, rows, n_in, n_out)
