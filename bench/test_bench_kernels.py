@@ -1,7 +1,8 @@
 """Dense-layer and activation kernels against calling BLAS and NumPy directly.
 
 ``fastnn_ext.dense.forward`` computes X·W + b, ``backward`` computes
-dW = Xᵀ·dZ, db = Σ dZ and dX = dZ·Wᵀ.  The baseline makes the same BLAS calls
+dW = Xᵀ·dZ, db = Σ dZ and dX = dZ·Wᵀ, each product on the kernel that the
+calibration chose for a float32 fit on this machine, on one thread.  The baseline makes the same BLAS calls
 through ``scipy.linalg.blas`` on the same row-major buffers (transposed views,
 so nothing is copied): sgemm for the products and sgemv for the bias sum.
 Target: within 10% of the baseline.  The ReLU backward (the gradient where
@@ -20,6 +21,15 @@ from fastnn_ext import activations, dense
 
 SHAPES = [(128, 784, 256), (10, 784, 30)]
 RELU_SHAPES = [(128, 256), (512, 2048)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def calibrated():
+    """The kernel choice a float32 fit would use here (cached per machine, measured
+    first if there is none), on one thread: without it every product is BLAS's."""
+    from fastnn import _calibration
+
+    return _calibration.gemm_choice(np.float32)
 
 
 def operands(m, n_in, n_out):
