@@ -8,7 +8,7 @@ more than the arithmetic, with many it pays.  Where the crossover lies, and
 whether splitting a product over two threads pays, depends on the CPU, its
 caches and the BLAS build.  So the first fit in a given dtype times both on
 a few shape classes (``ROWS`` × the three products × two layer sizes, and
-``LARGE_ROWS`` on one wide layer, each timed in two passes; about 3.6 s on
+``LARGE_ROWS`` on one wide layer, each timed in two passes; about 3.1 s on
 a 2-core AMD EPYC, family 26, model 2) and derives, per product, the largest
 batch for the own kernels, for small and for larger weight matrices, and
 the smallest product worth splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
@@ -47,7 +47,7 @@ from fastnn._files import atomic_write
 from fastnn_ext import gemm_choice as _choice
 
 #: batch sizes (rows) the crossover is looked for at
-ROWS = (1, 4, 10, 32, 64, 128, 256, 512)
+ROWS = (1, 4, 10, 32, 64, 128, 256, 512, 1024)
 #: layer sizes (n_in, n_out) each product is timed at, summed
 LAYERS = ((784, 256), (256, 128))
 #: a larger layer, timed alone at LARGE_ROWS: its crossover holds for weight
@@ -69,7 +69,7 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 BLAS_SPIN_SECONDS = 0.1
 
 #: the version of ``decide``'s rule: a cache entry made by another rule is not used
-RULE = 6
+RULE = 7
 
 _applied = {}
 

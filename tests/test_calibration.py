@@ -28,16 +28,16 @@ def fresh_cache(tmp_path, monkeypatch, restored_choice):
 def fake_timings(own_until, nt_from=0, split_from=math.inf):
     """A machine where the own kernels take 1 s up to `own_until` rows (3 s past it),
     BLAS 2 s; the input gradient's own kernels 3 s below W rows of `nt_from`;
-    two threads 0.5 s from `split_from` multiply-adds, 1 s below."""
+    two threads take half the time from `split_from` multiply-adds."""
     def timing(product, backend, threads, rows, n_in, n_out):
         if backend == "blas":
             return 2.0
-        if rows > own_until[product] or (product == "nt" and n_out < nt_from):
-            return 3.0
-        if threads > 1:
-            return 0.5 if math.prod(_calibration.shape(product, rows, n_in, n_out)) \
-                >= split_from else 1.0
-        return 1.0
+        one = 3.0 if rows > own_until[product] or (product == "nt" and n_out < nt_from) \
+            else 1.0
+        if threads > 1 and math.prod(_calibration.shape(product, rows, n_in, n_out)) \
+                >= split_from:
+            return one / 2
+        return one
     return timing
 
 
