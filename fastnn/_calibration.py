@@ -8,7 +8,7 @@ more than the arithmetic, with many it pays.  Where the crossover lies, and
 whether splitting a product over two threads pays, depends on the CPU, its
 caches and the BLAS build.  So the first fit in a given dtype times both on
 a few shape classes (``ROWS`` × the three products × two layer sizes, and
-``LARGE_ROWS`` on one wide layer, each timed in two passes; about 3.1 s on
+``LARGE_ROWS`` on one wide layer, each timed in two passes; about 4 s on
 a 2-core AMD EPYC, family 26, model 2) and derives, per product, the largest
 batch for the own kernels, for small and for larger weight matrices, and
 the smallest product worth splitting; the answer goes to the cache of ``fastnn._threads`` (same file,
@@ -53,7 +53,7 @@ LAYERS = ((784, 256), (256, 128))
 #: a larger layer, timed alone at LARGE_ROWS: its crossover holds for weight
 #: matrices between LAYERS' and its own size
 LARGE_LAYER = (2048, 2048)
-LARGE_ROWS = (64, 512)
+LARGE_ROWS = (64, 128, 512)
 #: W's row lengths (n_out) the input gradient's dot products are timed at, with
 #: a batch of LENGTH_ROWS (or fewer, see ``decide``)
 LENGTHS = (8, 16, 32, 64, 128)
@@ -69,7 +69,7 @@ SPLIT_THREADS = max(1, os.cpu_count() or 1)
 BLAS_SPIN_SECONDS = 0.1
 
 #: the version of ``decide``'s rule: a cache entry made by another rule is not used
-RULE = 7
+RULE = 8
 
 _applied = {}
 
@@ -85,7 +85,7 @@ def blas_always():
     return {"own_max_rows": dict.fromkeys(_choice.PRODUCTS, 0), "own_min_length": 0,
             "split_min_work": dict.fromkeys(_choice.PRODUCTS, math.inf), "threads": 1,
             "own_max_weights": 0, "own_large_max_rows": dict.fromkeys(_choice.PRODUCTS, 0),
-            "own_large_max_weights": 0}
+            "own_large_max_weights": 0, "own_large_min_rows": dict.fromkeys(_choice.PRODUCTS, 0)}
 
 
 def best_cut(classes, gain, patience=2):
@@ -139,10 +139,15 @@ def decide(timings, threads):
         ``split_min_work`` multiply-adds: the cut of the classes, largest
         first, by t_1thread / (REQUIRED_GAIN · t_threads) (none: inf, never).
         A weight matrix larger than LAYERS' but not than LARGE_LAYER's runs
-        on the own kernels up to ``own_large_max_rows``: the cut of
-        LARGE_ROWS on LARGE_LAYER alone, by the smaller of t_BLAS / t_own on
-        one thread and on ``threads`` (own split, BLAS's pool as large), so
-        that the own kernels take only what they win however a step threads.
+        on the own kernels from ``own_large_min_rows`` to
+        ``own_large_max_rows`` rows, a range of LARGE_ROWS timed on
+        LARGE_LAYER alone, by the smaller of t_BLAS / t_own on one thread and
+        on ``threads`` (own split, BLAS's pool as large), so that the own
+        kernels take only what they win however a step threads: the cut of
+        LARGE_ROWS from the largest down, which ends below the smallest
+        class (0) where it reaches it — the input gradient's dot products,
+        below the packed panels' rows, can lose where the panels win — or,
+        where the largest class loses, the cut from the smallest up.
     """
     def work(product, rows, layer):
         return math.prod(shape(product, rows, *layer))
@@ -196,25 +201,22 @@ def decide(timings, threads):
     # its threads stop spinning, once
     own_times = {n: large_times("own", n) for n in sorted({1, threads})}
     blas_times = {n: large_times("blas", n) for n in sorted({1, threads})}
-    large = {product: best_cut(LARGE_ROWS, lambda rows: min(
-        blas_times[n][product, rows] / own_times[n][product, rows] for n in own_times))
-        for product in _choice.PRODUCTS}
+    large, large_from = {}, {}
+    for product in _choice.PRODUCTS:
+        def gain(rows):
+            return min(blas_times[n][product, rows] / own_times[n][product, rows]
+                       for n in own_times)
+        down = best_cut(reversed(LARGE_ROWS), gain)
+        if down:
+            large[product] = LARGE_ROWS[-1]
+            large_from[product] = 0 if down == LARGE_ROWS[0] else down
+        else:
+            large[product], large_from[product] = best_cut(LARGE_ROWS, gain), 0
     # the crossovers hold for the layer sizes timed, not beyond
     return {"own_max_rows": max_rows, "own_min_length": min_length, "split_min_work": split,
             "threads": threads, "own_max_weights": max(n_in * n_out for n_in, n_out in LAYERS),
-            "own_large_max_rows": large, "own_large_max_weights": math.prod(LARGE_LAYER)}
-
-
-@contextlib.contextmanager
-def _blas_threads(threads):
-    """BLAS's pools limited to ``threads`` for the block (None: as they are)."""
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(threads, user_api="blas"):
-        yield
+            "own_large_max_rows": large, "own_large_max_weights": math.prod(LARGE_LAYER),
+            "own_large_min_rows": large_from}
 
 
 def measure(dtype):
@@ -228,6 +230,8 @@ def measure(dtype):
     faster: a burst of other work on the machine that slowed one class then
     rarely slows it twice.
     """
+    from fastnn import _threads  # which imports this module
+
     table = {}
     threaded_blas_at = [-math.inf]   # when BLAS last ran on several threads
 
@@ -239,7 +243,7 @@ def measure(dtype):
             # fighting them.
             time.sleep(max(0.0, threaded_blas_at[0] + BLAS_SPIN_SECONDS - time.perf_counter()))
         m, n, k = shape(product, rows, n_in, n_out)
-        with _blas_threads(n_threads if backend == "blas" else None):
+        with _threads.blas_threads_limited(n_threads if backend == "blas" else None):
             once = _choice.time_product(product, m, n, k, dtype, backend, n_threads)
             calls = int(SAMPLE_SECONDS / max(once, 1e-7))
             seconds = once if calls < 2 else min(

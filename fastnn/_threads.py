@@ -95,7 +95,7 @@ def blas_kernels():
 
 def blas_limited(model, plan):
     """Whether an epoch of ``model``'s ``plan`` runs BLAS on one thread, so that the
-    step's own threads may run (``blas_on_one_thread``).
+    step's own threads may run (``blas_threads_limited``).
 
     Where a step gives BLAS a product large enough for BLAS to thread it,
     only one side may use the cores: BLAS for its products, ours waiting, or
@@ -110,12 +110,12 @@ def blas_limited(model, plan):
 
 
 @contextlib.contextmanager
-def blas_on_one_thread(active=True):
-    """BLAS's pools limited to one thread for the block, where ``active``."""
-    if not active:
+def blas_threads_limited(threads):
+    """BLAS's pools limited to ``threads`` threads for the block (None: as they are)."""
+    if threads is None:
         yield
         return
-    with _threadpools().limit(limits=1, user_api="blas"):
+    with _threadpools().limit(limits=threads, user_api="blas"):
         yield
 
 

@@ -202,7 +202,7 @@ def compiled_epoch(model, plan, data, rates, epoch, hooks):
     thread for C4's Adam update, which takes 197 µs on one thread and 141
     on two there.  The thread count never changes a result.
     """
-    with _threads.blas_on_one_thread(_threads.blas_limited(model, plan)):
+    with _threads.blas_threads_limited(1 if _threads.blas_limited(model, plan) else None):
         return _epoch_calls(model, plan, data, rates, epoch, hooks)
 
 

@@ -53,7 +53,8 @@ cdef inline bint use_small_gemm(bint transpose_a, bint transpose_b, int m, int n
     if weights <= choice.own_max_weights[t]:
         if rows > choice.own_max_rows[t][kind]:
             return False
-    elif weights > choice.own_large_max_weights[t] or rows > choice.own_large_max_rows[t][kind]:
+    elif (weights > choice.own_large_max_weights[t] or rows > choice.own_large_max_rows[t][kind]
+          or rows < choice.own_large_min_rows[t][kind]):
         return False
     return small_gemm_available()
 

@@ -24,8 +24,9 @@ cdef struct GemmChoice:
     # calibrated layer sizes says nothing about larger ones ...
     long long own_max_weights[2]
     # ... and for a larger W, up to own_large_max_weights elements, batches
-    # of at most own_large_max_rows rows (0: BLAS always), the crossover
-    # found on a large layer
+    # of own_large_min_rows to own_large_max_rows rows (max 0: BLAS always),
+    # the crossovers found on a large layer
+    int own_large_min_rows[2][N_PRODUCTS]
     int own_large_max_rows[2][N_PRODUCTS]
     long long own_large_max_weights[2]
     # own-kernel products of at least this many multiply-adds are split

@@ -44,6 +44,7 @@ for _t in range(2):
     for _kind in range(N_PRODUCTS):
         choice.own_max_rows[_t][_kind] = 0
         choice.own_large_max_rows[_t][_kind] = 0
+        choice.own_large_min_rows[_t][_kind] = 0
         choice.split_min_work[_t][_kind] = INFINITY
 choice.split_floor = INFINITY
 choice.threads = 1
@@ -74,7 +75,8 @@ UNLIMITED = 2 ** 62
 
 
 def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
-               own_max_weights=UNLIMITED, own_large_max_rows=None, own_large_max_weights=0):
+               own_max_weights=UNLIMITED, own_large_max_rows=None, own_large_max_weights=0,
+               own_large_min_rows=None):
     """Set the choice for one dtype (the thread count for both).
 
     Parameters
@@ -97,18 +99,25 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
         this many elements ...
     own_large_max_rows : dict {"nn", "tn", "nt": int >= 0}, optional
         ... and this one (default: 0, BLAS) for a larger W, of at most
-        ``own_large_max_weights`` elements; BLAS runs those of a larger one.
+        ``own_large_max_weights`` elements; BLAS runs those of a larger one ...
+    own_large_min_rows : dict {"nn", "tn", "nt": int >= 0}, optional
+        ... and batches of fewer rows than this (default: 0, none).
     """
     cdef int t = _dtype_index(dtype)
     if own_large_max_rows is None:
         own_large_max_rows = dict.fromkeys(PRODUCTS, 0)
+    if own_large_min_rows is None:
+        own_large_min_rows = dict.fromkeys(PRODUCTS, 0)
     for name, table in (("own_max_rows", own_max_rows), ("split_min_work", split_min_work),
-                        ("own_large_max_rows", own_large_max_rows)):
+                        ("own_large_max_rows", own_large_max_rows),
+                        ("own_large_min_rows", own_large_min_rows)):
         if not isinstance(table, dict) or set(table) != set(PRODUCTS):
             raise ValueError(f"{name} must be a dict with the keys {PRODUCTS}, got {table!r}")
     rows = [_count(f"own_max_rows[{p!r}]", own_max_rows[p], 0, INT_MAX) for p in PRODUCTS]
     large_rows = [_count(f"own_large_max_rows[{p!r}]", own_large_max_rows[p], 0, INT_MAX)
                   for p in PRODUCTS]
+    large_min_rows = [_count(f"own_large_min_rows[{p!r}]", own_large_min_rows[p], 0, INT_MAX)
+                      for p in PRODUCTS]
     works = []
     for p in PRODUCTS:
         value = split_min_work[p]
@@ -122,6 +131,7 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
     for kind in range(len(PRODUCTS)):
         choice.own_max_rows[t][kind] = rows[kind]
         choice.own_large_max_rows[t][kind] = large_rows[kind]
+        choice.own_large_min_rows[t][kind] = large_min_rows[kind]
         choice.split_min_work[t][kind] = works[kind]
     choice.own_min_length[t] = length
     choice.own_max_weights[t] = weights
@@ -153,7 +163,9 @@ def get_choice(dtype):
             "threads": choice.threads, "own_max_weights": choice.own_max_weights[t],
             "own_large_max_rows": {p: choice.own_large_max_rows[t][k]
                                    for k, p in enumerate(PRODUCTS)},
-            "own_large_max_weights": choice.own_large_max_weights[t]}
+            "own_large_max_weights": choice.own_large_max_weights[t],
+            "own_large_min_rows": {p: choice.own_large_min_rows[t][k]
+                                   for k, p in enumerate(PRODUCTS)}}
 
 
 def chosen(kind, m, n, k, dtype):

@@ -418,6 +418,27 @@ def test_the_large_layers_cut_needs_a_win_on_one_thread_and_on_all():
         gemm_choice.PRODUCTS, _calibration.LARGE_ROWS[-1])
 
 
+def test_the_large_layers_range_can_start_above_its_smallest_batch(fresh_cache):
+    # the input gradient's dot products (few rows) lose to BLAS where the
+    # packed panels (many rows) win: the own kernels take the larger batches
+    smallest, *_ = _calibration.LARGE_ROWS
+
+    def timing(product, backend, threads, rows, n_in, n_out):
+        if (n_in, n_out) != _calibration.LARGE_LAYER or backend == "blas":
+            return 2.0 if backend == "blas" else 1.0
+        return 3.0 if product == "nt" and rows == smallest else 1.0
+    chosen = _calibration.decide(timing, threads=2)
+    assert chosen["own_large_max_rows"] == dict.fromkeys(
+        gemm_choice.PRODUCTS, _calibration.LARGE_ROWS[-1])
+    assert chosen["own_large_min_rows"] == {"nn": 0, "tn": 0, "nt": _calibration.LARGE_ROWS[1]}
+    if gemm_choice.vector_bits():
+        gemm_choice.set_choice(np.float32, **chosen)
+        for rows, backend in ((smallest, "blas"), (_calibration.LARGE_ROWS[1], "own"),
+                              (_calibration.LARGE_ROWS[-1], "own")):
+            assert gemm_choice.chosen("nt", rows, 2048, 2048, np.float32)[0] == backend
+        assert gemm_choice.chosen("nn", 1, 2048, 2048, np.float32)[0] == "own"
+
+
 def test_blas_is_timed_on_as_many_threads_as_asked(monkeypatch):
     import threadpoolctl
 
