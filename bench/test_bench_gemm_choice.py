@@ -21,8 +21,8 @@ Run ``pytest bench/test_bench_gemm_choice.py --benchmark-only``.
 import numpy as np
 import pytest
 from test_bench_kernels import blas_backward, blas_forward, operands
-from threadpoolctl import threadpool_info, threadpool_limits
-from threads import pause
+from threadpoolctl import threadpool_info
+from threads import blas_threads, pause
 
 from fastnn import _calibration
 from fastnn_ext import dense, gemm_choice
@@ -79,7 +79,7 @@ def test_product(benchmark, kind, batch, n_in, n_out, backend, threads):
     benchmark.name = f"{backend}-{threads}{' *chosen' if chosen else ''}"
     benchmark.extra_info.update(calls=calls, chosen=chosen)
     pause(0.2)
-    with threadpool_limits(threads if backend == "blas" else None, user_api="blas"):
+    with blas_threads(threads if backend == "blas" else None):
         benchmark.pedantic(gemm_choice.product, args=(kind, a, b, c),
                            kwargs=dict(backend=backend, threads=threads, calls=calls),
                            rounds=10 if m * n * k > 1e8 else 30, iterations=1,

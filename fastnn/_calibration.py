@@ -193,6 +193,7 @@ def decide(timings, threads):
             "nt", "own", 1, rows, LAYERS[0][0], length))
         if min_length == 0:
             max_rows["nt"] = 0
+
     def large_times(backend, n):
         return {(product, rows): timings(product, backend, n, rows, *LARGE_LAYER)
                 for product in _choice.PRODUCTS for rows in LARGE_ROWS}
@@ -327,9 +328,9 @@ def cpu_identity():
 def machine():
     """The cache key of this machine: CPU, CPU count, BLAS kernels, library versions.
 
-    The BLAS part names each loaded BLAS's version and the kernels it runs
-    (OpenBLAS picks them by CPU, or by OPENBLAS_CORETYPE): the crossover
-    against BLAS moves with them.
+    The BLAS part names the kernels each loaded BLAS runs (OpenBLAS picks
+    them by CPU, or by OPENBLAS_CORETYPE): the crossover against BLAS moves
+    with them.
     """
     import scipy
 

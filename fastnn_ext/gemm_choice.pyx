@@ -104,20 +104,18 @@ def set_choice(dtype, own_max_rows, own_min_length, split_min_work, threads,
         ... and batches of fewer rows than this (default: 0, none).
     """
     cdef int t = _dtype_index(dtype)
-    if own_large_max_rows is None:
-        own_large_max_rows = dict.fromkeys(PRODUCTS, 0)
-    if own_large_min_rows is None:
-        own_large_min_rows = dict.fromkeys(PRODUCTS, 0)
-    for name, table in (("own_max_rows", own_max_rows), ("split_min_work", split_min_work),
-                        ("own_large_max_rows", own_large_max_rows),
-                        ("own_large_min_rows", own_large_min_rows)):
+    no_rows = dict.fromkeys(PRODUCTS, 0)
+    row_tables = (("own_max_rows", own_max_rows),
+                  ("own_large_max_rows", no_rows if own_large_max_rows is None
+                   else own_large_max_rows),
+                  ("own_large_min_rows", no_rows if own_large_min_rows is None
+                   else own_large_min_rows))
+    for name, table in row_tables + (("split_min_work", split_min_work),):
         if not isinstance(table, dict) or set(table) != set(PRODUCTS):
             raise ValueError(f"{name} must be a dict with the keys {PRODUCTS}, got {table!r}")
-    rows = [_count(f"own_max_rows[{p!r}]", own_max_rows[p], 0, INT_MAX) for p in PRODUCTS]
-    large_rows = [_count(f"own_large_max_rows[{p!r}]", own_large_max_rows[p], 0, INT_MAX)
-                  for p in PRODUCTS]
-    large_min_rows = [_count(f"own_large_min_rows[{p!r}]", own_large_min_rows[p], 0, INT_MAX)
-                      for p in PRODUCTS]
+    rows, large_rows, large_min_rows = (
+        [_count(f"{name}[{p!r}]", table[p], 0, INT_MAX) for p in PRODUCTS]
+        for name, table in row_tables)
     works = []
     for p in PRODUCTS:
         value = split_min_work[p]
