@@ -14,17 +14,22 @@ array of images and returns a NumPy array of class probabilities:
 * jax — a ``jax.jit``-compiled forward, compiled for the shape before
   timing, ``np.asarray`` of the result.
 
-One and ten rows run on one BLAS (and PyTorch, and fastnn OpenMP) thread,
-10,000 rows on all cores;
-XLA's pool always spans every core.  Every library's probabilities must
-match fastnn's before timing.
+fastnn runs as a user's call does, on as many threads as OpenMP allows:
+10,000 rows share their chunks among them, and one or ten rows share the
+columns of the products or run on one thread, as the plan measured during
+its first calls.  The others run one and ten rows on one BLAS (and PyTorch)
+thread, which is faster for them than all cores, and 10,000 rows on all
+cores; XLA's pool always spans every core.  Every library's probabilities
+must match fastnn's before timing.
 """
 
 import os
 
 import numpy as np
 import pytest
+from fastnn import inference
 from fastnn._validation import check_features
+from fastnn_ext.infer import CHUNK_ROWS
 from numpy_reference import NumpyMLP
 from peers import jax_or_none, torch_or_none
 from threads import time_prediction
@@ -78,10 +83,14 @@ def test_predict_proba(benchmark, fashion_mnist, dtype, n_rows, library):
     X = np.ascontiguousarray(fashion_mnist[0][:n_rows], dtype=dtype)
     model = C2.fastnn_model(dtype=dtype)
     predict = _predictor(library, model)
-    threads = 1 if n_rows < 10000 else os.cpu_count()
+    threads = os.cpu_count() if n_rows >= 10000 or library == "fastnn" else 1
     torch = torch_or_none() if library == "torch" else None
     if torch is not None:
         torch.set_num_threads(threads)
     benchmark.group = (f"predict_proba C2 {list(C2.widths)} ReLU {dtype}, "
                        f"{n_rows} row{'s' if n_rows > 1 else ''}")
     time_prediction(benchmark, library, predict, X, model.predict_proba(X), threads)
+    if library == "fastnn" and n_rows <= CHUNK_ROWS:
+        # the plan's measured choice: one chunk shared by columns, or one thread
+        plan = inference.plan_of(model, model.layers)
+        benchmark.extra_info["shares_chunk"] = plan.shares_chunk(n_rows)

@@ -10,8 +10,9 @@ and predict layer by layer.
 
 An array that already is what the plan takes — the model's dtype,
 C-contiguous, one row or a 2-D batch of the right width — is checked in
-O(1) and for finiteness inside the compiled call; anything else goes
-through ``check_features`` first.  The errors are the same either way.
+O(1) and for finiteness inside the compiled call; anything else, and an
+array that is not finite, goes through ``check_features``, which converts
+it or raises.  The errors are the same either way.
 """
 
 import weakref
@@ -24,20 +25,23 @@ from fastnn import losses as _losses
 from fastnn._validation import check_features
 from fastnn.plan import build_inference_plan
 from fastnn_ext import losses as _loss_kernels
-from fastnn_ext.infer import CHUNK_ROWS as _CHUNK_ROWS
 
-# model → {number of leading layers: InferencePlan or None}; a weak key, so
-# that the plans leave with their model and never reach its pickle.
-_PLANS = weakref.WeakKeyDictionary()
+# id(model) → {number of leading layers: InferencePlan or None}.  Outside
+# the model, so that the plans never reach its pickle; an entry leaves with
+# its model (weakref.finalize), before its id can name another.  A plain
+# dict: a WeakKeyDictionary's lookup took a third of a 1-row prediction's
+# Python time.
+_PLANS = {}
 #: rows per forward call of the layer path, and per loss call of evaluate
 CHUNK = 4096
 
 
 def plan_of(model, layers):
     """The inference plan of ``layers`` (a leading part of model.layers), or None."""
-    plans = _PLANS.get(model)
+    plans = _PLANS.get(id(model))
     if plans is None:
-        plans = _PLANS[model] = {}
+        plans = _PLANS[id(model)] = {}
+        weakref.finalize(model, _PLANS.pop, id(model), None)
     key = len(layers)
     plan = plans.get(key, False)
     if plan is False or (plan is not None and (plan.params_array is not model.params_
@@ -47,12 +51,11 @@ def plan_of(model, layers):
 
 
 def run(plan, model, X):
-    """The plan's outputs for checked 2-D rows X; NaN or ±∞ in X raise check_features' error."""
-    out = np.empty((X.shape[0], plan.n_outputs), dtype=plan.dtype)
-    threads = 1 if X.shape[0] <= _CHUNK_ROWS else _threads.openmp_threads()
-    if not plan.run(X, out, threads):
-        check_features(X, model.dtype, model.n_features_)  # raises, naming the problem
-        raise AssertionError("the inference plan found a value check_features accepts")
+    """The plan's outputs for checked 2-D rows X, on as many threads as pay
+    (``InferencePlan.predict``)."""
+    out = plan.predict(X, _threads.openmp_threads())
+    if out is None:
+        raise AssertionError("the inference plan refused rows that check_features accepts")
     return out
 
 
@@ -64,13 +67,13 @@ def predict(model, X, layers):
         out = np.concatenate([model._forward(X[i:i + CHUNK], layers, False)
                               for i in range(0, X.shape[0], CHUNK)])
         return out[0] if single else out
-    if (type(X) is np.ndarray and X.dtype is plan.dtype and 1 <= X.ndim <= 2
-            and X.shape[-1] == plan.n_features and X.size and X.flags.c_contiguous):
-        single = X.ndim == 1
-        out = run(plan, model, X.reshape(1, -1) if single else X)
-    else:
-        X, single = model._features(X)
-        out = run(plan, model, X)
+    out = plan.predict(X, _threads.openmp_threads())
+    if out is not None:
+        return out
+    # not an array the plan takes as it is, or not finite: check_features
+    # converts it, or raises, naming the problem
+    X, single = model._features(X)
+    out = run(plan, model, X)
     return out[0] if single else out
 
 

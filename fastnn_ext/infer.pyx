@@ -6,7 +6,8 @@ order: dropout is skipped, batch norm uses its running statistics, the
 output layer runs as the records say.  Rows go in chunks of ``CHUNK_ROWS``
 through two workspaces that the ops alternate between, from the caller's X
 to the caller's output array, with the GIL released; the chunks are shared
-among OpenMP's threads when there are several.  No op calls BLAS (dense
+among OpenMP's threads when there are several, and a single chunk may share
+the columns of its products among them.  No op calls BLAS (dense
 products are ``row_gemm``), so no BLAS thread pool runs beside them.
 
 Every row is computed by the same arithmetic whatever the chunk it falls in:
@@ -17,22 +18,45 @@ count when run; X's finiteness is checked chunk by chunk before the chunk
 is computed.  The pointer kernels below check nothing.
 """
 
+import numbers
+
 import numpy as np
 
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_IsValid, PyCapsule_GetPointer
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 
 from fastnn_ext.activations cimport ActivationKernels, activation_kernels
-from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
+from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpColumns, OpNeeds, OP_CAPSULE
 from fastnn_ext.row_gemm cimport row_gemm_vector_bits, row_gemm_vectorized
 from fastnn_ext.update cimport all_finite, checked_array, thread_count
 
 from fastnn_ext import train as _train
 
 cnp.import_array()
+
+cdef extern from "monotonic_clock.h" nogil:
+    double seconds "fastnn_seconds" ()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    /* An orphaned barrier: it binds to the team of the calling thread. */
+    static void fastnn_team_barrier(void) {
+        _Pragma("omp barrier")
+    }
+    static int fastnn_team_size(void) { return omp_get_num_threads(); }
+    #else
+    static void fastnn_team_barrier(void) {}
+    static int fastnn_team_size(void) { return 1; }
+    #endif
+    """
+    void team_barrier "fastnn_team_barrier" () nogil
+    int team_size "fastnn_team_size" () nogil
 
 # Rows per chunk: a chunk's activations (two workspaces of the widest op,
 # 192 KiB for 256 float32 units) stay in L2 from one op to the next, beside
@@ -44,6 +68,31 @@ cdef enum:
 
 #: rows per compiled chunk
 CHUNK_ROWS = CHUNK
+
+# One chunk may be shared by the columns of its products (infer_chunk_shared)
+# or run on one thread.  Which is faster depends on the CPU, the network, the
+# rows and how busy the other cores are: starting a team and its barriers
+# took 1.4–3.5 µs on a 2-core AMD EPYC (KVM, family 26, model 2), where one
+# row of a 784×256 product takes about 6.  So each class of row counts (1,
+# 2–3, 4–7, … rows) times its first TRIAL_CALLS calls each way, inside the
+# user's own calls, and keeps the sharing only if it was SHARED_GAIN times
+# faster.
+cdef enum:
+    TRIAL_CALLS = 8
+    ROW_CLASSES = 7      # bit lengths of 1 … CHUNK rows
+cdef double SHARED_GAIN = 1.1
+
+#: calls of a class of row counts timed each way before it keeps one
+TRIAL_CALLS_EACH_WAY = TRIAL_CALLS
+
+
+cdef inline int row_class(Py_ssize_t rows) noexcept nogil:
+    """The bit length of rows less one: 0 for 1 row, 1 for 2–3, … 6 for 64–96."""
+    cdef int c = 0
+    while rows > 1:
+        rows >>= 1
+        c += 1
+    return c
 
 
 ctypedef struct Network:
@@ -85,12 +134,85 @@ cdef bint infer_chunk(const Network* net, const floating* x, floating* out, Py_s
     return True
 
 
+cdef inline Py_ssize_t share_start(Py_ssize_t total, int part, int parts) noexcept nogil:
+    """Where part `part` of `parts` near-equal shares of total starts (the first
+    parts take the remainder)."""
+    return (part * total + parts - 1) // parts
+
+
+cdef Py_ssize_t column_units(const Network* net, Py_ssize_t k, Py_ssize_t rows, size_t item,
+                             Py_ssize_t* grain) noexcept nogil:
+    """The grains of columns op k's product is shared in, 0 when its columns are not split."""
+    cdef const OpColumns* columns = net.tables[k].columns
+    if columns == NULL:
+        return 0
+    grain[0] = max(1, columns.grain(net.ops[k], rows, item))
+    cdef Py_ssize_t units = (net.ops[k].out_size + grain[0] - 1) // grain[0]
+    return units if units >= 2 else 0
+
+
+cdef void infer_chunk_shared(const Network* net, const floating* x, floating* out,
+                             Py_ssize_t rows, floating* work) noexcept nogil:
+    """infer_chunk's ops, run by every thread of an OpenMP team: the columns of
+    each product that column_units splits are shared, the rest runs on thread 0.
+
+    Thread t computes the same columns at every call, so each core keeps its
+    share of the weights in its own cache; a barrier separates the shares of
+    one product from what reads them, and from what they read.
+    """
+    cdef int part = threadid(), parts = team_size()
+    cdef OpContext ctx = OpContext(net.params, NULL, net.buffers, NULL, NULL, rows, rows,
+                                   NULL, False, 0, 1)
+    cdef const floating* src = x
+    cdef floating* dst
+    cdef Py_ssize_t k, units, grain = 1, j0, j1
+    cdef bint shared
+    for k in range(net.n_ops):
+        dst = out if k == net.n_ops - 1 else work + (k % 2) * rows * net.width
+        units = column_units(net, k, rows, sizeof(floating), &grain)
+        shared = units != 0
+        if shared and k > 0:
+            team_barrier()  # every share sees all of src, which thread 0 wrote
+        if shared:
+            j0 = share_start(units, part, parts) * grain
+            j1 = min(share_start(units, part + 1, parts) * grain, net.ops[k].out_size)
+            if j0 < j1:
+                if floating is float:
+                    net.tables[k].columns.product32(net.ops[k], &ctx, src, dst, j0, j1)
+                else:
+                    net.tables[k].columns.product64(net.ops[k], &ctx, src, dst, j0, j1)
+            team_barrier()  # thread 0 sees every share
+        if part != 0:
+            pass
+        elif floating is float:
+            if shared:
+                net.tables[k].columns.finish32(net.ops[k], net.activations[k], &ctx, dst)
+            else:
+                net.tables[k].infer32(net.ops[k], net.activations[k], &ctx, src, dst)
+        else:
+            if shared:
+                net.tables[k].columns.finish64(net.ops[k], net.activations[k], &ctx, dst)
+            else:
+                net.tables[k].infer64(net.ops[k], net.activations[k], &ctx, src, dst)
+        src = dst
+
+
 cdef Py_ssize_t infer_rows(const Network* net, const floating* x, floating* out,
                            Py_ssize_t n, floating* work, int threads) noexcept nogil:
-    """All n rows, chunk by chunk; the number of chunks that were not finite."""
+    """All n rows, chunk by chunk; the number of chunks that were not finite.
+
+    With several threads, chunks are shared among them; a single chunk is
+    computed by all of them (infer_chunk_shared).
+    """
     cdef Py_ssize_t chunk = CHUNK, n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t c, start, rows, bad = 0
     cdef Py_ssize_t per_thread = 2 * chunk * net.width
+    if threads > 1 and n_chunks == 1:
+        if not all_finite(x, n * net.n_features):
+            return 1
+        with parallel(num_threads=threads):
+            infer_chunk_shared(net, x, out, n, work)
+        return 0
     if threads <= 1:
         for c in range(n_chunks):
             start = c * chunk
@@ -135,11 +257,19 @@ cdef class InferencePlan:
     cdef Network net
     cdef readonly object params_array, buffers_array, dtype
     cdef object records, keep
+    cdef size_t item_size
+    # per row class: calls timed so far, the best seconds per row on one
+    # thread and shared, and the choice once both are timed
+    cdef int trial_calls[ROW_CLASSES]
+    cdef double best_per_row[ROW_CLASSES][2]
+    cdef bint chunk_shared[ROW_CLASSES]
 
     def __cinit__(self):
         self.net.ops = NULL
         self.net.tables = NULL
         self.net.activations = NULL
+        memset(self.trial_calls, 0, sizeof(self.trial_calls))
+        memset(self.chunk_shared, 0, sizeof(self.chunk_shared))
 
     def __dealloc__(self):
         free(self.net.ops)
@@ -199,6 +329,11 @@ cdef class InferencePlan:
             if (table.infer32 == NULL) != (table.infer64 == NULL):
                 raise TypeError(f"op {k}: its table has an inference forward for one "
                                 "precision only")
+            if table.columns != NULL and (
+                    table.columns.grain == NULL or table.columns.product32 == NULL
+                    or table.columns.product64 == NULL or table.columns.finish32 == NULL
+                    or table.columns.finish64 == NULL):
+                raise TypeError(f"op {k}: its table's column split lacks a kernel")
             if table.infer32 == NULL:
                 if first[k].in_size != first[k].out_size:
                     raise ValueError(f"op {k} is skipped at inference but changes the width")
@@ -218,6 +353,7 @@ cdef class InferencePlan:
         self.net.params = <void*> <size_t> params.ctypes.data
         self.net.buffers = <void*> <size_t> buffers.ctypes.data
         self.params_array, self.buffers_array, self.dtype = params, buffers, params.dtype
+        self.item_size = params.dtype.itemsize
 
     @property
     def n_features(self):
@@ -232,8 +368,9 @@ cdef class InferencePlan:
 
         X is a C-contiguous (n, n_features) array and out a C-contiguous
         (n, n_outputs) array, both of the parameters' dtype; ``n_threads``
-        (capped at OpenMP's limit) share the chunks.  Returns False when X
-        holds NaN or ±∞ (out is then partly written), True otherwise.
+        (capped at OpenMP's limit) share the chunks, or the columns of the
+        products where X is a single chunk.  Returns False when X holds NaN
+        or ±∞ (out is then partly written), True otherwise.
         """
         if self.net.ops == NULL:
             raise ValueError("this InferencePlan was not initialised")
@@ -261,21 +398,98 @@ cdef class InferencePlan:
             raise ValueError("out must not overlap X")
         # One thread needs no look at OpenMP's limit (a call of one row).
         cdef int threads = 1 if n_threads is 1 else thread_count(n_threads)
-        cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
-        threads = <int> max(1, min(threads, n_chunks))
+        return self.compute(<const void*> xp, <void*> op, n, threads)
+
+    def predict(self, X, max_threads=1):
+        """The network's outputs for X in a new array, or None for an X to convert first.
+
+        X is a C-contiguous array of the parameters' dtype: (n, n_features)
+        rows, n ≥ 1, give (n, n_outputs) outputs, one sample (n_features,)
+        gives (n_outputs,).  None for any other X, and for an X holding NaN
+        or ±∞: the caller converts and checks it (``fastnn.inference``).
+
+        Up to ``max_threads`` threads (capped at OpenMP's limit): rows
+        beyond one chunk are shared chunk by chunk; one chunk
+        is shared by the columns of its products, or runs on one thread,
+        whichever measured faster for its class of row counts
+        (``shares_chunk``).  The outputs have the same bits either way.
+        """
+        if not (isinstance(X, np.ndarray)
+                and <object> cnp.PyArray_DESCR(<cnp.ndarray> X) is self.dtype
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> X)):
+            return None
+        cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray> X)
+        cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(<cnp.ndarray> X)
+        if not (1 <= ndim <= 2 and dims[ndim - 1] == self.net.n_features
+                and (ndim == 1 or dims[0] >= 1)):
+            return None
+        cdef Py_ssize_t n = 1 if ndim == 1 else dims[0]
+        cdef cnp.npy_intp out_dims[2]
+        out_dims[0] = n
+        out_dims[1] = self.net.n_outputs
+        out = cnp.PyArray_EMPTY(ndim, out_dims + (2 - ndim), cnp.PyArray_TYPE(<cnp.ndarray> X),
+                                0)
+        cdef const void* x = cnp.PyArray_DATA(<cnp.ndarray> X)
+        cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> out)
+        cdef int threads = 1 if max_threads is 1 else thread_count(max_threads)
+        cdef bint finite
+        if n > CHUNK or threads == 1:
+            finite = self.compute(x, y, n, threads)
+        else:
+            finite = self.compute_chunk(x, y, n, threads)
+        return out if finite else None
+
+    def shares_chunk(self, n_rows):
+        """Whether a call of ``n_rows`` rows (one chunk) shares the columns of
+        its products among threads: True or False once measured, None before."""
+        if isinstance(n_rows, bool) or not isinstance(n_rows, numbers.Integral):
+            raise TypeError(f"n_rows must be an integer, got {n_rows!r}")
+        if not 1 <= n_rows <= CHUNK:
+            raise ValueError(f"n_rows must be in [1, {CHUNK}], got {n_rows!r}")
+        cdef int c = row_class(n_rows)
+        return None if self.trial_calls[c] < 2 * TRIAL_CALLS else bool(self.chunk_shared[c])
+
+    cdef bint compute_chunk(self, const void* x, void* y, Py_ssize_t n,
+                            int max_threads) except -1:
+        """One chunk on one thread or shared by max_threads, as its row class chose;
+        while the class is timing, its first calls run on one thread, the next shared."""
+        cdef int c = row_class(n)
+        cdef int calls = self.trial_calls[c]
+        if calls >= 2 * TRIAL_CALLS:
+            return self.compute(x, y, n, max_threads if self.chunk_shared[c] else 1)
+        cdef bint shared = calls >= TRIAL_CALLS
+        cdef double start = seconds()
+        cdef bint finite = self.compute(x, y, n, max_threads if shared else 1)
+        cdef double per_row = (seconds() - start) / n
+        if finite:
+            if calls % TRIAL_CALLS == 0 or per_row < self.best_per_row[c][shared]:
+                self.best_per_row[c][shared] = per_row
+            self.trial_calls[c] = calls + 1
+            if calls + 1 == 2 * TRIAL_CALLS:
+                self.chunk_shared[c] = (SHARED_GAIN * self.best_per_row[c][1]
+                                        < self.best_per_row[c][0])
+        return finite
+
+    cdef bint compute(self, const void* x, void* y, Py_ssize_t n, int threads) except -1:
+        """The outputs of n rows at x into y with up to `threads` threads; False
+        when x is not finite (y then partly written)."""
         if n == 0:
             return True
-        cdef size_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray> X)
-        cdef void* work = malloc(threads * 2 * min(n, CHUNK) * self.net.width * item)
+        cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+        # a single chunk is shared by columns, in one workspace
+        cdef Py_ssize_t workspaces = 1 if n_chunks == 1 else min(threads, n_chunks)
+        threads = <int> max(1, threads if n_chunks == 1 else workspaces)
+        cdef size_t item = self.item_size
+        cdef void* work = malloc(workspaces * 2 * min(n, CHUNK) * self.net.width * item)
         if work == NULL:
             raise MemoryError()
         cdef Py_ssize_t bad
         with nogil:
             if item == 8:
-                bad = infer_rows(&self.net, <const double*> xp, <double*> op, n,
+                bad = infer_rows(&self.net, <const double*> x, <double*> y, n,
                                  <double*> work, threads)
             else:
-                bad = infer_rows(&self.net, <const float*> xp, <float*> op, n,
+                bad = infer_rows(&self.net, <const float*> x, <float*> y, n,
                                  <float*> work, threads)
             free(work)
         return bad == 0

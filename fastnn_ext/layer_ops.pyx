@@ -15,13 +15,15 @@ evaluation mode between two arrays given by pointer, for the inference plan
 (infer.pyx): the element-wise ops are the training forward itself, batch
 norm is the affine map of its running statistics, dropout is the identity
 (no entry), and a dense product is ``row_gemm``, whose rows do not depend on
-the batch they are computed in.
+the batch they are computed in.  A dense table also gives its product and
+its bias-and-activation apart (``OpColumns``), so that the plan may share
+the product's columns among threads.
 """
 
 from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
 
-from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpNeeds, OP_CAPSULE
+from fastnn_ext.ops cimport OpRecord, OpContext, OpKernels, OpColumns, OpNeeds, OP_CAPSULE
 
 from fastnn_ext.activations cimport (ActivationKernels, activation_forward,
                                      activation_backward, add_bias, softmax_forward,
@@ -32,7 +34,7 @@ from fastnn_ext.blas cimport gemm
 from fastnn_ext.dense cimport (dense_forward, dense_backward, dense_backward_sgd,
                                dense_product_work)
 from fastnn_ext.dropout cimport dropout_forward, dropout_backward
-from fastnn_ext.row_gemm cimport row_gemm
+from fastnn_ext.row_gemm cimport row_gemm_columns, row_gemm_grain
 
 
 cdef inline floating* grad_in_of(const OpRecord* op, floating* delta) noexcept nogil:
@@ -62,14 +64,32 @@ cdef void dense_op_forward(const OpRecord* op, const ActivationKernels* act,
                       m, op.in_size, op.out_size, act, <floating> op.alpha)
 
 
-cdef void dense_op_infer(const OpRecord* op, const ActivationKernels* act,
-                         const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+cdef void dense_op_product(const OpRecord* op, const OpContext* ctx, const floating* x,
+                           floating* y, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    row_gemm_columns(x, <const floating*> ctx.params + op.weight, y, ctx.rows, op.in_size,
+                     op.out_size, j0, j1)
+
+
+cdef void dense_op_finish(const OpRecord* op, const ActivationKernels* act,
+                          const OpContext* ctx, floating* y) noexcept nogil:
     # f(z + b) fused, as the layer path's bias and activation compute it
-    # element by element: nothing is kept for a backward pass.
+    # element by element, whole rows at a time (a vectorized activation's
+    # bits may depend on an element's place in the loop).
     cdef const floating* params = <const floating*> ctx.params
-    row_gemm(x, params + op.weight, y, ctx.rows, op.in_size, op.out_size)
     activation_forward(act, y, params + op.bias if op.bias >= 0 else <floating*> NULL, y,
                        ctx.rows, op.out_size, <floating> op.alpha)
+
+
+cdef Py_ssize_t dense_op_grain(const OpRecord* op, Py_ssize_t rows,
+                               size_t item_size) noexcept nogil:
+    return row_gemm_grain(rows, item_size)
+
+
+cdef void dense_op_infer(const OpRecord* op, const ActivationKernels* act,
+                         const OpContext* ctx, const floating* x, floating* y) noexcept nogil:
+    # nothing is kept for a backward pass
+    dense_op_product(op, ctx, x, y, 0, op.out_size)
+    dense_op_finish(op, act, ctx, y)
 
 
 cdef void dense_op_backward(const OpRecord* op, const ActivationKernels* act,
@@ -296,38 +316,42 @@ cdef OpNeeds batchnorm_frozen_op_needs(const OpRecord* op, const ActivationKerne
     return OpNeeds(op.out_size, op.out_size, 2 * op.out_size, 0, True)
 
 
+cdef OpColumns DENSE_COLUMNS = OpColumns(
+    dense_op_grain, dense_op_product[float], dense_op_product[double], dense_op_finish[float],
+    dense_op_finish[double])
+
 cdef OpKernels DENSE_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
     dense_op_backward[float], dense_op_backward[double], dense_op_product_work, dense_op_needs,
-    dense_op_infer[float], dense_op_infer[double])
+    dense_op_infer[float], dense_op_infer[double], &DENSE_COLUMNS)
 cdef OpKernels DENSE_FROZEN_KERNELS = OpKernels(
     dense_op_forward[float], dense_op_forward[double],
     dense_frozen_op_backward[float], dense_frozen_op_backward[double], dense_op_product_work,
-    dense_op_needs, dense_op_infer[float], dense_op_infer[double])
+    dense_op_needs, dense_op_infer[float], dense_op_infer[double], &DENSE_COLUMNS)
 cdef OpKernels ACTIVATION_KERNELS = OpKernels(
     activation_op_forward[float], activation_op_forward[double],
     activation_op_backward[float], activation_op_backward[double], NULL, nothing_more,
-    activation_op_infer[float], activation_op_infer[double])
+    activation_op_infer[float], activation_op_infer[double], NULL)
 cdef OpKernels SOFTMAX_KERNELS = OpKernels(
     softmax_op_forward[float], softmax_op_forward[double],
     softmax_op_backward[float], softmax_op_backward[double], NULL, nothing_more,
-    softmax_op_infer[float], softmax_op_infer[double])
+    softmax_op_infer[float], softmax_op_infer[double], NULL)
 cdef OpKernels PRELU_KERNELS = OpKernels(
     prelu_op_forward[float], prelu_op_forward[double],
     prelu_op_backward[float], prelu_op_backward[double], NULL, prelu_op_needs,
-    prelu_op_infer[float], prelu_op_infer[double])
+    prelu_op_infer[float], prelu_op_infer[double], NULL)
 cdef OpKernels DROPOUT_KERNELS = OpKernels(
     dropout_op_forward[float], dropout_op_forward[double],
     dropout_op_backward[float], dropout_op_backward[double], NULL, dropout_op_needs,
-    NULL, NULL)  # the identity at inference
+    NULL, NULL, NULL)  # the identity at inference
 cdef OpKernels BATCHNORM_KERNELS = OpKernels(
     batchnorm_op_forward[float], batchnorm_op_forward[double],
     batchnorm_op_backward[float], batchnorm_op_backward[double], NULL, batchnorm_op_needs,
-    batchnorm_op_infer[float], batchnorm_op_infer[double])
+    batchnorm_op_infer[float], batchnorm_op_infer[double], NULL)
 cdef OpKernels BATCHNORM_FROZEN_KERNELS = OpKernels(
     batchnorm_frozen_op_forward[float], batchnorm_frozen_op_forward[double],
     batchnorm_frozen_op_backward[float], batchnorm_frozen_op_backward[double], NULL,
-    batchnorm_frozen_op_needs, batchnorm_op_infer[float], batchnorm_op_infer[double])
+    batchnorm_frozen_op_needs, batchnorm_op_infer[float], batchnorm_op_infer[double], NULL)
 
 DENSE = PyCapsule_New(&DENSE_KERNELS, OP_CAPSULE, NULL)
 ACTIVATION = PyCapsule_New(&ACTIVATION_KERNELS, OP_CAPSULE, NULL)

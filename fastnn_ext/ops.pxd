@@ -71,6 +71,33 @@ ctypedef void (*OpInfer32)(const OpRecord* op, const ActivationKernels* act,
                            const OpContext* ctx, const float* x, float* y) noexcept nogil
 ctypedef void (*OpInfer64)(const OpRecord* op, const ActivationKernels* act,
                            const OpContext* ctx, const double* x, double* y) noexcept nogil
+# inference split by columns, for an op that is a product followed by
+# element-wise work (a dense layer): `product` writes columns [j0, j1) of
+# the product x·W into y (ctx.rows rows of op.out_size elements, the other
+# columns untouched); `finish` then completes ctx.rows rows of y in place
+# (bias and activation).  A product over every column, then `finish`, is the
+# op's inference forward, to the bit; threads may share the columns of the
+# product and the rows of the finish.  `grain(op, rows, item_size)`: a
+# column range that starts at a multiple of it runs as fast, per column, as
+# the whole product.
+ctypedef void (*OpProduct32)(const OpRecord* op, const OpContext* ctx, const float* x,
+                             float* y, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+ctypedef void (*OpProduct64)(const OpRecord* op, const OpContext* ctx, const double* x,
+                             double* y, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+ctypedef void (*OpFinish32)(const OpRecord* op, const ActivationKernels* act,
+                            const OpContext* ctx, float* y) noexcept nogil
+ctypedef void (*OpFinish64)(const OpRecord* op, const ActivationKernels* act,
+                            const OpContext* ctx, double* y) noexcept nogil
+ctypedef Py_ssize_t (*OpColumnGrain)(const OpRecord* op, Py_ssize_t rows,
+                                     size_t item_size) noexcept nogil
+
+ctypedef struct OpColumns:
+    OpColumnGrain grain
+    OpProduct32 product32
+    OpProduct64 product64
+    OpFinish32 finish32
+    OpFinish64 finish64
+
 # The multiply-adds of the matrix products of a step over `rows` rows: those
 # BLAS runs at a size where it starts its own threads are returned, the
 # others added to *elsewhere (NULL: the op runs no matrix product).
@@ -98,6 +125,7 @@ ctypedef struct OpKernels:
     OpSizes needs
     OpInfer32 infer32
     OpInfer64 infer64
+    const OpColumns* columns   # NULL: the op's inference is not split by columns
 
 cdef extern from *:
     """

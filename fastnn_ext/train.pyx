@@ -50,14 +50,11 @@ OP_RECORD = np.dtype([
 if OP_RECORD.itemsize != sizeof(OpRecord):
     raise ImportError("fastnn_ext.train.OP_RECORD does not match ops.pxd's OpRecord")
 
+cdef extern from "monotonic_clock.h" nogil:
+    double seconds "fastnn_seconds" ()
+
 cdef extern from *:
     """
-    #include <time.h>
-    static double fastnn_seconds(void) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (double) t.tv_sec + 1e-9 * (double) t.tv_nsec;
-    }
     static inline void fastnn_prefetch_row(const void* start, size_t bytes) {
     #if defined(__GNUC__)
         const char* p = (const char*) start;
@@ -78,7 +75,6 @@ cdef extern from *:
     #endif
     }
     """
-    double seconds "fastnn_seconds" () nogil
     void prefetch_row "fastnn_prefetch_row" (const void* start, size_t bytes) nogil
     size_t l2_bytes "fastnn_l2_bytes" () nogil
 

@@ -9,6 +9,7 @@ portable loop) against the others, bit for bit, and with operands that end
 right before an unmapped page.
 """
 
+import gc
 import os
 import pickle
 import subprocess
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from fastnn import inference
 from fastnn import layers as L
@@ -127,22 +129,34 @@ def run_with_body(body, script, path, *args):
 BODY_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
+    from threadpoolctl import threadpool_limits
+    from fastnn import inference
     from fastnn import layers as L
     from fastnn.model import Sequential
     from fastnn_ext import infer
 
+    def outputs(model, X):
+        # one thread, and two sharing the columns (one chunk) or the chunks:
+        # the same bits
+        plan = inference.plan_of(model, model.layers)
+        one, two = (np.full((X.shape[0], plan.n_outputs), np.nan, X.dtype) for _ in "12")
+        assert plan.run(X, one, 1) and plan.run(X, two, 2)
+        np.testing.assert_array_equal(two, one)
+        return one
+
     out = {"bits": np.array(infer.vector_bits())}
-    for dtype in ("float32", "float64"):
-        model = Sequential([L.Dense(300, 37), L.SiLU(), L.Dense(37, 5), L.Softmax()],
-                           dtype=dtype, seed=4)
-        X = np.random.default_rng(9).standard_normal((23, 300)).astype(dtype)
-        out[f"{dtype} network"] = model.predict_proba(X)
-        for k in (1, 37, 600):
-            for n in (1, 7, 9, 15, 16, 17, 33, 100, 129, 257):
-                model = Sequential([L.Dense(k, n)], loss="mse", dtype=dtype, seed=k + n)
-                X = np.random.default_rng(k * n).standard_normal((97, k)).astype(dtype)
-                for m in [*range(1, 14), 24, 25, 97]:
-                    out[f"{dtype} {k}x{n}, {m} rows"] = model.predict_proba(X[:m])
+    with threadpool_limits(limits=2, user_api="openmp"):
+        for dtype in ("float32", "float64"):
+            model = Sequential([L.Dense(300, 37), L.SiLU(), L.Dense(37, 5), L.Softmax()],
+                               dtype=dtype, seed=4)
+            X = np.random.default_rng(9).standard_normal((23, 300)).astype(dtype)
+            out[f"{dtype} network"] = outputs(model, X)
+            for k in (1, 37, 600):
+                for n in (1, 7, 9, 15, 16, 17, 33, 100, 129, 257, 400):
+                    model = Sequential([L.Dense(k, n)], loss="mse", dtype=dtype, seed=k + n)
+                    X = np.random.default_rng(k * n).standard_normal((97, k)).astype(dtype)
+                    for m in [*range(1, 14), 24, 25, 97]:
+                        out[f"{dtype} {k}x{n}, {m} rows"] = outputs(model, X[:m])
     np.savez(sys.argv[1], **out)
 """)
 
@@ -155,10 +169,12 @@ def portable_outputs(tmp_path_factory):
 @pytest.mark.parametrize("body", ["avx512", "avx2"])
 def test_the_portable_loop_gives_the_bits_of_each_vector_body(body, portable_outputs, tmp_path):
     # fma() rounds once, as the instruction does: the same chains, the same
-    # bits, whatever the vector width and the tile.  The shapes: every tile
-    # (1–12 rows with AVX-512, 1–6 with AVX2, and more rows than one tile or
-    # one chunk), masked last vectors of either width (n not a multiple of 16
-    # or 8), more columns than a panel, sums of several steps (600 terms).
+    # bits, whatever the vector width, the tile and the thread that computes
+    # a column.  The shapes: every tile (1–12 rows with AVX-512, 1–6 with
+    # AVX2, and more rows than one tile or one chunk), masked last vectors of
+    # either width (n not a multiple of 16 or 8), more columns than a panel
+    # or the widest tile (400 = 256 + 128 + 16), sums of several steps (600
+    # terms), column ranges that end inside a row.
     outputs = run_with_body(body, BODY_SCRIPT, tmp_path / "out.npz")
     assert sorted(outputs.files) == sorted(portable_outputs.files)
     for key in portable_outputs.files:
@@ -176,10 +192,14 @@ GUARD_SCRIPT = textwrap.dedent("""
     from fastnn.plan import PlanBuilder
     from fastnn_ext import infer
 
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(5)
     x_end, w_end, out_end = (GuardedArrays(pages=160) for _ in range(3))
+    threadpool_limits(limits=2, user_api="openmp")
     for dtype in ("float32", "float64"):
-        for k, n in [(1, 1), (5, 3), (37, 15), (19, 17), (300, 9), (600, 33), (260, 130)]:
+        for k, n in [(1, 1), (5, 3), (37, 15), (19, 17), (300, 9), (600, 33), (260, 130),
+                     (40, 400)]:
             model = Sequential([L.Dense(k, n)], loss="mse", dtype=dtype)
             records, kernels, activations = PlanBuilder(model, 1).records(model.layers)
             records = records.copy()
@@ -189,9 +209,10 @@ GUARD_SCRIPT = textwrap.dedent("""
             plan = infer.InferencePlan(records, kernels, activations, params, model.buffers_)
             for m in (1, 2, 3, 5, 7, 12, 13, 25):
                 X = rng.integers(-4, 5, (m, k))
-                out = out_end.ending_at_guard(np.full((m, n), np.nan, dtype))
-                assert plan.run(x_end.ending_at_guard(X.astype(dtype)), out)
-                np.testing.assert_array_equal(out, (X @ W + b).astype(dtype))
+                for threads in (1, 2):  # two: each shares the columns of the product
+                    out = out_end.ending_at_guard(np.full((m, n), np.nan, dtype))
+                    assert plan.run(x_end.ending_at_guard(X.astype(dtype)), out, threads)
+                    np.testing.assert_array_equal(out, (X @ W + b).astype(dtype))
     np.savez(sys.argv[1], bits=infer.vector_bits())
 """)
 
@@ -304,16 +325,95 @@ def test_the_thread_count_changes_no_bit(dtype):
     np.testing.assert_array_equal(one, two)
 
 
+# -- one chunk shared by the columns of its products ----------------------------------------
+
+def shared_network(dtype):
+    """Products several grains wide at every row count, a SiLU whose
+    vectorized exp runs over whole rows, and an output layer too narrow to
+    share."""
+    return Sequential([L.Dense(200, 300), L.SiLU(), L.Dense(300, 130), L.ReLU(),
+                       L.Dense(130, 7), L.Softmax()], dtype=dtype, seed=1)
+
+
+def test_sharing_a_chunk_by_columns_changes_no_bit(dtype):
+    model = shared_network(dtype)
+    plan = inference.plan_of(model, model.layers)
+    X = np.random.default_rng(3).standard_normal((CHUNK, 200)).astype(dtype)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        for m in [*range(1, 14), 31, 64, CHUNK]:
+            one, shared = (np.full((m, 7), np.nan, dtype) for _ in range(2))
+            assert plan.run(X[:m], one, 1) and plan.run(X[:m], shared, 2)
+            np.testing.assert_array_equal(shared, one, err_msg=f"{m} rows")
+
+
+def test_each_row_class_times_both_ways_then_keeps_one():
+    model = shared_network("float32")
+    plan = inference.plan_of(model, model.layers)
+    X = np.random.default_rng(4).standard_normal((5, 200)).astype(np.float32)
+    trials = _infer.TRIAL_CALLS_EACH_WAY
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.predict_proba(X[0])
+    assert plan.shares_chunk(1) is None  # one thread allowed: nothing to compare
+    with threadpool_limits(limits=2, user_api="openmp"):
+        first = model.predict_proba(X[0])
+        for _ in range(2 * trials - 2):
+            np.testing.assert_array_equal(model.predict_proba(X[0]), first)
+        assert plan.shares_chunk(1) is None
+        np.testing.assert_array_equal(model.predict_proba(X[0]), first)
+        choice = plan.shares_chunk(1)
+        assert choice in (True, False)
+        for _ in range(3):
+            np.testing.assert_array_equal(model.predict_proba(X[0]), first)
+        assert plan.shares_chunk(1) is choice
+        # 4 and 5 rows are another class, still to time
+        assert plan.shares_chunk(4) is None and plan.shares_chunk(5) is None
+        np.testing.assert_array_equal(model.predict_proba(X)[0], first)
+    with pytest.raises(ValueError, match="n_rows"):
+        plan.shares_chunk(CHUNK + 1)
+    with pytest.raises(TypeError, match="n_rows"):
+        plan.shares_chunk(1.0)
+
+
+def test_predict_takes_only_arrays_in_the_plans_own_form():
+    # None sends the caller to check_features, which converts or raises
+    model = small_model()
+    plan = inference.plan_of(model, model.layers)
+    X = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    expected = layer_path(model, X)
+    np.testing.assert_allclose(plan.predict(X), expected, rtol=1e-6)
+    np.testing.assert_allclose(plan.predict(X[1]), expected[1], rtol=1e-6)
+    assert plan.predict(X[1]).shape == (3,)
+    swapped = X.astype(X.dtype.newbyteorder())
+    for other in (X.astype(np.float64), np.asfortranarray(X), X[:, :4], X[None], X[:0],
+                  X.tolist(), np.where(X > 1, np.inf, X), swapped, X[::2]):
+        assert plan.predict(other, 2) is None
+    with pytest.raises(TypeError, match="n_threads"):
+        plan.predict(X, 1.5)
+
+
+def test_the_plans_leave_with_their_model():
+    model = small_model()
+    model.predict_proba(np.ones(5, np.float32))
+    key = id(model)
+    assert key in inference._PLANS
+    del model
+    gc.collect()
+    assert key not in inference._PLANS
+
+
 def _threaded_prediction(seed):
     model = Sequential([L.Dense(30, 40), L.Tanh(), L.Dense(40, 4), L.Softmax()],
                        dtype="float32", seed=seed)
     X = np.random.default_rng(seed).standard_normal((10 * CHUNK + 3, 30)).astype(np.float32)
-    return model.predict_proba(X)
+    # one row: timed on one thread, then shared by columns (where threads may run)
+    rows = [model.predict_proba(X[0]) for _ in range(2 * _infer.TRIAL_CALLS_EACH_WAY + 1)]
+    return np.vstack([model.predict_proba(X), *rows])
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_predicts_after_threaded_prediction():
-    # many rows are shared among OpenMP's threads: a forked child uses one
+    # many rows, and one row's products, are shared among OpenMP's threads:
+    # a forked child uses one
     in_parent, in_child = in_parent_and_forked_child(_threaded_prediction, 0)
     np.testing.assert_array_equal(in_parent, in_child)
 
