@@ -84,7 +84,8 @@ def test_product(benchmark, kind, batch, n_in, n_out, backend, threads):
                            kwargs=dict(backend=backend, threads=threads, calls=calls),
                            rounds=10 if m * n * k > 1e8 else 30, iterations=1,
                            warmup_rounds=3)
-    benchmark.extra_info["us_per_product"] = benchmark.stats.stats.min / calls * 1e6
+    if benchmark.stats is not None:  # None under --benchmark-disable: nothing was timed
+        benchmark.extra_info["us_per_product"] = benchmark.stats.stats.min / calls * 1e6
 
 
 @pytest.mark.parametrize("library", ["fastnn", "blas"])

@@ -76,14 +76,18 @@ CHUNK_ROWS = CHUNK
 # row of a 784×256 product takes about 6.  So each class of row counts (1,
 # 2–3, 4–7, … rows) times its first TRIAL_CALLS calls each way, inside the
 # user's own calls, and keeps the sharing only if it was SHARED_GAIN times
-# faster.
+# faster; it times both ways again after every RETRIAL_CALLS calls, so that
+# a choice made while the other core was busy does not stay.
 cdef enum:
     TRIAL_CALLS = 8
+    RETRIAL_CALLS = 4096
     ROW_CLASSES = 7      # bit lengths of 1 … CHUNK rows
 cdef double SHARED_GAIN = 1.1
 
 #: calls of a class of row counts timed each way before it keeps one
 TRIAL_CALLS_EACH_WAY = TRIAL_CALLS
+#: calls of a class between the end of one trial and the start of the next
+CALLS_BETWEEN_TRIALS = RETRIAL_CALLS
 
 
 cdef inline int row_class(Py_ssize_t rows) noexcept nogil:
@@ -258,10 +262,12 @@ cdef class InferencePlan:
     cdef readonly object params_array, buffers_array, dtype
     cdef object records, keep
     cdef size_t item_size
-    # per row class: calls timed so far, the best seconds per row on one
-    # thread and shared, and the choice once both are timed
+    # per row class: calls since its last trial began (the first 2 ×
+    # TRIAL_CALLS are timed), the best seconds per row on one thread and
+    # shared, and the choice once a trial has ended
     cdef int trial_calls[ROW_CLASSES]
     cdef double best_per_row[ROW_CLASSES][2]
+    cdef bint decided[ROW_CLASSES]
     cdef bint chunk_shared[ROW_CLASSES]
 
     def __cinit__(self):
@@ -269,6 +275,7 @@ cdef class InferencePlan:
         self.net.tables = NULL
         self.net.activations = NULL
         memset(self.trial_calls, 0, sizeof(self.trial_calls))
+        memset(self.decided, 0, sizeof(self.decided))
         memset(self.chunk_shared, 0, sizeof(self.chunk_shared))
 
     def __dealloc__(self):
@@ -447,7 +454,7 @@ cdef class InferencePlan:
         if not 1 <= n_rows <= CHUNK:
             raise ValueError(f"n_rows must be in [1, {CHUNK}], got {n_rows!r}")
         cdef int c = row_class(n_rows)
-        return None if self.trial_calls[c] < 2 * TRIAL_CALLS else bool(self.chunk_shared[c])
+        return bool(self.chunk_shared[c]) if self.decided[c] else None
 
     cdef bint compute_chunk(self, const void* x, void* y, Py_ssize_t n,
                             int max_threads) except -1:
@@ -456,6 +463,7 @@ cdef class InferencePlan:
         cdef int c = row_class(n)
         cdef int calls = self.trial_calls[c]
         if calls >= 2 * TRIAL_CALLS:
+            self.trial_calls[c] = 0 if calls >= 2 * TRIAL_CALLS + RETRIAL_CALLS else calls + 1
             return self.compute(x, y, n, max_threads if self.chunk_shared[c] else 1)
         cdef bint shared = calls >= TRIAL_CALLS
         cdef double start = seconds()
@@ -468,6 +476,7 @@ cdef class InferencePlan:
             if calls + 1 == 2 * TRIAL_CALLS:
                 self.chunk_shared[c] = (SHARED_GAIN * self.best_per_row[c][1]
                                         < self.best_per_row[c][0])
+                self.decided[c] = True
         return finite
 
     cdef bint compute(self, const void* x, void* y, Py_ssize_t n, int threads) except -1:

@@ -368,6 +368,10 @@ def test_each_row_class_times_both_ways_then_keeps_one():
         # 4 and 5 rows are another class, still to time
         assert plan.shares_chunk(4) is None and plan.shares_chunk(5) is None
         np.testing.assert_array_equal(model.predict_proba(X)[0], first)
+        # the class times both ways again later, keeping a choice meanwhile
+        for _ in range(_infer.CALLS_BETWEEN_TRIALS + trials):
+            assert (model.predict_proba(X[0]) == first).all()
+        assert plan.shares_chunk(1) in (True, False)
     with pytest.raises(ValueError, match="n_rows"):
         plan.shares_chunk(CHUNK + 1)
     with pytest.raises(TypeError, match="n_rows"):
