@@ -189,6 +189,48 @@ def test_a_deep_product_of_many_rows_has_the_bits_of_a_few_rows_at_a_time(alpha,
     np.testing.assert_array_equal(c, np.vstack(pieces))
 
 
+# Products whose re-read operand (A of X·W, B of Xᵀ·dZ) is beyond 512 KiB
+# and that have 48 rows or more (24 with AVX2) go through slice_order():
+# C in parts of a group of rows by some columns, the inner dimension in
+# slices of 128 or 256 rows outside the blocks.  These shapes end in partial
+# blocks of rows and columns and a partial slice; 1100 float32 rows (over
+# 85 blocks of 12) make two groups of rows, and 600 rows by 500 columns
+# parts of fewer columns than C has.
+WIDE_SHAPES = [("nn", 100, 70, 1400), ("nn", 1100, 40, 300), ("nn", 530, 17, 700),
+               ("tn", 61, 500, 300), ("tn", 600, 500, 257), ("tn", 1100, 77, 900)]
+
+
+def own_rows(kind, a, b, alpha, start, stop):
+    """Rows [start, stop) of alpha·op(A)·op(B), computed from those rows of op(A) alone."""
+    return own_product(kind, a[:, start:stop] if kind == "tn" else a[start:stop], b, alpha)
+
+
+@needs_kernels
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+@pytest.mark.parametrize("kind, m, n, k", WIDE_SHAPES)
+def test_operands_beyond_l2_have_the_bits_of_a_few_rows_at_a_time(kind, m, n, k, alpha, dtype,
+                                                                   rng):
+    # Twelve rows at a time take the in-place orders; each element is the
+    # same multiply-adds in the same order either way.
+    a, b, _ = operands(kind, m, n, k, dtype, rng, pad=0)
+    c = own_product(kind, a, b, alpha)
+    assert_close(c, alpha * reference(kind, a, b), dtype, scale=np.sqrt(k))
+    pieces = [own_rows(kind, a, b, alpha, i, min(i + 12, m)) for i in range(0, m, 12)]
+    np.testing.assert_array_equal(c, np.vstack(pieces))
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind, m, n, k", WIDE_SHAPES[:4])
+def test_operands_beyond_l2_change_no_bit_with_strides_or_threads(kind, m, n, k, dtype, rng):
+    a, b, _ = operands(kind, m, n, k, dtype, rng, pad=0)
+    c = own_product(kind, a, b, 1.0)
+    for pad, threads in [(5, 1), (0, 2), (3, 3)]:
+        a2, b2, c2 = (operands(kind, m, n, k, dtype, rng, pad=pad))
+        a2[...], b2[...], c2[...] = a, b, np.nan
+        gemm_choice.product(kind, a2, b2, c2, threads=threads)
+        np.testing.assert_array_equal(c2, c)
+
+
 @needs_kernels
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
 def test_many_rows_by_a_transposed_b_have_the_bits_of_the_plain_product(alpha, dtype, rng):

@@ -553,6 +553,104 @@ SG_INLINE void SG_KN(block_at)(const int A_ROW_1, const int FROM_C, ptrdiff_t i0
  * of B fills half of L1 (32 KiB, or more, on the CPUs these kernels target). */
 #define SG_DEPTH ((ptrdiff_t) (16384 / (SG_BLOCK * sizeof(SG_T))))
 
+/* Bytes of the slice of an operand that a group of rows keeps in L2 while
+ * every block of columns passes over it: half of the 1 MiB L2 of the CPUs
+ * these kernels were tuned on, most of the rest for C's part. */
+#define SG_L2_SLICE_BYTES ((ptrdiff_t) 524288)
+/* Bytes of C's part that slice_order() sums in L2 beside A's slice. */
+#define SG_L2_PART_BYTES ((ptrdiff_t) 262144)
+
+/* Rows of C per group in slice_order(): the fewest groups whose slices of
+ * A (rows × SG_DEPTH elements) fit SG_L2_SLICE_BYTES, all of nearly the same
+ * number of blocks, so that no small last group reads B for a few rows. */
+SG_INLINE ptrdiff_t SG_KN(group_rows)(ptrdiff_t m)
+{
+    const ptrdiff_t blocks = (m + SG_MR - 1) / SG_MR;
+    const ptrdiff_t most = SG_L2_SLICE_BYTES / (SG_MR * SG_DEPTH * (ptrdiff_t) sizeof(SG_T));
+    const ptrdiff_t groups = (blocks + most - 1) / most;
+    return (blocks + groups - 1) / groups * SG_MR;
+}
+
+/* Whether slice_order() is worth it: with beta = 0 (C holds the sums
+ * between slices), four blocks of rows or more, and an operand too large for
+ * L2 that the in-place orders would read again for every block of rows (Xᵀ·dZ:
+ * B, k×n) or of columns (X·W: A, m×k).  Smaller products keep the orders
+ * they were tuned with. */
+SG_INLINE int SG_KN(use_slice_order)(int a_row_1, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                     SG_T beta)
+{
+    const ptrdiff_t reread = (a_row_1 ? k * n : m * k) * (ptrdiff_t) sizeof(SG_T);
+    return beta == 0 && k > 0 && m >= 4 * SG_MR && reread > SG_L2_SLICE_BYTES;
+}
+
+/* One slice of depth rows of B at b_p (and columns of A at a_p) for the
+ * rows [g0, g1) and columns [j0, j1) of C: within each block of columns
+ * every block of rows, so that B's slice of the block's columns is in L1 and
+ * A's slice of the group's rows in L2 while they are read. */
+SG_INLINE void SG_KN(slice_pass)(const int A_ROW_1, const int FROM_C, ptrdiff_t g0,
+                                 ptrdiff_t g1, ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t n,
+                                 ptrdiff_t depth, SG_T scale, const SG_T *a_p, ptrdiff_t a_row,
+                                 ptrdiff_t a_col, const SG_T *b_p, ptrdiff_t ldb, SG_T *c,
+                                 ptrdiff_t ldc)
+{
+    for (; j0 < j1; j0 += SG_BLOCK)
+        for (ptrdiff_t i0 = g0; i0 < g1; i0 += SG_MR)
+            SG_KN(block_at)(A_ROW_1, FROM_C, i0, j0, g1, n, depth, scale, a_p, a_row, a_col,
+                            b_p, ldb, 0, c, ldc);
+}
+
+/* C(m×n) = alpha·A(m×k)·B(k×n) with beta = 0 and k > 0, for operands beyond
+ * L2 (use_slice_order()).  The in-place orders read all of X (4 MiB) again
+ * for every block of columns in X·W (512×2048 by 2048×2048), and all of dZ
+ * for every block of rows in Xᵀ·dZ (2048×512 by 512×2048), from L3.  Here C
+ * is taken in parts of a group of rows (group_rows()) by as many columns as
+ * make 256 KiB of C, and within a part the inner dimension in slices of
+ * SG_DEPTH, each slice passing over the whole part (slice_pass()): the
+ * part's sums, which C holds between slices, and A's slice stay in L2
+ * together.  Each element of C is the same multiply-adds over p in the same
+ * order as in the other orders, so the same bits.  On one core of an AMD
+ * EPYC, family 26, model 2 (a shared, noisy host), float32 GFLOP/s, medians
+ * of 11–15 in three runs interleaved with the in-place order (in place →
+ * here): X·W 512×2048 by 2048×2048 128–132 → 139–150, by 784×2048 148–159
+ * → 165–176; Xᵀ·dZ of 784×512 by 512×2048 128–143 → 165–167, of 2048×512
+ * 140–171 → 156–165 (within the noise).  Slices over all of C, without the
+ * parts of columns, gained less (X·W by 784×2048: 164); B's slice copied
+ * into a contiguous panel first was slower on three of the four (X·W by
+ * 784×2048: 123 against 155 in the same run). */
+__attribute__((target(SG_TARGET), noinline))
+static void SG_KN(slice_order)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
+                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
+                               const SG_T *b, ptrdiff_t ldb, SG_T *c, ptrdiff_t ldc)
+{
+    const ptrdiff_t rows = SG_KN(group_rows)(m);
+    ptrdiff_t cols = SG_L2_PART_BYTES / (ptrdiff_t) sizeof(SG_T) / (rows < m ? rows : m)
+                     / SG_BLOCK * SG_BLOCK;
+    cols = cols < SG_BLOCK ? SG_BLOCK : cols;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += cols) {
+        const ptrdiff_t j1 = n - j0 < cols ? n : j0 + cols;
+        for (ptrdiff_t g0 = 0; g0 < m; g0 += rows) {
+            const ptrdiff_t g1 = m - g0 < rows ? m : g0 + rows;
+            for (ptrdiff_t p0 = 0; p0 < k; p0 += SG_DEPTH) {
+                const ptrdiff_t depth = k - p0 < SG_DEPTH ? k - p0 : SG_DEPTH;
+                const SG_T scale = p0 + depth == k ? alpha : 1; /* on the finished sums only */
+                const SG_T *a_p = a + p0 * a_col, *b_p = b + p0 * ldb;
+                if (a_row == 1 && p0 == 0)
+                    SG_KN(slice_pass)(1, 0, g0, g1, j0, j1, n, depth, scale, a_p, 1, a_col, b_p,
+                                      ldb, c, ldc);
+                else if (a_row == 1)
+                    SG_KN(slice_pass)(1, 1, g0, g1, j0, j1, n, depth, scale, a_p, 1, a_col, b_p,
+                                      ldb, c, ldc);
+                else if (p0 == 0)
+                    SG_KN(slice_pass)(0, 0, g0, g1, j0, j1, n, depth, scale, a_p, a_row, a_col,
+                                      b_p, ldb, c, ldc);
+                else
+                    SG_KN(slice_pass)(0, 1, g0, g1, j0, j1, n, depth, scale, a_p, a_row, a_col,
+                                      b_p, ldb, c, ldc);
+            }
+        }
+    }
+}
+
 /* C(m×n) = alpha·A(m×k)·B(k×n) + beta·C on one thread.  With A transposed
  * (a weight gradient Xᵀ·dZ) the blocks of C's rows are outer: a block's MR
  * columns of X stay in L1 while it passes along dZ's rows (784×256 from 128
@@ -564,14 +662,16 @@ SG_INLINE void SG_KN(block_at)(const int A_ROW_1, const int FROM_C, ptrdiff_t i0
  * the sums between slices: the same multiply-adds in the same order, so the
  * same bits (128×784 by 784×256 on one core of that EPYC: 636–639 µs
  * against 711; with ten rows no faster).  beta·C is added only at the end,
- * so slicing needs beta = 0. */
+ * so slicing needs beta = 0.  Operands beyond L2 go through slice_order(). */
 __attribute__((target(SG_TARGET)))
 static void SG_KN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
 {
-    if (a_row == 1) {
+    if (SG_KN(use_slice_order)(a_row == 1, m, n, k, beta)) {
+        SG_KN(slice_order)(m, n, k, alpha, a, a_row, a_col, b, ldb, c, ldc);
+    } else if (a_row == 1) {
         for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR)
             for (ptrdiff_t j0 = 0; j0 < n; j0 += SG_BLOCK)
                 SG_KN(block_at)(1, 0, i0, j0, m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c,
@@ -737,6 +837,8 @@ static void SG_KN(packed_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
 #undef SG_LANES
 #undef SG_BLOCK
 #undef SG_DEPTH
+#undef SG_L2_SLICE_BYTES
+#undef SG_L2_PART_BYTES
 #undef SG_KN
 #undef SG_INLINE
 #undef SG_ISA
