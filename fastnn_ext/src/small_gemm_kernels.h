@@ -571,23 +571,25 @@ SG_INLINE ptrdiff_t SG_KN(group_rows)(ptrdiff_t m)
     return (blocks + groups - 1) / groups * SG_MR;
 }
 
-/* Whether slice_order() is worth it: with beta = 0 (C holds the sums
- * between slices), four blocks of rows or more, and an operand too large for
- * L2 that the in-place orders would read again for every block of rows (Xᵀ·dZ:
- * B, k×n) or of columns (X·W: A, m×k).  Smaller products keep the orders
- * they were tuned with. */
-SG_INLINE int SG_KN(use_slice_order)(int a_row_1, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                     SG_T beta)
+/* Whether X·W goes through slice_order(): with beta = 0 (C holds the sums
+ * between slices), four blocks of rows or more, and an A too large for L2,
+ * which the in-place order reads again for every block of columns.  Smaller
+ * products keep the order they were tuned with.  The weight gradient Xᵀ·dZ
+ * (A transposed) keeps its order too: in slice_order() it ran 0.82–1.47
+ * times as fast as in place, varying from run to run with the host's load
+ * (784×512 and 2048×512 by 512×2048 on one and two cores of an AMD EPYC,
+ * family 26, model 2). */
+SG_INLINE int SG_KN(use_slice_order)(ptrdiff_t m, ptrdiff_t k, SG_T beta)
 {
-    const ptrdiff_t reread = (a_row_1 ? k * n : m * k) * (ptrdiff_t) sizeof(SG_T);
-    return beta == 0 && k > 0 && m >= 4 * SG_MR && reread > SG_L2_SLICE_BYTES;
+    return beta == 0 && k > 0 && m >= 4 * SG_MR
+           && m * k * (ptrdiff_t) sizeof(SG_T) > SG_L2_SLICE_BYTES;
 }
 
 /* One slice of depth rows of B at b_p (and columns of A at a_p) for the
  * rows [g0, g1) and columns [j0, j1) of C: within each block of columns
  * every block of rows, so that B's slice of the block's columns is in L1 and
  * A's slice of the group's rows in L2 while they are read. */
-SG_INLINE void SG_KN(slice_pass)(const int A_ROW_1, const int FROM_C, ptrdiff_t g0,
+SG_INLINE void SG_KN(slice_pass)(const int FROM_C, ptrdiff_t g0,
                                  ptrdiff_t g1, ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t n,
                                  ptrdiff_t depth, SG_T scale, const SG_T *a_p, ptrdiff_t a_row,
                                  ptrdiff_t a_col, const SG_T *b_p, ptrdiff_t ldb, SG_T *c,
@@ -595,14 +597,13 @@ SG_INLINE void SG_KN(slice_pass)(const int A_ROW_1, const int FROM_C, ptrdiff_t 
 {
     for (; j0 < j1; j0 += SG_BLOCK)
         for (ptrdiff_t i0 = g0; i0 < g1; i0 += SG_MR)
-            SG_KN(block_at)(A_ROW_1, FROM_C, i0, j0, g1, n, depth, scale, a_p, a_row, a_col,
-                            b_p, ldb, 0, c, ldc);
+            SG_KN(block_at)(0, FROM_C, i0, j0, g1, n, depth, scale, a_p, a_row, a_col, b_p,
+                            ldb, 0, c, ldc);
 }
 
-/* C(m×n) = alpha·A(m×k)·B(k×n) with beta = 0 and k > 0, for operands beyond
- * L2 (use_slice_order()).  The in-place orders read all of X (4 MiB) again
- * for every block of columns in X·W (512×2048 by 2048×2048), and all of dZ
- * for every block of rows in Xᵀ·dZ (2048×512 by 512×2048), from L3.  Here C
+/* C(m×n) = alpha·A(m×k)·B(k×n) with beta = 0 and k > 0 where A is beyond L2
+ * (use_slice_order()).  The in-place order reads all of X (4 MiB) again
+ * from L3 for every block of columns in X·W (512×2048 by 2048×2048).  Here C
  * is taken in parts of a group of rows (group_rows()) by as many columns as
  * make 256 KiB of C, and within a part the inner dimension in slices of
  * SG_DEPTH, each slice passing over the whole part (slice_pass()): the
@@ -611,12 +612,10 @@ SG_INLINE void SG_KN(slice_pass)(const int A_ROW_1, const int FROM_C, ptrdiff_t 
  * order as in the other orders, so the same bits.  On one core of an AMD
  * EPYC, family 26, model 2 (a shared, noisy host), float32 GFLOP/s, medians
  * of 11–15 in three runs interleaved with the in-place order (in place →
- * here): X·W 512×2048 by 2048×2048 128–132 → 139–150, by 784×2048 148–159
- * → 165–176; Xᵀ·dZ of 784×512 by 512×2048 128–143 → 165–167, of 2048×512
- * 140–171 → 156–165 (within the noise).  Slices over all of C, without the
- * parts of columns, gained less (X·W by 784×2048: 164); B's slice copied
- * into a contiguous panel first was slower on three of the four (X·W by
- * 784×2048: 123 against 155 in the same run). */
+ * here): X·W 512×2048 by 2048×2048 128–133 → 139–154, by 784×2048 148–159
+ * → 165–176.  Slices over all of C, without the parts of columns, gained
+ * less (by 784×2048: 164); B's slice copied into a contiguous panel first
+ * was slower (by 784×2048: 123 against 155 in the same run). */
 __attribute__((target(SG_TARGET), noinline))
 static void SG_KN(slice_order)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                                const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
@@ -634,17 +633,11 @@ static void SG_KN(slice_order)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha
                 const ptrdiff_t depth = k - p0 < SG_DEPTH ? k - p0 : SG_DEPTH;
                 const SG_T scale = p0 + depth == k ? alpha : 1; /* on the finished sums only */
                 const SG_T *a_p = a + p0 * a_col, *b_p = b + p0 * ldb;
-                if (a_row == 1 && p0 == 0)
-                    SG_KN(slice_pass)(1, 0, g0, g1, j0, j1, n, depth, scale, a_p, 1, a_col, b_p,
-                                      ldb, c, ldc);
-                else if (a_row == 1)
-                    SG_KN(slice_pass)(1, 1, g0, g1, j0, j1, n, depth, scale, a_p, 1, a_col, b_p,
-                                      ldb, c, ldc);
-                else if (p0 == 0)
-                    SG_KN(slice_pass)(0, 0, g0, g1, j0, j1, n, depth, scale, a_p, a_row, a_col,
+                if (p0 == 0)
+                    SG_KN(slice_pass)(0, g0, g1, j0, j1, n, depth, scale, a_p, a_row, a_col,
                                       b_p, ldb, c, ldc);
                 else
-                    SG_KN(slice_pass)(0, 1, g0, g1, j0, j1, n, depth, scale, a_p, a_row, a_col,
+                    SG_KN(slice_pass)(1, g0, g1, j0, j1, n, depth, scale, a_p, a_row, a_col,
                                       b_p, ldb, c, ldc);
             }
         }
@@ -662,14 +655,14 @@ static void SG_KN(slice_order)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha
  * the sums between slices: the same multiply-adds in the same order, so the
  * same bits (128×784 by 784×256 on one core of that EPYC: 636–639 µs
  * against 711; with ten rows no faster).  beta·C is added only at the end,
- * so slicing needs beta = 0.  Operands beyond L2 go through slice_order(). */
+ * so slicing needs beta = 0.  An A beyond L2 goes through slice_order(). */
 __attribute__((target(SG_TARGET)))
 static void SG_KN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *a, ptrdiff_t a_row, ptrdiff_t a_col,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
 {
-    if (SG_KN(use_slice_order)(a_row == 1, m, n, k, beta)) {
+    if (a_row != 1 && SG_KN(use_slice_order)(m, k, beta)) {
         SG_KN(slice_order)(m, n, k, alpha, a, a_row, a_col, b, ldb, c, ldc);
     } else if (a_row == 1) {
         for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR)
