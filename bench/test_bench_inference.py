@@ -18,8 +18,7 @@ fastnn runs as a user's call does, on as many threads as OpenMP allows:
 10,000 rows share their chunks among them, and one or ten rows share the
 columns of the products or run on one thread, as the plan measured during
 its first calls.  The others run one and ten rows on one BLAS (and PyTorch)
-thread, which is faster for them than all cores, and 10,000 rows on all
-cores; XLA's pool always spans every core.  Every library's probabilities
+thread and 10,000 rows on all cores; XLA's pool always spans every core.  Every library's probabilities
 must match fastnn's before timing.
 """
 
