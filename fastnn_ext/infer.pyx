@@ -407,7 +407,7 @@ cdef class InferencePlan:
         cdef int threads = 1 if n_threads is 1 else thread_count(n_threads)
         return self.compute(<const void*> xp, <void*> op, n, threads)
 
-    def predict(self, X, max_threads=1):
+    def predict(self, X, n_threads=1):
         """The network's outputs for X in a new array, or None for an X to convert first.
 
         X is a C-contiguous array of the parameters' dtype: (n, n_features)
@@ -415,7 +415,7 @@ cdef class InferencePlan:
         gives (n_outputs,).  None for any other X, and for an X holding NaN
         or ±∞: the caller converts and checks it (``fastnn.inference``).
 
-        Up to ``max_threads`` threads (capped at OpenMP's limit): rows
+        Up to ``n_threads`` threads (capped at OpenMP's limit): rows
         beyond one chunk are shared chunk by chunk; one chunk
         is shared by the columns of its products, or runs on one thread,
         whichever measured faster for its class of row counts
@@ -438,7 +438,7 @@ cdef class InferencePlan:
                                 0)
         cdef const void* x = cnp.PyArray_DATA(<cnp.ndarray> X)
         cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> out)
-        cdef int threads = 1 if max_threads is 1 else thread_count(max_threads)
+        cdef int threads = 1 if n_threads is 1 else thread_count(n_threads)
         cdef bint finite
         if n > CHUNK or threads == 1:
             finite = self.compute(x, y, n, threads)
