@@ -638,18 +638,24 @@ def run_predict(args):
 
 
 def main(argv=None):
+    # No abbreviated options: "--batch-size --l" would be refused as an
+    # ambiguous option instead of as a missing value, and an option added
+    # later would break an abbreviation that worked.
     parser = argparse.ArgumentParser(
-        prog="fastnn",
+        prog="fastnn", allow_abbrev=False,
         description="Train fully-connected networks with compiled kernels, or run the "
                     "constrained-optimization exercise.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train a network on Fashion-MNIST")
+    train = commands.add_parser("train", allow_abbrev=False,
+                                help="train a network on Fashion-MNIST")
     train_parser(train)
     subcommands = {"train": train,
-                   "evaluate": commands.add_parser("evaluate", help="test loss and accuracy "
-                                                   "of a saved model on Fashion-MNIST's test set"),
-                   "predict": commands.add_parser("predict", help="a saved model's predictions "
-                                                  "for the rows of a .npy file")}
+                   "evaluate": commands.add_parser("evaluate", allow_abbrev=False,
+                                                   help="test loss and accuracy of a saved "
+                                                   "model on Fashion-MNIST's test set"),
+                   "predict": commands.add_parser("predict", allow_abbrev=False,
+                                                  help="a saved model's predictions for the "
+                                                  "rows of a .npy file")}
     evaluate_parser(subcommands["evaluate"])
     predict_parser(subcommands["predict"])
     commands.add_parser("constrained", add_help=False,

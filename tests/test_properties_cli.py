@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fastnn.cli import main
@@ -74,6 +74,7 @@ def reaches_its_option(text):
 @pytest.mark.parametrize("option", sorted(RULES))
 @SETTINGS
 @given(text=TEXT)
+@example(text="--l")  # the start of several options' names
 def test_any_value(tmp_path, capsys, option, text):
     try:
         code = main(["train", "--data-dir", str(tmp_path), option, text])  # no data there

@@ -38,7 +38,7 @@ def _modes_epilog():
 def build_parser():
     """Argument parser of ``fastnn constrained``."""
     parser = argparse.ArgumentParser(
-        prog="fastnn constrained",
+        prog="fastnn constrained", allow_abbrev=False,
         description="HS071 with trust-constr: analytic versus finite-difference derivatives.",
         epilog=_modes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", type=_modes_argument, default=list(MODES), metavar="LIST",

@@ -35,12 +35,13 @@ def _positive_int(text):
 
 def parser():
     main = argparse.ArgumentParser(
-        prog="fastnn study", description="Studies that show backpropagation at work.")
+        prog="fastnn study", allow_abbrev=False,
+        description="Studies that show backpropagation at work.")
     commands = main.add_subparsers(dest="study", required=True)
     for name, text in (("graph", "a computational graph with values and gradients"),
                        ("landscapes", "optimizers on 2-D surfaces, with and without noise"),
                        ("vanishing", "per-layer speed of learning (Nielsen, ch. 5)")):
-        sub = commands.add_parser(name, help=text, description=text)
+        sub = commands.add_parser(name, help=text, description=text, allow_abbrev=False)
         sub.add_argument("--out-dir", default="docs",
                          help="directory for the figures (default: docs)")
         sub.add_argument("--no-figures", action="store_true", help="print the tables only")
