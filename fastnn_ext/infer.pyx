@@ -69,7 +69,7 @@ cdef enum:
 #: rows per compiled chunk
 CHUNK_ROWS = CHUNK
 
-# One chunk may be shared by the columns of its products (infer_chunk_shared)
+# One chunk may be shared by the columns of its products (infer_ops)
 # or run on one thread.  Which is faster depends on the CPU, the network, the
 # rows and how busy the other cores are: starting a team and its barriers
 # took 1.4–3.5 µs on a 2-core AMD EPYC (KVM, family 26, model 2), where one
@@ -111,33 +111,6 @@ ctypedef struct Network:
     Py_ssize_t width             # the widest intermediate output (workspace row)
 
 
-cdef bint infer_chunk(const Network* net, const floating* x, floating* out, Py_ssize_t rows,
-                      floating* work) noexcept nogil:
-    """The network on `rows` rows of x into out; False (out untouched) if x is not finite.
-
-    `work` holds two workspaces of rows × width; op k writes into the one it
-    does not read, the last op into out.
-    """
-    if not all_finite(x, rows * net.n_features):
-        return False
-    cdef OpContext ctx = OpContext(net.params, NULL, net.buffers, NULL, NULL, rows, rows,
-                                   NULL, False, 0, 1)
-    cdef const floating* src = x
-    cdef floating* dst
-    cdef Py_ssize_t k
-    for k in range(net.n_ops):
-        if k == net.n_ops - 1:
-            dst = out
-        else:
-            dst = work + (k % 2) * rows * net.width
-        if floating is float:
-            net.tables[k].infer32(net.ops[k], net.activations[k], &ctx, src, dst)
-        else:
-            net.tables[k].infer64(net.ops[k], net.activations[k], &ctx, src, dst)
-        src = dst
-    return True
-
-
 cdef inline Py_ssize_t share_start(Py_ssize_t total, int part, int parts) noexcept nogil:
     """Where part `part` of `parts` near-equal shares of total starts (the first
     parts take the remainder)."""
@@ -155,16 +128,18 @@ cdef Py_ssize_t column_units(const Network* net, Py_ssize_t k, Py_ssize_t rows, 
     return units if units >= 2 else 0
 
 
-cdef void infer_chunk_shared(const Network* net, const floating* x, floating* out,
-                             Py_ssize_t rows, floating* work) noexcept nogil:
-    """infer_chunk's ops, run by every thread of an OpenMP team: the columns of
-    each product that column_units splits are shared, the rest runs on thread 0.
+cdef void infer_ops(const Network* net, const floating* x, floating* out, Py_ssize_t rows,
+                    floating* work, int part, int parts) noexcept nogil:
+    """The network's ops on `rows` rows of x into out, as part `part` of a team of
+    `parts` threads (0 of 1: alone): the columns of each product that
+    column_units splits are shared, the rest runs on part 0.
 
-    Thread t computes the same columns at every call, so each core keeps its
-    share of the weights in its own cache; a barrier separates the shares of
-    one product from what reads them, and from what they read.
+    `work` holds two workspaces of rows × width; op k writes into the one it
+    does not read, the last op into out.  Part t computes the same columns at
+    every call, so each core keeps its share of the weights in its own cache;
+    a barrier separates the shares of one product from what reads them, and
+    from what they read.
     """
-    cdef int part = threadid(), parts = team_size()
     cdef OpContext ctx = OpContext(net.params, NULL, net.buffers, NULL, NULL, rows, rows,
                                    NULL, False, 0, 1)
     cdef const floating* src = x
@@ -173,11 +148,11 @@ cdef void infer_chunk_shared(const Network* net, const floating* x, floating* ou
     cdef bint shared
     for k in range(net.n_ops):
         dst = out if k == net.n_ops - 1 else work + (k % 2) * rows * net.width
-        units = column_units(net, k, rows, sizeof(floating), &grain)
+        units = column_units(net, k, rows, sizeof(floating), &grain) if parts > 1 else 0
         shared = units != 0
-        if shared and k > 0:
-            team_barrier()  # every share sees all of src, which thread 0 wrote
         if shared:
+            if k > 0:
+                team_barrier()  # every share sees all of src, which part 0 wrote
             j0 = share_start(units, part, parts) * grain
             j1 = min(share_start(units, part + 1, parts) * grain, net.ops[k].out_size)
             if j0 < j1:
@@ -185,7 +160,7 @@ cdef void infer_chunk_shared(const Network* net, const floating* x, floating* ou
                     net.tables[k].columns.product32(net.ops[k], &ctx, src, dst, j0, j1)
                 else:
                     net.tables[k].columns.product64(net.ops[k], &ctx, src, dst, j0, j1)
-            team_barrier()  # thread 0 sees every share
+            team_barrier()  # part 0 sees every share
         if part != 0:
             pass
         elif floating is float:
@@ -201,12 +176,22 @@ cdef void infer_chunk_shared(const Network* net, const floating* x, floating* ou
         src = dst
 
 
+cdef bint infer_chunk(const Network* net, const floating* x, floating* out, Py_ssize_t rows,
+                      floating* work) noexcept nogil:
+    """The network on `rows` rows of x into out on this thread alone; False (out
+    untouched) if x is not finite."""
+    if not all_finite(x, rows * net.n_features):
+        return False
+    infer_ops(net, x, out, rows, work, 0, 1)
+    return True
+
+
 cdef Py_ssize_t infer_rows(const Network* net, const floating* x, floating* out,
                            Py_ssize_t n, floating* work, int threads) noexcept nogil:
     """All n rows, chunk by chunk; the number of chunks that were not finite.
 
     With several threads, chunks are shared among them; a single chunk is
-    computed by all of them (infer_chunk_shared).
+    computed by all of them (infer_ops).
     """
     cdef Py_ssize_t chunk = CHUNK, n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t c, start, rows, bad = 0
@@ -215,7 +200,7 @@ cdef Py_ssize_t infer_rows(const Network* net, const floating* x, floating* out,
         if not all_finite(x, n * net.n_features):
             return 1
         with parallel(num_threads=threads):
-            infer_chunk_shared(net, x, out, n, work)
+            infer_ops(net, x, out, n, work, threadid(), team_size())
         return 0
     if threads <= 1:
         for c in range(n_chunks):

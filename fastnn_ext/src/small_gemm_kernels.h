@@ -575,13 +575,13 @@ SG_INLINE ptrdiff_t SG_KN(group_rows)(ptrdiff_t m)
  * between slices), four blocks of rows or more, and an A too large for L2,
  * which the in-place order reads again for every block of columns.  Smaller
  * products keep the order they were tuned with.  The weight gradient Xᵀ·dZ
- * (A transposed) keeps its order too: in slice_order() it ran 0.82–1.47
+ * (A transposed: a_row is 1) keeps its order too: in slice_order() it ran 0.82–1.47
  * times as fast as in place, varying from run to run with the host's load
  * (784×512 and 2048×512 by 512×2048 on one and two cores of an AMD EPYC,
  * family 26, model 2). */
-SG_INLINE int SG_KN(use_slice_order)(ptrdiff_t m, ptrdiff_t k, SG_T beta)
+SG_INLINE int SG_KN(use_slice_order)(ptrdiff_t m, ptrdiff_t k, ptrdiff_t a_row, SG_T beta)
 {
-    return beta == 0 && k > 0 && m >= 4 * SG_MR
+    return a_row != 1 && beta == 0 && k > 0 && m >= 4 * SG_MR
            && m * k * (ptrdiff_t) sizeof(SG_T) > SG_L2_SLICE_BYTES;
 }
 
@@ -662,7 +662,7 @@ static void SG_KN(small_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, SG_T alpha,
                               const SG_T *b, ptrdiff_t ldb, SG_T beta,
                               SG_T *c, ptrdiff_t ldc)
 {
-    if (a_row != 1 && SG_KN(use_slice_order)(m, k, beta)) {
+    if (SG_KN(use_slice_order)(m, k, a_row, beta)) {
         SG_KN(slice_order)(m, n, k, alpha, a, a_row, a_col, b, ldb, c, ldc);
     } else if (a_row == 1) {
         for (ptrdiff_t i0 = 0; i0 < m; i0 += SG_MR)
